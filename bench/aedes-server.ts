@@ -1,0 +1,27 @@
+// Child process that hosts Aedes, so it gets its own event loop and CPU like the
+// other brokers instead of competing with the bench client in the same process.
+// Prints the same ready line shape as Eddy so brokers.ts can parse both alike.
+import net from 'node:net';
+import { Aedes } from 'aedes';
+
+const host = process.argv[2] ?? '127.0.0.1';
+
+const aedes = await Aedes.createBroker();
+const server = net.createServer(aedes.handle);
+
+server.listen(0, host, () => {
+  const addr = server.address() as net.AddressInfo;
+  process.stdout.write(`aedes ready mqtt=${host}:${addr.port}\n`);
+});
+
+let stopping = false;
+function stop(): void {
+  if (stopping) return;
+  stopping = true;
+  // Open client sockets would keep server.close() waiting forever.
+  setTimeout(() => process.exit(0), 2000).unref();
+  server.close();
+  aedes.close(() => process.exit(0));
+}
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);

@@ -1,0 +1,221 @@
+// Starts each broker as its own child process on an ephemeral port and stops it again.
+// Every child is tracked so that the bench never leaves a broker behind, whatever way it exits.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { repoRoot } from './paths.js';
+
+export type BrokerName = 'eddy' | 'mosquitto' | 'aedes';
+export const BROKER_NAMES: readonly BrokerName[] = ['eddy', 'mosquitto', 'aedes'];
+
+export interface RunningBroker {
+  name: BrokerName;
+  url: string;
+  pid: number;
+  version: string;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  cpuProf: boolean;
+  profDir: string;
+}
+
+/** Thrown when a broker cannot be run here at all (not installed), as opposed to failing to start. */
+export class BrokerUnavailable extends Error {}
+
+const READY_TIMEOUT_MS = 20_000;
+const live = new Set<ChildProcess>();
+
+/** Last-resort cleanup for 'exit' handlers, where only synchronous work is possible. */
+export function killAllBrokersSync(): void {
+  for (const child of live) {
+    try { child.kill('SIGKILL'); } catch { /* already gone */ }
+  }
+  live.clear();
+}
+
+export async function startBroker(name: BrokerName, opts: StartOptions): Promise<RunningBroker> {
+  switch (name) {
+    case 'eddy': return startEddy(opts);
+    case 'aedes': return startAedes();
+    case 'mosquitto': return startMosquitto();
+  }
+}
+
+async function startEddy(opts: StartOptions): Promise<RunningBroker> {
+  const nodeFlags = opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', opts.profDir] : [];
+  const child = spawn(process.execPath, [
+    ...nodeFlags, path.join(repoRoot, 'bin/eddy.js'), 'broker',
+    '--host', '127.0.0.1', '--port', '0', '--http-port', '0', '--memory', '--log-level', 'warn',
+  ], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Writing the CPU profile happens during shutdown and can take a while for a long run.
+  const graceMs = opts.cpuProf ? 30_000 : 5_000;
+  return adopt('eddy', child, packageVersion(repoRoot), await waitForReadyLine('eddy', child), graceMs);
+}
+
+async function startAedes(): Promise<RunningBroker> {
+  const script = path.join(repoRoot, 'dist/bench/aedes-server.js');
+  const child = spawn(process.execPath, [script, '127.0.0.1'], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  const version = packageVersion(path.join(repoRoot, 'node_modules/aedes'));
+  return adopt('aedes', child, version, await waitForReadyLine('aedes', child), 5_000);
+}
+
+async function startMosquitto(): Promise<RunningBroker> {
+  const bin = findMosquitto();
+  if (!bin) throw new BrokerUnavailable('mosquitto binary not found (apt-get install mosquitto)');
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'eddy-bench-mosquitto-'));
+  const conf = path.join(dir, 'mosquitto.conf');
+  // Queue/inflight limits stay at Mosquitto's defaults on purpose: we compare stock brokers.
+  // Only logging is narrowed, because per-connection notices cost Mosquitto CPU that the others don't spend.
+  writeFileSync(conf, [
+    `listener ${port} 127.0.0.1`,
+    'allow_anonymous true',
+    'persistence false',
+    'log_dest stderr',
+    'log_type error',
+    'log_type warning',
+    '',
+  ].join('\n'));
+  const child = spawn(bin, ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+  track(child, 'mosquitto');
+  try {
+    // Mosquitto cannot report its port, so readiness is "the port accepts connections".
+    await waitForPort('mosquitto', child, port);
+  } catch (err) {
+    await terminate(child, 2_000);
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  const broker = adopt('mosquitto', child, mosquittoVersion(bin), { host: '127.0.0.1', port }, 5_000);
+  return {
+    ...broker,
+    async stop() {
+      await broker.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function adopt(name: BrokerName, child: ChildProcess, version: string,
+  addr: { host: string; port: number }, graceMs: number): RunningBroker {
+  const host = addr.host.includes(':') ? `[${addr.host}]` : addr.host;
+  return {
+    name,
+    url: `mqtt://${host}:${addr.port}`,
+    pid: child.pid ?? -1,
+    version,
+    stop: () => terminate(child, graceMs),
+  };
+}
+
+function track(child: ChildProcess, name: string): void {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  // A broker that cannot spawn must surface as a start failure, not an unhandled 'error'.
+  child.once('error', (err) => process.stderr.write(`[${name}] spawn error: ${err.message}\n`));
+  if (child.stderr) forwardLines(child.stderr, `[${name}:stderr] `);
+}
+
+/** Waits for `<name> ready mqtt=HOST:PORT ...` on stdout, then keeps draining stdout so the pipe never fills. */
+function waitForReadyLine(name: string, child: ChildProcess): Promise<{ host: string; port: number }> {
+  track(child, name);
+  return new Promise((resolve, reject) => {
+    let ready = false;
+    const rl = createInterface({ input: child.stdout! });
+    const fail = (msg: string): void => {
+      if (ready) return;
+      ready = true;
+      clearTimeout(timer);
+      void terminate(child, 1_000).finally(() => reject(new Error(msg)));
+    };
+    const timer = setTimeout(() => fail(`no ready line within ${READY_TIMEOUT_MS} ms`), READY_TIMEOUT_MS);
+    rl.on('line', (line) => {
+      const m = /\bready mqtt=(\S+):(\d+)/.exec(line);
+      if (!ready && m) {
+        ready = true;
+        clearTimeout(timer);
+        resolve({ host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) });
+      } else {
+        process.stderr.write(`[${name}:stdout] ${line}\n`);
+      }
+    });
+    child.once('exit', (code, signal) => fail(`exited before ready (code ${code}, signal ${signal})`));
+    child.once('error', (err) => fail(err.message));
+  });
+}
+
+async function waitForPort(name: string, child: ChildProcess, port: number): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`${name} exited before listening (code ${child.exitCode}, signal ${child.signalCode})`);
+    }
+    if (await canConnect(port)) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${name} did not listen on port ${port} within ${READY_TIMEOUT_MS} ms`);
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host: '127.0.0.1', port });
+    sock.once('connect', () => { sock.destroy(); resolve(true); });
+    sock.once('error', () => resolve(false));
+  });
+}
+
+/** Asks the kernel for a free port; racy in theory, but fine on a bench machine. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** SIGTERM, then SIGKILL after graceMs so a wedged broker cannot hang the bench. */
+function terminate(child: ChildProcess, graceMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    live.delete(child);
+    return Promise.resolve();
+  }
+  return new Promise((resolve) => {
+    const killer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', () => {
+      clearTimeout(killer);
+      live.delete(child);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+function forwardLines(stream: NodeJS.ReadableStream, prefix: string): void {
+  createInterface({ input: stream }).on('line', (line) => process.stderr.write(prefix + line + '\n'));
+}
+
+function findMosquitto(): string | undefined {
+  const dirs = [...(process.env['PATH'] ?? '').split(path.delimiter), '/usr/sbin', '/usr/local/sbin', '/sbin'];
+  return dirs.map((d) => path.join(d, 'mosquitto')).find((p) => p && existsSync(p));
+}
+
+function mosquittoVersion(bin: string): string {
+  const out = spawnSync(bin, ['-h'], { encoding: 'utf8', timeout: 5_000 });
+  return /mosquitto version (\S+)/.exec(`${out.stdout}${out.stderr}`)?.[1] ?? 'unknown';
+}
+
+function packageVersion(dir: string): string {
+  try {
+    return (JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version?: string }).version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}

@@ -1,0 +1,104 @@
+// Command-line flags. Counts, not durations: every broker gets exactly the same work,
+// and a per-workload timeout bounds the run when a broker is too slow or stuck.
+import { parseArgs } from 'node:util';
+import { BROKER_NAMES, type BrokerName } from './brokers.js';
+import { WORKLOAD_KEYS, type WorkloadKey } from './workloads.js';
+
+export interface Options {
+  messages: number;
+  brokers: BrokerName[];
+  workloads: WorkloadKey[];
+  window: number;
+  qos0Window: number;
+  fanoutSubscribers: number;
+  faninPublishers: number;
+  payloadBytes: number;
+  timeoutMs: number;
+  settleMs: number;
+  protocolVersion: 4 | 5;
+  cpuProf: boolean;
+  json: string | undefined;
+}
+
+export const USAGE = `Usage: node dist/bench/run.js [options]
+
+  --messages N        deliveries per workload (fan-out publishes N/subscribers)  [100000]
+  --brokers LIST      comma-separated: eddy,mosquitto,aedes                      [all]
+  --workloads LIST    comma-separated: qos0,qos1,fanout,fanin                    [all]
+  --window N          QoS 1 workload: most unacked publishes in flight           [100]
+  --qos0-window N     QoS 0 workloads: most messages in flight end to end        [1000]
+  --fanout-subs N     subscribers in the fan-out workload                        [50]
+  --fanin-pubs N      publishers in the fan-in workload                          [20]
+  --payload N         payload bytes (>= 14)                                      [100]
+  --timeout S         seconds per workload before reporting a partial result     [60]
+  --settle S          seconds without deliveries after publishing = rest dropped [2]
+  --mqtt-version V    4 (3.1.1) or 5; Aedes only speaks 4                        [4]
+  --cpu-prof          run Eddy with --cpu-prof into bench/results/prof/
+  --json PATH         where to write the results                  [bench/results/latest.json]
+  -h, --help
+`;
+
+export function parseOptions(argv: string[]): Options | 'help' {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      messages: { type: 'string' },
+      brokers: { type: 'string' },
+      workloads: { type: 'string' },
+      window: { type: 'string' },
+      'qos0-window': { type: 'string' },
+      'fanout-subs': { type: 'string' },
+      'fanin-pubs': { type: 'string' },
+      payload: { type: 'string' },
+      timeout: { type: 'string' },
+      settle: { type: 'string' },
+      'mqtt-version': { type: 'string' },
+      'cpu-prof': { type: 'boolean' },
+      json: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return 'help';
+  const version = int('mqtt-version', values['mqtt-version'], 4);
+  if (version !== 4 && version !== 5) throw new Error('--mqtt-version must be 4 or 5');
+  return {
+    messages: int('messages', values.messages, 100_000),
+    brokers: list('brokers', values.brokers, BROKER_NAMES),
+    workloads: list('workloads', values.workloads, WORKLOAD_KEYS),
+    window: int('window', values.window, 100),
+    qos0Window: int('qos0-window', values['qos0-window'], 1000),
+    fanoutSubscribers: int('fanout-subs', values['fanout-subs'], 50),
+    faninPublishers: Math.min(int('fanin-pubs', values['fanin-pubs'], 20), 65_535),
+    payloadBytes: Math.max(int('payload', values.payload, 100), 14),
+    timeoutMs: seconds('timeout', values.timeout, 60),
+    settleMs: seconds('settle', values.settle, 2),
+    protocolVersion: version,
+    cpuProf: values['cpu-prof'] ?? false,
+    json: values.json,
+  };
+}
+
+function int(name: string, raw: string | undefined, dflt: number): number {
+  if (raw === undefined) return dflt;
+  const n = Number(raw.replace(/_/g, ''));
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got ${raw}`);
+  return n;
+}
+
+function seconds(name: string, raw: string | undefined, dflt: number): number {
+  if (raw === undefined) return dflt * 1000;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number of seconds, got ${raw}`);
+  return Math.round(n * 1000);
+}
+
+function list<T extends string>(name: string, raw: string | undefined, allowed: readonly T[]): T[] {
+  if (raw === undefined) return [...allowed];
+  const items = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  const bad = items.filter((s) => !allowed.includes(s as T));
+  if (bad.length || items.length === 0) {
+    throw new Error(`--${name}: unknown ${bad.join(', ') || '(empty)'}; choose from ${allowed.join(',')}`);
+  }
+  return [...new Set(items)] as T[];
+}

@@ -1,0 +1,100 @@
+// The final Markdown table (stdout) and the JSON record (bench/results/latest.json).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { BrokerName } from './brokers.js';
+import type { Options } from './options.js';
+import type { WorkloadResult } from './runner.js';
+import type { Workload } from './workloads.js';
+import { fmtInt, fmtMs, fmtPct } from './progress.js';
+
+export interface BrokerStatus {
+  status: 'ok' | 'skipped' | 'failed';
+  version?: string;
+  url?: string;
+  reason?: string;
+}
+
+export interface Report {
+  generatedAt: string;
+  wallClockSec: number;
+  environment: { node: string; platform: string; cpus: number; cpuModel: string };
+  options: Options;
+  method: string[];
+  brokers: Partial<Record<BrokerName, BrokerStatus>>;
+  workloads: Array<Workload & { payloadBytes: number }>;
+  results: Record<string, Partial<Record<BrokerName, WorkloadResult>>>;
+  /** Throughput (msg/s) of Eddy divided by the other broker's; null when either is missing. */
+  ratios: Record<string, { eddyVsMosquitto: number | null; eddyVsAedes: number | null }>;
+}
+
+export const METHOD = [
+  'All clients are mqtt.js in the bench process; each broker runs in its own child process.',
+  'msg/s = unique messages received by all subscribers / (first publish -> last delivery).',
+  'Latency = receive time - send time embedded in the payload (performance.now, same process).',
+  'QoS 0 publishers keep at most --qos0-window messages in flight end to end (split across fan-in publishers) and respect socket backpressure.',
+  'QoS 1 publisher keeps at most --window publishes without PUBACK in flight.',
+  'Fan-in uses QoS 0.',
+];
+
+export function throughputRatio(eddy?: WorkloadResult, other?: WorkloadResult): number | null {
+  if (!eddy || !other || !eddy.msgPerSec || !other.msgPerSec) return null;
+  return Math.round((eddy.msgPerSec / other.msgPerSec) * 1000) / 1000;
+}
+
+export function writeJson(file: string, report: Report): void {
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
+}
+
+export function environment(): Report['environment'] {
+  const cpus = os.cpus();
+  return { node: process.version, platform: `${process.platform}-${process.arch}`, cpus: cpus.length, cpuModel: cpus[0]?.model ?? 'unknown' };
+}
+
+export function markdown(report: Report, brokers: BrokerName[]): string {
+  const o = report.options;
+  const lines: string[] = [];
+  lines.push(`## Eddy benchmark`, '');
+  lines.push(`${fmtInt(o.messages)} deliveries per workload, ${o.payloadBytes}-byte payloads, MQTT ${o.protocolVersion === 4 ? '3.1.1' : '5.0'}, `
+    + `${report.environment.cpus} x ${report.environment.cpuModel}, Node ${report.environment.node}. `
+    + `Latency in ms (p50/p99/max). Fan-in is QoS 0. Ratios are Eddy msg/s divided by the other broker's.`);
+  for (const b of brokers) {
+    const s = report.brokers[b];
+    if (s && s.status !== 'ok') lines.push('', `- **${b}** ${s.status}: ${s.reason ?? ''}`);
+    else if (s?.version) lines.push('', `- ${b} ${s.version}`);
+  }
+  lines.push('');
+
+  const header = ['workload'];
+  for (const b of brokers) header.push(`${b} msg/s`, `${b} latency`, `${b} delivered`);
+  header.push('Eddy/Mosquitto', 'Eddy/Aedes');
+  lines.push(`| ${header.join(' | ')} |`);
+  lines.push(`|${header.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`);
+
+  for (const w of report.workloads) {
+    const row = [w.id];
+    const byBroker = report.results[w.id] ?? {};
+    for (const b of brokers) {
+      const r = byBroker[b];
+      if (!r) {
+        row.push('n/a', 'n/a', 'n/a');
+        continue;
+      }
+      const flag = r.timedOut ? ' (timeout)' : r.error ? ' (error)' : '';
+      row.push(
+        fmtInt(r.msgPerSec) + flag,
+        r.latencyMs ? `${fmtMs(r.latencyMs.p50)}/${fmtMs(r.latencyMs.p99)}/${fmtMs(r.latencyMs.max)}` : 'n/a',
+        fmtPct(r.deliveryRatio) + (r.duplicates ? ` +${r.duplicates} dup` : ''),
+      );
+    }
+    const ratio = report.ratios[w.id];
+    row.push(fmtRatio(ratio?.eddyVsMosquitto ?? null), fmtRatio(ratio?.eddyVsAedes ?? null));
+    lines.push(`| ${row.join(' | ')} |`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+function fmtRatio(r: number | null): string {
+  return r === null ? 'n/a' : `${r.toFixed(2)}x`;
+}

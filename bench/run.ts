@@ -1,0 +1,116 @@
+// Entry point of `npm run bench`: every selected broker in turn, every selected workload
+// against it, progress on stderr, Markdown on stdout, all figures in bench/results/latest.json.
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { BrokerUnavailable, killAllBrokersSync, startBroker, type RunningBroker } from './brokers.js';
+import { parseOptions, USAGE, type Options } from './options.js';
+import { resultsDir } from './paths.js';
+import { note, progressReporter, resultLine } from './progress.js';
+import { environment, markdown, METHOD, throughputRatio, writeJson, type Report } from './report.js';
+import { runWorkload } from './runner.js';
+import { defineWorkloads } from './workloads.js';
+
+// Lets a Node broker finish GC and socket cleanup of the last workload before the next starts.
+const PAUSE_BETWEEN_WORKLOADS_MS = 500;
+
+let current: RunningBroker | undefined;
+
+async function main(argv: string[]): Promise<number> {
+  let opts: Options;
+  try {
+    const parsed = parseOptions(argv);
+    if (parsed === 'help') {
+      process.stdout.write(USAGE);
+      return 0;
+    }
+    opts = parsed;
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+
+  const started = Date.now();
+  const defs = defineWorkloads({
+    qos1Window: opts.window, qos0Window: opts.qos0Window,
+    fanoutSubscribers: opts.fanoutSubscribers, faninPublishers: opts.faninPublishers,
+  });
+  const workloads = opts.workloads.map((k) => defs[k]);
+  const report: Report = {
+    generatedAt: new Date().toISOString(),
+    wallClockSec: 0,
+    environment: environment(),
+    options: opts,
+    method: METHOD,
+    brokers: {},
+    workloads: workloads.map((w) => ({ ...w, payloadBytes: opts.payloadBytes })),
+    results: Object.fromEntries(workloads.map((w) => [w.id, {}])),
+    ratios: {},
+  };
+  const profDir = path.join(resultsDir, 'prof');
+  if (opts.cpuProf) mkdirSync(profDir, { recursive: true });
+  const runTag = `b${started.toString(36)}`;
+  let failed = false;
+
+  for (const name of opts.brokers) {
+    note(`[${name}] starting`);
+    try {
+      current = await startBroker(name, { cpuProf: opts.cpuProf, profDir });
+    } catch (err) {
+      const skipped = err instanceof BrokerUnavailable;
+      failed ||= !skipped;
+      report.brokers[name] = { status: skipped ? 'skipped' : 'failed', reason: (err as Error).message };
+      note(`[${name}] ${skipped ? 'skipped' : 'failed to start'}: ${(err as Error).message}`);
+      continue;
+    }
+    const broker = current;
+    report.brokers[name] = { status: 'ok', version: broker.version, url: broker.url };
+    note(`[${name}] ${broker.version} listening at ${broker.url} (pid ${broker.pid})`);
+    try {
+      for (const w of workloads) {
+        note(`[${name}] ${w.id} ... ${w.description}`);
+        const result = await runWorkload(broker.url, w, {
+          messages: opts.messages, payloadBytes: opts.payloadBytes, timeoutMs: opts.timeoutMs,
+          settleMs: opts.settleMs, protocolVersion: opts.protocolVersion, tag: `${runTag}-${name}`,
+        }, broker.pid, progressReporter(name, w.id));
+        report.results[w.id]![name] = result;
+        note(resultLine(name, w.id, result));
+        await new Promise((r) => setTimeout(r, PAUSE_BETWEEN_WORKLOADS_MS));
+      }
+    } finally {
+      note(`[${name}] stopping${opts.cpuProf && name === 'eddy' ? ` (CPU profile -> ${path.relative(process.cwd(), profDir) || '.'})` : ''}`);
+      await broker.stop();
+      current = undefined;
+    }
+  }
+
+  for (const w of workloads) {
+    const r = report.results[w.id]!;
+    report.ratios[w.id] = { eddyVsMosquitto: throughputRatio(r.eddy, r.mosquitto), eddyVsAedes: throughputRatio(r.eddy, r.aedes) };
+  }
+  report.wallClockSec = Math.round((Date.now() - started) / 100) / 10;
+  const jsonPath = path.resolve(opts.json ?? path.join(resultsDir, 'latest.json'));
+  writeJson(jsonPath, report);
+  note(`results written to ${path.relative(process.cwd(), jsonPath)} (${report.wallClockSec} s)`);
+  process.stdout.write(markdown(report, opts.brokers));
+  return failed ? 1 : 0;
+}
+
+// Children must never outlive the bench, whichever way it ends.
+process.on('exit', killAllBrokersSync);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    note(`${signal}: stopping brokers`);
+    const stopping = current ? current.stop() : Promise.resolve();
+    const cap = new Promise((r) => setTimeout(r, 5_000).unref());
+    void Promise.race([stopping, cap]).finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (err) => {
+    process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+    killAllBrokersSync();
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,310 @@
+// Runs one workload against one broker URL with mqtt.js clients in this process.
+// Publishers and subscribers share this process on purpose: the latency timestamp in each
+// payload is only comparable on one clock. Every wait is bounded by the workload deadline.
+import mqtt, { type MqttClient } from 'mqtt';
+import hdr from 'hdr-histogram-js';
+import { performance } from 'node:perf_hooks';
+import { setImmediate as yieldToIo } from 'node:timers/promises';
+import type { Writable } from 'node:stream';
+import { decodePayload, encodePayload, HEADER_BYTES } from './payload.js';
+import { publishCounts, type Workload } from './workloads.js';
+import { readProcessCpuMs } from './cpu.js';
+
+export interface RunConfig {
+  /** Deliveries expected at the subscribers (see publishCounts). */
+  messages: number;
+  payloadBytes: number;
+  timeoutMs: number;
+  /** After the last publish, how long without any delivery before the rest counts as dropped. */
+  settleMs: number;
+  protocolVersion: 4 | 5;
+  /** Unique per run and broker, keeps topics and client ids of different runs apart. */
+  tag: string;
+}
+
+export interface Progress {
+  published: number;
+  delivered: number;
+  expected: number;
+  elapsedMs: number;
+}
+
+export interface LatencyMs {
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+export interface WorkloadResult {
+  published: number;
+  publishTarget: number;
+  /** QoS 1 only: PUBACKs received. */
+  acked: number | null;
+  expected: number;
+  /** Unique deliveries; duplicates are counted separately and excluded. */
+  delivered: number;
+  duplicates: number;
+  deliveryRatio: number;
+  /** First publish to last delivery. */
+  durationMs: number;
+  msgPerSec: number;
+  publishMsgPerSec: number;
+  latencyMs: LatencyMs | null;
+  /** Percent of one core over durationMs; client = this bench process. */
+  cpuPercent: { client: number; broker: number | null };
+  timedOut: boolean;
+  error?: string;
+}
+
+// Publish in small bursts and yield in between so deliveries to subscribers in this
+// same process get processed while publishing, instead of after a huge synchronous burst.
+const BURST = 64;
+// A QoS 0 publisher whose window is full and sees no delivery at all for this long treats
+// its outstanding messages as dropped by the broker, instead of waiting forever.
+const STALL_MS = 500;
+const TEARDOWN_MS = 3_000;
+
+class Abort extends Error {}
+
+/** Promises that resolve once a condition holds; re-checked whenever poke() is called. */
+class Waiters {
+  private list: Array<{ check: () => boolean; done: (ok: boolean) => void }> = [];
+
+  wait(check: () => boolean, timeoutMs: number): Promise<boolean> {
+    if (check()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const entry = {
+        check,
+        done: (ok: boolean) => {
+          clearTimeout(timer);
+          this.list = this.list.filter((e) => e !== entry);
+          resolve(ok);
+        },
+      };
+      const timer = setTimeout(() => entry.done(false), timeoutMs);
+      this.list.push(entry);
+    });
+  }
+
+  poke(): void {
+    if (this.list.length === 0) return;
+    for (const e of [...this.list]) if (e.check()) e.done(true);
+  }
+
+  releaseAll(): void {
+    for (const e of [...this.list]) e.done(false);
+  }
+}
+
+export async function runWorkload(url: string, w: Workload, cfg: RunConfig, brokerPid: number | null,
+  onProgress: (p: Progress) => void): Promise<WorkloadResult> {
+  if (cfg.payloadBytes < HEADER_BYTES) throw new Error(`payload must be at least ${HEADER_BYTES} bytes`);
+  const counts = publishCounts(w, cfg.messages);
+  const offsets = counts.map((_, i) => counts.slice(0, i).reduce((a, b) => a + b, 0));
+  const publishTarget = counts.reduce((a, b) => a + b, 0);
+  const expected = publishTarget * w.subscribers;
+  const topic = `eddy-bench/${cfg.tag}/${w.id}`;
+
+  const hist = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
+  const seen = Array.from({ length: w.subscribers }, () => new Uint8Array(publishTarget));
+  const sent = new Array<number>(w.publishers).fill(0);
+  const recvByPub = new Array<number>(w.publishers).fill(0);
+  const presumedLost = new Array<number>(w.publishers).fill(0);
+  const lastDeliveryByPub = new Array<number>(w.publishers).fill(0);
+  let delivered = 0;
+  let duplicates = 0;
+  let acked = 0;
+  let firstPublishAt = 0;
+  let lastDeliveryAt = 0;
+  let publishDoneAt = 0;
+
+  const waiters = new Waiters();
+  let aborted = false;
+  let timedOut = false;
+  let error: string | undefined;
+  let closing = false;
+  let rejectAbort: (e: Error) => void = () => {};
+  const abortPromise = new Promise<never>((_, reject) => { rejectAbort = reject; });
+  abortPromise.catch(() => {});
+  const abort = (why?: string): void => {
+    if (aborted) return;
+    aborted = true;
+    if (why && !error) error = why;
+    waiters.releaseAll();
+    rejectAbort(new Abort(why ?? 'aborted'));
+  };
+  /** Lets any await be cut short by the deadline or a broken connection. */
+  const bounded = <T>(p: Promise<T>): Promise<T> => Promise.race([p, abortPromise]);
+
+  const deadline = setTimeout(() => { timedOut = true; abort(); }, cfg.timeoutMs);
+  const clients: MqttClient[] = [];
+
+  const connect = async (role: string): Promise<MqttClient> => {
+    const client = await bounded(mqtt.connectAsync(url, {
+      clientId: `${cfg.tag}-${w.key}-${role}`,
+      protocolVersion: cfg.protocolVersion,
+      clean: true,
+      keepalive: 60,
+      connectTimeout: 10_000,
+      // A broker that drops a client must show up as an error, not be papered over.
+      reconnectPeriod: 0,
+    }));
+    clients.push(client);
+    client.on('error', (err) => abort(`${role}: ${err.message}`));
+    client.on('close', () => { if (!closing) abort(`${role} disconnected by broker`); });
+    return client;
+  };
+
+  const onDelivery = (sub: number, payload: Buffer): void => {
+    const d = decodePayload(payload);
+    const pubIdx = d ? d.publisher : -1;
+    if (!d || pubIdx >= w.publishers || d.seq >= counts[pubIdx]!) return;
+    const idx = offsets[pubIdx]! + d.seq;
+    const marks = seen[sub]!;
+    if (marks[idx]) {
+      duplicates++;
+      return;
+    }
+    marks[idx] = 1;
+    const now = performance.now();
+    hist.recordValue(Math.max(1, Math.round((now - d.sentAt) * 1000)));
+    delivered++;
+    recvByPub[pubIdx]!++;
+    lastDeliveryAt = now;
+    lastDeliveryByPub[pubIdx] = now;
+    waiters.poke();
+  };
+
+  const publishQos0 = async (client: MqttClient, p: number): Promise<void> => {
+    const count = counts[p]!;
+    const outstanding = (): number => sent[p]! - (recvByPub[p]! + presumedLost[p]!) / w.subscribers;
+    // Refill only once half the window drained, so a full window costs one wait, not one per delivery.
+    const lowWater = Math.floor(w.window / 2);
+    const stream = client.stream as unknown as Writable;
+    while (sent[p]! < count && !aborted) {
+      if (outstanding() >= w.window) {
+        const ok = await waiters.wait(() => outstanding() <= lowWater, STALL_MS);
+        if (!ok && !aborted && performance.now() - lastDeliveryByPub[p]! >= STALL_MS) {
+          presumedLost[p] = sent[p]! * w.subscribers - recvByPub[p]!;
+        }
+        continue;
+      }
+      const n = Math.min(count - sent[p]!, BURST, Math.ceil(w.window - outstanding()));
+      for (let i = 0; i < n; i++) {
+        client.publish(topic, encodePayload(cfg.payloadBytes, p, sent[p]!), { qos: 0 });
+        sent[p]!++;
+      }
+      if (stream.writableNeedDrain) await bounded(new Promise((r) => stream.once('drain', r)));
+      else await yieldToIo();
+    }
+  };
+
+  // Closed loop driven by PUBACKs: each ack releases exactly one more publish.
+  const publishQos1 = (client: MqttClient, p: number): Promise<void> => {
+    const count = counts[p]!;
+    return bounded(new Promise<void>((resolve) => {
+      if (count === 0) return resolve();
+      let inflight = 0;
+      const next = (): void => {
+        while (!aborted && inflight < w.window && sent[p]! < count) {
+          const seq = sent[p]!++;
+          inflight++;
+          client.publish(topic, encodePayload(cfg.payloadBytes, p, seq), { qos: 1 }, (err) => {
+            if (err) return abort(`publisher ${p}: ${err.message}`);
+            inflight--;
+            acked++;
+            if (sent[p]! < count) next();
+            else if (inflight === 0) resolve();
+          });
+        }
+      };
+      next();
+    }));
+  };
+
+  const cpuAtStart = { client: process.cpuUsage(), broker: brokerPid ? readProcessCpuMs(brokerPid) : null };
+  const ticker = setInterval(() => onProgress({
+    published: sent.reduce((a, b) => a + b, 0), delivered, expected,
+    elapsedMs: firstPublishAt ? performance.now() - firstPublishAt : 0,
+  }), 1000);
+
+  try {
+    const subs: MqttClient[] = [];
+    for (let s = 0; s < w.subscribers; s++) subs.push(await connect(`sub${s}`));
+    await bounded(Promise.all(subs.map(async (c, s) => {
+      const granted = await c.subscribeAsync(topic, { qos: w.qos });
+      if (granted.some((g) => g.qos !== w.qos)) throw new Error(`sub${s}: broker granted ${JSON.stringify(granted)}`);
+      c.on('message', (_t, payload) => onDelivery(s, payload));
+    })));
+    const pubs: MqttClient[] = [];
+    for (let p = 0; p < w.publishers; p++) pubs.push(await connect(`pub${p}`));
+
+    firstPublishAt = performance.now();
+    await Promise.all(pubs.map((c, p) => (w.qos === 1 ? publishQos1(c, p) : publishQos0(c, p))));
+    publishDoneAt = performance.now();
+
+    while (!aborted && delivered < expected) {
+      await waiters.wait(() => delivered >= expected, cfg.settleMs);
+      if (performance.now() - Math.max(lastDeliveryAt, publishDoneAt) >= cfg.settleMs) break;
+    }
+  } catch (err) {
+    if (!(err instanceof Abort)) abort(err instanceof Error ? err.message : String(err));
+  } finally {
+    clearTimeout(deadline);
+    clearInterval(ticker);
+    closing = true;
+  }
+
+  const durationMs = lastDeliveryAt > firstPublishAt && firstPublishAt > 0 ? lastDeliveryAt - firstPublishAt : 0;
+  const clientCpu = process.cpuUsage(cpuAtStart.client);
+  const brokerCpuEnd = brokerPid ? readProcessCpuMs(brokerPid) : null;
+  await teardown(clients);
+
+  const published = sent.reduce((a, b) => a + b, 0);
+  const publishSpan = (publishDoneAt || performance.now()) - firstPublishAt;
+  const pct = (cpuMs: number): number => (durationMs > 0 ? round(100 * cpuMs / durationMs, 1) : 0);
+  const result: WorkloadResult = {
+    published,
+    publishTarget,
+    acked: w.qos === 1 ? acked : null,
+    expected,
+    delivered,
+    duplicates,
+    deliveryRatio: expected ? delivered / expected : 0,
+    durationMs: round(durationMs, 1),
+    msgPerSec: durationMs > 0 ? Math.round(delivered / (durationMs / 1000)) : 0,
+    publishMsgPerSec: firstPublishAt && publishSpan > 0 ? Math.round(published / (publishSpan / 1000)) : 0,
+    latencyMs: delivered > 0 ? {
+      p50: hist.getValueAtPercentile(50) / 1000,
+      p90: hist.getValueAtPercentile(90) / 1000,
+      p99: hist.getValueAtPercentile(99) / 1000,
+      max: hist.maxValue / 1000,
+      mean: round(hist.mean / 1000, 3),
+    } : null,
+    cpuPercent: {
+      client: pct((clientCpu.user + clientCpu.system) / 1000),
+      broker: cpuAtStart.broker !== null && brokerCpuEnd !== null ? pct(brokerCpuEnd - cpuAtStart.broker) : null,
+    },
+    timedOut,
+  };
+  if (timedOut) result.error = `timed out after ${cfg.timeoutMs} ms (partial result)`;
+  else if (error) result.error = error;
+  hist.destroy();
+  return result;
+}
+
+async function teardown(clients: MqttClient[]): Promise<void> {
+  await Promise.race([
+    Promise.allSettled(clients.map((c) => c.endAsync(true))),
+    new Promise((r) => setTimeout(r, TEARDOWN_MS).unref()),
+  ]);
+  // A broker that never answers must not keep sockets (and this process) alive.
+  for (const c of clients) c.stream?.destroy();
+}
+
+function round(n: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}

@@ -1,0 +1,130 @@
+import { EddyServer, formatHost } from '../server.js';
+import { MemoryStorage } from '../storage/memory.js';
+import { ConfigError } from '../util/errors.js';
+import { createLogger, LOG_LEVELS, type LogLevel } from '../util/logger.js';
+import type { BrokerLimits } from '../core/limits.js';
+import { parseFlags, parseInteger } from './args.js';
+import { loadConfigFile, type BrokerConfig } from './config.js';
+
+export const BROKER_HELP = `Usage: eddy broker [options]
+
+Runs the Eddy broker: MQTT 3.1.1/5.0 over TCP, MQTT over WebSocket at /mqtt on the HTTP port.
+When listening it prints:  eddy ready mqtt=HOST:PORT http=HOST:PORT
+
+Options:
+  --config FILE             YAML or JSON configuration; flags override it
+  --host HOST               address to listen on (default 127.0.0.1; 0.0.0.0 for all)
+  --port PORT               MQTT TCP port (default 1883; 0 = any free port)
+  --http-port PORT          HTTP/WebSocket port (default 8080; 0 = any free port)
+  --memory                  keep all state in memory (lost at exit)
+  --data-dir DIR            durable storage directory (default ./eddy-data)
+  --log-level LEVEL         fatal|error|warn|info|debug|trace|silent (default info)
+  --max-packet-size BYTES   largest MQTT packet (default 1048576)
+  --max-connections N       open connections (default 10000)
+  --max-inflight N          QoS>0 messages in flight per client and direction (default 1000)
+  --max-queued N            QoS>0 messages queued per session (default 100000)
+  --max-keepalive SECONDS   longest keep-alive granted, 0 = client's choice (default 0)
+  --topic-alias-maximum N   topic aliases a client may set (default 1024)
+  --deny-subscribe FILTER   refuse subscriptions matching FILTER (repeatable)
+  --deny-publish FILTER     refuse publishes on topics matching FILTER (repeatable)
+`;
+
+const FLAGS = {
+  config: { type: 'string' },
+  host: { type: 'string' },
+  port: { type: 'string' },
+  'http-port': { type: 'string' },
+  memory: { type: 'boolean' },
+  'data-dir': { type: 'string' },
+  'log-level': { type: 'string' },
+  'max-packet-size': { type: 'string' },
+  'max-connections': { type: 'string' },
+  'max-inflight': { type: 'string' },
+  'max-queued': { type: 'string' },
+  'max-keepalive': { type: 'string' },
+  'topic-alias-maximum': { type: 'string' },
+  'deny-subscribe': { type: 'string', multiple: true },
+  'deny-publish': { type: 'string', multiple: true },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** Resolves flags over the config file into one configuration. Exported for tests. */
+export function brokerConfigFromArgs(args: string[]): BrokerConfig | 'help' {
+  const { values, positionals } = parseFlags(args, FLAGS, 'eddy broker');
+  if (values.help) return 'help';
+  if (positionals.length > 0) throw new ConfigError(`eddy broker: unexpected argument "${positionals[0]}"`);
+  const config: BrokerConfig = values.config ? loadConfigFile(values.config) : {};
+  if (values.host !== undefined) config.host = values.host;
+  config.port = parseInteger(values.port, '--port', 0, 65535) ?? config.port;
+  config.httpPort = parseInteger(values['http-port'], '--http-port', 0, 65535) ?? config.httpPort;
+  if (values.memory) config.memory = true;
+  if (values['data-dir'] !== undefined) config.dataDir = values['data-dir'];
+  if (values['log-level'] !== undefined) {
+    if (!LOG_LEVELS.includes(values['log-level'] as LogLevel)) throw new ConfigError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+    config.logLevel = values['log-level'] as LogLevel;
+  }
+  const limits: Partial<BrokerLimits> = { ...config.limits };
+  const limitFlags: Array<[keyof BrokerLimits, string, number, number]> = [
+    ['maxPacketSize', 'max-packet-size', 16, 268435455],
+    ['maxConnections', 'max-connections', 1, 10_000_000],
+    ['maxInflight', 'max-inflight', 1, 65535],
+    ['maxQueued', 'max-queued', 0, 100_000_000],
+    ['maxKeepAlive', 'max-keepalive', 0, 65535],
+    ['topicAliasMaximum', 'topic-alias-maximum', 0, 65535],
+  ];
+  for (const [key, flag, min, max] of limitFlags) {
+    const value = parseInteger(values[flag as keyof typeof values] as string | undefined, `--${flag}`, min, max);
+    if (value !== undefined) limits[key] = value;
+  }
+  config.limits = limits;
+  config.access = {
+    denySubscribe: [...(config.access?.denySubscribe ?? []), ...(values['deny-subscribe'] ?? [])],
+    denyPublish: [...(config.access?.denyPublish ?? []), ...(values['deny-publish'] ?? [])],
+  };
+  return config;
+}
+
+export async function runBroker(args: string[]): Promise<number | 'forever'> {
+  const config = brokerConfigFromArgs(args);
+  if (config === 'help') {
+    process.stdout.write(BROKER_HELP);
+    return 0;
+  }
+  const logger = createLogger(config.logLevel ?? 'info');
+  if (!config.memory) {
+    // The durable on-disk engine is not built yet; say so rather than pretend to persist.
+    logger.warn({ dataDir: config.dataDir ?? './eddy-data' }, 'durable storage is not available in this version: running in memory, state is lost at exit');
+  }
+  const server = await EddyServer.start({
+    host: config.host ?? '127.0.0.1',
+    port: config.port ?? 1883,
+    httpPort: config.httpPort ?? 8080,
+    storage: new MemoryStorage(),
+    limits: config.limits,
+    access: config.access,
+    logger,
+  });
+  logger.info({ mqtt: server.mqtt, http: server.http, storage: server.broker.storage.kind }, 'broker started');
+  process.stdout.write(`eddy ready mqtt=${formatHost(server.mqtt.host)}:${server.mqtt.port} http=${formatHost(server.http.host)}:${server.http.port}\n`);
+
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    server.stop().then(
+      () => {
+        logger.info('broker stopped');
+        logger.flush?.();
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'error during shutdown');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  return 'forever';
+}

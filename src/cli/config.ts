@@ -1,0 +1,76 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { DEFAULT_LIMITS, type AccessRules, type BrokerLimits } from '../core/limits.js';
+import { ConfigError } from '../util/errors.js';
+import { LOG_LEVELS, type LogLevel } from '../util/logger.js';
+
+/** The broker's configuration file (YAML or JSON). Command-line flags override it. */
+export interface BrokerConfig {
+  host?: string;
+  port?: number;
+  httpPort?: number;
+  dataDir?: string;
+  memory?: boolean;
+  logLevel?: LogLevel;
+  limits?: Partial<BrokerLimits>;
+  access?: Partial<AccessRules>;
+}
+
+const TOP_KEYS = new Set(['host', 'port', 'httpPort', 'dataDir', 'memory', 'logLevel', 'limits', 'access']);
+const ACCESS_KEYS = new Set(['denySubscribe', 'denyPublish']);
+
+export function loadConfigFile(path: string): BrokerConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${path} is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`);
+  }
+  return validateConfig(raw ?? {}, path);
+}
+
+export function validateConfig(raw: unknown, source: string): BrokerConfig {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(`${source}: the configuration must be a mapping`);
+  const config = raw as Record<string, unknown>;
+  for (const key of Object.keys(config)) {
+    if (!TOP_KEYS.has(key)) throw new ConfigError(`${source}: unknown key "${key}" (known: ${[...TOP_KEYS].join(', ')})`);
+  }
+  expectType(config, 'host', 'string', source);
+  expectType(config, 'dataDir', 'string', source);
+  expectType(config, 'memory', 'boolean', source);
+  for (const key of ['port', 'httpPort'] as const) {
+    if (config[key] !== undefined && !isIntIn(config[key], 0, 65535)) throw new ConfigError(`${source}: ${key} must be a port number 0..65535`);
+  }
+  if (config.logLevel !== undefined && !LOG_LEVELS.includes(config.logLevel as LogLevel)) {
+    throw new ConfigError(`${source}: logLevel must be one of ${LOG_LEVELS.join(', ')}`);
+  }
+  if (config.limits !== undefined) {
+    if (typeof config.limits !== 'object' || config.limits === null) throw new ConfigError(`${source}: limits must be a mapping`);
+    for (const [key, value] of Object.entries(config.limits)) {
+      if (!(key in DEFAULT_LIMITS)) throw new ConfigError(`${source}: unknown limit "${key}" (known: ${Object.keys(DEFAULT_LIMITS).join(', ')})`);
+      if (!isIntIn(value, 0, 0xffffffff)) throw new ConfigError(`${source}: limits.${key} must be a non-negative whole number`);
+    }
+  }
+  if (config.access !== undefined) {
+    if (typeof config.access !== 'object' || config.access === null) throw new ConfigError(`${source}: access must be a mapping`);
+    for (const [key, value] of Object.entries(config.access)) {
+      if (!ACCESS_KEYS.has(key)) throw new ConfigError(`${source}: unknown access rule "${key}" (known: ${[...ACCESS_KEYS].join(', ')})`);
+      if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) throw new ConfigError(`${source}: access.${key} must be a list of topic filters`);
+    }
+  }
+  return config as BrokerConfig;
+}
+
+function expectType(config: Record<string, unknown>, key: string, type: string, source: string): void {
+  if (config[key] !== undefined && typeof config[key] !== type) throw new ConfigError(`${source}: ${key} must be a ${type}`);
+}
+
+function isIntIn(value: unknown, min: number, max: number): boolean {
+  return typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max;
+}

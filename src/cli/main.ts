@@ -1,0 +1,55 @@
+import { readFileSync } from 'node:fs';
+import { EddyError } from '../util/errors.js';
+import { runBroker } from './broker.js';
+import { runPub } from './pub.js';
+import { runSub } from './sub.js';
+
+const HELP = `Usage: eddy <command> [options]
+
+Commands:
+  broker     run the broker (eddy broker --help)
+  pub        publish a message (eddy pub --help)
+  sub        subscribe and print messages (eddy sub --help)
+
+Options:
+  --version  print the version
+  --help     print this help
+`;
+
+/** Runs one CLI command; returns the exit code, or 'forever' for a command that keeps running. */
+export async function main(argv: string[]): Promise<number | undefined> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'broker': {
+        const result = await runBroker(rest);
+        return result === 'forever' ? undefined : result;
+      }
+      case 'pub':
+        return await runPub(rest);
+      case 'sub':
+        return await runSub(rest);
+      case '--version':
+      case 'version': {
+        const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+        process.stdout.write(`${pkg.version}\n`);
+        return 0;
+      }
+      case undefined:
+      case '--help':
+      case '-h':
+      case 'help':
+        process.stdout.write(HELP);
+        return command === undefined ? 2 : 0;
+      default:
+        process.stderr.write(`eddy: unknown command "${command}" (try eddy --help)\n`);
+        return 2;
+    }
+  } catch (err) {
+    if (err instanceof EddyError) {
+      process.stderr.write(`eddy: ${err.message}\n`);
+      return err.code === 'EDDY_CONFIG' ? 2 : 1;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,334 @@
+import type { Logger } from '../util/logger.js';
+import { isExpired, type Message, type QoS } from './message.js';
+import { Router } from './router.js';
+import { Session, type DropReason, type SessionLink, type WillMessage } from './session.js';
+import { isValidTopicFilter, parseSharedFilter, topicMatches } from './topics.js';
+import { DEFAULT_LIMITS, type AccessRules, type BrokerLimits } from './limits.js';
+import type { SessionRecord, Storage, SubscriptionOptions, SubscriptionRecord } from '../storage/types.js';
+
+const NEVER_EXPIRES = 0xffffffff;
+
+/** MQTT 5 reason codes the core decides on (the front ends map them to 3.1.1 where needed). */
+export const Reason = {
+  Success: 0x00,
+  UnspecifiedError: 0x80,
+  NotAuthorized: 0x87,
+  TopicFilterInvalid: 0x8f,
+  SharedSubscriptionsNotSupported: 0x9e,
+  NoSubscriptionExisted: 0x11,
+} as const;
+
+export interface OpenSessionRequest {
+  clientId: string;
+  cleanStart: boolean;
+  expiryInterval: number;
+  will: WillMessage | undefined;
+}
+
+export interface SubscribeRequest extends SubscriptionOptions {
+  filter: string;
+}
+
+export interface BrokerStats {
+  connections: number;
+  messagesIn: number;
+  messagesOut: number;
+  dropped: Record<DropReason, number>;
+}
+
+export interface BrokerOptions {
+  limits?: Partial<BrokerLimits>;
+  access?: Partial<AccessRules>;
+  logger: Logger;
+}
+
+/**
+ * The broker core: sessions, routing, retained messages and wills. Front ends call it with
+ * protocol-neutral requests; all state it keeps across restarts goes through `Storage`.
+ */
+export class Broker {
+  readonly limits: BrokerLimits;
+  readonly access: AccessRules;
+  readonly router = new Router();
+  readonly sessions = new Map<string, Session>();
+  readonly stats: BrokerStats = {
+    connections: 0,
+    messagesIn: 0,
+    messagesOut: 0,
+    dropped: { 'queue-full': 0, expired: 0, 'too-large': 0, congested: 0, 'offline-qos0': 0 },
+  };
+  private readonly log: Logger;
+  private readonly willTimers = new Map<string, { timer: NodeJS.Timeout; will: WillMessage }>();
+  private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
+  private readonly onDrop = (session: Session, reason: DropReason, message: Message): void => {
+    this.stats.dropped[reason]++;
+    if (reason === 'queue-full') {
+      this.log.warn({ clientId: session.clientId, topic: message.topic, limit: this.limits.maxQueued }, 'session queue full: message dropped');
+    }
+  };
+
+  constructor(
+    readonly storage: Storage,
+    options: BrokerOptions,
+  ) {
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.access = { denySubscribe: [], denyPublish: [], ...options.access };
+    this.log = options.logger;
+  }
+
+  /** Restores persistent sessions and their subscriptions from storage. */
+  async start(): Promise<void> {
+    await this.storage.open();
+    const now = Date.now();
+    for (const record of await this.storage.loadSessions()) {
+      const left = this.expiryLeftMs(record, now);
+      if (left !== undefined && left <= 0) {
+        await this.storage.deleteSession(record.clientId);
+        continue;
+      }
+      const session = this.newSession(record.clientId);
+      session.expiryInterval = record.expiryInterval;
+      for (const sub of record.subscriptions) this.addSubscription(session, sub);
+      if (left !== undefined) this.scheduleExpiry(session, left);
+    }
+  }
+
+  async stop(): Promise<void> {
+    for (const { timer, will } of this.willTimers.values()) {
+      clearTimeout(timer);
+      // A delayed will still owed at shutdown is published now rather than lost.
+      this.publishWill(will);
+    }
+    this.willTimers.clear();
+    for (const timer of this.expiryTimers.values()) clearTimeout(timer);
+    this.expiryTimers.clear();
+    await this.storage.close();
+  }
+
+  /**
+   * Attaches a new connection to the session for its client id: takes over a connected one,
+   * resumes a persistent one, or starts afresh. Call `session.resume(link)` after CONNACK.
+   */
+  openSession(request: OpenSessionRequest, link: SessionLink): { session: Session; sessionPresent: boolean } {
+    const { clientId } = request;
+    let session = this.sessions.get(clientId);
+    if (session?.link) {
+      const old = session.link;
+      this.detachLink(session, { publishWill: true });
+      old.close(0x8e, 'session taken over by a new connection');
+    }
+    const pendingWill = this.willTimers.get(clientId);
+    if (pendingWill) {
+      clearTimeout(pendingWill.timer);
+      this.willTimers.delete(clientId);
+      // Reconnecting within the will delay cancels the will, unless the old session ends now.
+      if (request.cleanStart) this.publishWill(pendingWill.will);
+    }
+    this.clearExpiry(clientId);
+
+    const sessionPresent = session !== undefined && !request.cleanStart;
+    if (session && request.cleanStart) {
+      this.endSession(session);
+      session = undefined;
+    }
+    session ??= this.newSession(clientId);
+    session.expiryInterval = Math.min(request.expiryInterval, this.limits.maxSessionExpiry);
+    session.will = request.will;
+    session.link = link;
+    if (session.persistent) void this.storage.saveSession(this.recordOf(session));
+    this.stats.connections++;
+    return { session, sessionPresent };
+  }
+
+  /**
+   * The connection behind `link` is gone. `publishWill` is false after a normal DISCONNECT;
+   * `expiryInterval` is the value a DISCONNECT may set.
+   */
+  closeSession(session: Session, link: SessionLink, options: { publishWill: boolean; expiryInterval?: number }): void {
+    if (session.link !== link) return; // already taken over
+    if (options.expiryInterval !== undefined) {
+      session.expiryInterval = Math.min(options.expiryInterval, this.limits.maxSessionExpiry);
+    }
+    this.detachLink(session, { publishWill: options.publishWill });
+    if (!session.persistent) {
+      this.endSession(session);
+      return;
+    }
+    const record = this.recordOf(session);
+    record.disconnectedAt = Date.now();
+    void this.storage.saveSession(record);
+    if (session.expiryInterval !== NEVER_EXPIRES) this.scheduleExpiry(session, session.expiryInterval * 1000);
+  }
+
+  /**
+   * Routes a message to every matching session and stores it when it needs durability.
+   * Returns a promise when the publisher must wait before its message counts as confirmed.
+   */
+  publish(message: Message): Promise<void> | undefined {
+    this.stats.messagesIn++;
+    if (message.retain) {
+      void this.storage.setRetained(message.topic, message.payload.length === 0 ? undefined : message);
+    }
+    const targets = this.router.route(message.topic, message.origin);
+    for (const target of targets) {
+      const qos = (message.qos < target.qos ? message.qos : target.qos) as QoS;
+      target.session.deliver(message, qos, target.retainAsPublished && message.retain, target.subscriptionIds);
+    }
+    return message.qos > 0 ? this.storage.append(message) : undefined;
+  }
+
+  private publishWill(will: WillMessage): void {
+    const now = Date.now();
+    const message: Message = { ...will.message, publishedAt: now };
+    if (will.expirySeconds !== undefined) message.expiresAt = now + will.expirySeconds * 1000;
+    void this.publish(message);
+  }
+
+  isPublishAllowed(topic: string): boolean {
+    return !this.access.denyPublish.some((pattern) => topicMatches(pattern, topic));
+  }
+
+  /**
+   * Adds subscriptions; returns one MQTT 5 reason code (granted QoS or failure) per request,
+   * and `sendRetained`, which the front end calls after it has written the SUBACK.
+   */
+  subscribe(session: Session, requests: SubscribeRequest[]): { codes: number[]; sendRetained: () => void } {
+    const codes: number[] = [];
+    const retainedFor: Array<{ filter: string; options: SubscriptionOptions }> = [];
+    for (const request of requests) {
+      const shared = parseSharedFilter(request.filter);
+      if (shared === null || !isValidTopicFilter(request.filter)) {
+        codes.push(Reason.TopicFilterInvalid);
+        continue;
+      }
+      const inner = shared ? shared.filter : request.filter;
+      if (this.isSubscribeDenied(inner)) {
+        codes.push(Reason.NotAuthorized);
+        continue;
+      }
+      const { filter, ...options } = request;
+      const existed = session.subscriptions.has(filter);
+      this.addSubscription(session, request);
+      codes.push(request.qos);
+      // Shared subscriptions get no retained messages (MQTT 5 §4.8.2).
+      if (!shared && (options.retainHandling === 0 || (options.retainHandling === 1 && !existed))) {
+        retainedFor.push({ filter, options });
+      }
+    }
+    if (session.persistent) void this.storage.saveSession(this.recordOf(session));
+    const sendRetained = (): void => {
+      for (const { filter, options } of retainedFor) this.sendRetained(session, filter, options);
+    };
+    return { codes, sendRetained };
+  }
+
+  /** Removes subscriptions; returns 0x00 or 0x11 (no subscription existed) per filter. */
+  unsubscribe(session: Session, filters: string[]): number[] {
+    const codes = filters.map((filter) => {
+      if (!session.subscriptions.delete(filter)) return Reason.NoSubscriptionExisted;
+      const shared = parseSharedFilter(filter);
+      this.router.remove(session, shared ? shared.filter : filter, shared ? shared.group : undefined);
+      return Reason.Success;
+    });
+    if (session.persistent) void this.storage.saveSession(this.recordOf(session));
+    return codes;
+  }
+
+  private addSubscription(session: Session, record: SubscriptionRecord): void {
+    const shared = parseSharedFilter(record.filter);
+    const { filter, ...options } = record;
+    session.subscriptions.set(filter, { ...record });
+    this.router.add(session, shared ? shared.filter : filter, options, shared ? shared.group : undefined);
+  }
+
+  private sendRetained(session: Session, filter: string, options: SubscriptionOptions): void {
+    const now = Date.now();
+    const subscriptionIds = options.subscriptionId === undefined ? undefined : [options.subscriptionId];
+    for (const message of this.storage.retained()) {
+      if (isExpired(message, now) || !topicMatches(filter, message.topic)) continue;
+      const qos = (message.qos < options.qos ? message.qos : options.qos) as QoS;
+      session.deliver(message, qos, true, subscriptionIds);
+    }
+  }
+
+  private isSubscribeDenied(filter: string): boolean {
+    return this.access.denySubscribe.some((pattern) => pattern === filter || topicMatches(pattern, filter));
+  }
+
+  private newSession(clientId: string): Session {
+    const session = new Session(clientId, this.storage.queue(clientId), this.limits, this.onDrop);
+    this.sessions.set(clientId, session);
+    return session;
+  }
+
+  private detachLink(session: Session, options: { publishWill: boolean }): void {
+    session.detach();
+    this.stats.connections--;
+    const will = session.will;
+    session.will = undefined;
+    if (!will || !options.publishWill) return;
+    const delay = Math.min(will.delaySeconds, session.expiryInterval);
+    if (delay === 0) {
+      this.publishWill(will);
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.willTimers.delete(session.clientId);
+      this.publishWill(will);
+    }, delay * 1000);
+    timer.unref();
+    this.willTimers.set(session.clientId, { timer, will });
+  }
+
+  private endSession(session: Session): void {
+    for (const filter of session.subscriptions.keys()) {
+      const shared = parseSharedFilter(filter);
+      this.router.remove(session, shared ? shared.filter : filter, shared ? shared.group : undefined);
+    }
+    session.subscriptions.clear();
+    this.sessions.delete(session.clientId);
+    this.clearExpiry(session.clientId);
+    void this.storage.deleteSession(session.clientId);
+  }
+
+  private scheduleExpiry(session: Session, ms: number): void {
+    this.clearExpiry(session.clientId);
+    // setTimeout holds at most ~24.8 days; longer expiries re-arm when that much has passed.
+    const step = Math.min(ms, 0x7fffffff);
+    const timer = setTimeout(() => {
+      if (step < ms) return this.scheduleExpiry(session, ms - step);
+      this.expiryTimers.delete(session.clientId);
+      if (!session.connected && this.sessions.get(session.clientId) === session) {
+        const pending = this.willTimers.get(session.clientId);
+        if (pending) {
+          clearTimeout(pending.timer);
+          this.willTimers.delete(session.clientId);
+          this.publishWill(pending.will);
+        }
+        this.endSession(session);
+      }
+    }, step);
+    timer.unref();
+    this.expiryTimers.set(session.clientId, timer);
+  }
+
+  private clearExpiry(clientId: string): void {
+    const timer = this.expiryTimers.get(clientId);
+    if (timer) clearTimeout(timer);
+    this.expiryTimers.delete(clientId);
+  }
+
+  private expiryLeftMs(record: SessionRecord, now: number): number | undefined {
+    if (record.expiryInterval === NEVER_EXPIRES) return undefined;
+    const since = record.disconnectedAt ?? now;
+    return since + record.expiryInterval * 1000 - now;
+  }
+
+  private recordOf(session: Session): SessionRecord {
+    return {
+      clientId: session.clientId,
+      expiryInterval: session.expiryInterval,
+      subscriptions: [...session.subscriptions.values()],
+    };
+  }
+}

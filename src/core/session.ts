@@ -1,0 +1,166 @@
+import { isExpired, type Message, type QoS } from './message.js';
+import type { InflightDelivery, QueuedDelivery, SessionQueue, SubscriptionRecord } from '../storage/types.js';
+
+/**
+ * What a protocol front end provides for a connected session. The core hands it deliveries;
+ * the front end owns encoding, topic aliases and the socket.
+ */
+export interface SessionLink {
+  readonly protocolVersion: number;
+  /** The client's Receive Maximum: how many QoS>0 deliveries it accepts unacknowledged. */
+  readonly receiveMaximum: number;
+  /**
+   * Writes a PUBLISH. Returns false when the client cannot take it at all (larger than its
+   * Maximum Packet Size): the message is then discarded for this client, as MQTT 5 §3.1.2.11.4 says.
+   */
+  sendPublish(delivery: QueuedDelivery, packetId: number | undefined, dup: boolean): boolean;
+  sendPubrel(packetId: number): void;
+  /** True while the socket's write buffer is over its limit; QoS 0 is then dropped. */
+  readonly congested: boolean;
+  /** Ends the connection from the broker's side (takeover, shutdown). */
+  close(reasonCode: number, reason: string): void;
+}
+
+export interface WillMessage {
+  message: Message;
+  delaySeconds: number;
+  /** MQTT 5 message expiry of the will; it counts from when the will is published. */
+  expirySeconds: number | undefined;
+}
+
+export interface SessionLimits {
+  maxInflight: number;
+  maxQueued: number;
+}
+
+export type DropReason = 'queue-full' | 'expired' | 'too-large' | 'congested' | 'offline-qos0';
+
+/** Broker-side state of one client id, alive across reconnects for persistent sessions. */
+export class Session {
+  readonly clientId: string;
+  expiryInterval = 0;
+  readonly subscriptions = new Map<string, SubscriptionRecord>();
+  link: SessionLink | undefined;
+  will: WillMessage | undefined;
+  /** Packet ids of inbound QoS 2 publishes between PUBREC and PUBREL. */
+  readonly inboundQos2 = new Set<number>();
+  private nextPacketId = 1;
+
+  constructor(
+    clientId: string,
+    readonly queue: SessionQueue,
+    private readonly limits: SessionLimits,
+    private readonly onDrop: (session: Session, reason: DropReason, message: Message) => void,
+  ) {
+    this.clientId = clientId;
+  }
+
+  get connected(): boolean {
+    return this.link !== undefined;
+  }
+
+  get persistent(): boolean {
+    return this.expiryInterval > 0;
+  }
+
+  /** Hands a message to this session: sent now when the window allows, queued otherwise. */
+  deliver(message: Message, qos: QoS, retain: boolean, subscriptionIds: number[] | undefined): void {
+    const link = this.link;
+    if (qos === 0) {
+      if (!link) return this.onDrop(this, 'offline-qos0', message);
+      if (link.congested) return this.onDrop(this, 'congested', message);
+      if (!link.sendPublish({ message, qos, retain, subscriptionIds }, undefined, false)) {
+        this.onDrop(this, 'too-large', message);
+      }
+      return;
+    }
+    const delivery: QueuedDelivery = { message, qos, retain, subscriptionIds };
+    if (link && this.queue.pendingCount === 0 && this.hasWindow(link)) {
+      this.sendNew(link, delivery);
+      return;
+    }
+    if (this.queue.pendingCount >= this.limits.maxQueued) {
+      this.onDrop(this, 'queue-full', message);
+      return;
+    }
+    this.queue.push(delivery);
+  }
+
+  /** PUBACK (QoS 1) or PUBCOMP (QoS 2) ended a delivery; frees a window slot. */
+  completed(packetId: number): boolean {
+    if (!this.queue.inflight.has(packetId)) return false;
+    this.queue.deleteInflight(packetId);
+    this.drain();
+    return true;
+  }
+
+  /** PUBREC for a QoS 2 delivery: answer with PUBREL and wait for PUBCOMP. */
+  received(packetId: number, failed: boolean): boolean {
+    const entry = this.queue.inflight.get(packetId);
+    if (!entry) return false;
+    if (failed) {
+      // An MQTT 5 PUBREC with a reason >= 0x80 ends the exchange (§4.3.3).
+      this.completed(packetId);
+      return true;
+    }
+    if (!entry.released) this.queue.setInflight({ ...entry, released: true });
+    this.link?.sendPubrel(packetId);
+    return true;
+  }
+
+  /** Called when a link attaches: resend what was in flight (DUP set), then queued messages. */
+  resume(link: SessionLink): void {
+    this.link = link;
+    const now = Date.now();
+    for (const entry of [...this.queue.inflight.values()]) {
+      if (entry.released) {
+        link.sendPubrel(entry.packetId);
+      } else if (isExpired(entry.message, now) || !link.sendPublish(entry, entry.packetId, true)) {
+        this.queue.deleteInflight(entry.packetId);
+      }
+    }
+    this.drain();
+  }
+
+  detach(): void {
+    this.link = undefined;
+  }
+
+  /** Sends queued deliveries while the client's window has room. */
+  drain(): void {
+    const link = this.link;
+    if (!link) return;
+    const now = Date.now();
+    while (this.queue.pendingCount > 0 && this.hasWindow(link)) {
+      const next = this.queue.shift()!;
+      if (isExpired(next.message, now)) {
+        this.onDrop(this, 'expired', next.message);
+        continue;
+      }
+      this.sendNew(link, next);
+    }
+  }
+
+  private hasWindow(link: SessionLink): boolean {
+    return this.queue.inflight.size < Math.min(link.receiveMaximum, this.limits.maxInflight);
+  }
+
+  private sendNew(link: SessionLink, delivery: QueuedDelivery): void {
+    const packetId = this.allocatePacketId();
+    const entry: InflightDelivery = { ...delivery, packetId, released: false };
+    if (!link.sendPublish(entry, packetId, false)) {
+      this.onDrop(this, 'too-large', delivery.message);
+      return;
+    }
+    this.queue.setInflight(entry);
+  }
+
+  private allocatePacketId(): number {
+    // The window is at most 65535 wide, so a free id always exists.
+    for (;;) {
+      const id = this.nextPacketId;
+      this.nextPacketId = id === 65535 ? 1 : id + 1;
+      if (!this.queue.inflight.has(id)) return id;
+    }
+  }
+}

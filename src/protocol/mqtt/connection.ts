@@ -1,0 +1,434 @@
+import type { Duplex } from 'node:stream';
+import mqttPacket, {
+  type IConnectPacket,
+  type IDisconnectPacket,
+  type IPublishPacket,
+  type ISubscribePacket,
+  type IUnsubscribePacket,
+  type Packet,
+  type Parser,
+} from 'mqtt-packet';
+import type { Broker } from '../../core/broker.js';
+import type { Session, SessionLink } from '../../core/session.js';
+import { remainingExpirySeconds, type Message, type QoS } from '../../core/message.js';
+import { isValidTopicName, parseSharedFilter } from '../../core/topics.js';
+import type { QueuedDelivery } from '../../storage/types.js';
+import type { Logger } from '../../util/logger.js';
+import { ProtocolError } from '../../util/errors.js';
+import { RC, fixedHeaderSize, isValidUtf8, v3ConnackCode } from './codes.js';
+import { connectToSession, type ConnectOutcome } from './connect.js';
+
+/** Above this many buffered outbound bytes a client counts as congested and QoS 0 is shed. */
+const CONGESTION_BYTES = 8 * 1024 * 1024;
+const CONNECT_TIMEOUT_MS = 10_000;
+/** How long a closing connection may take to flush its last packet before it is destroyed. */
+const CLOSE_GRACE_MS = 1_000;
+
+/**
+ * One MQTT client connection, over TCP or WebSocket: decodes packets with `mqtt-packet`,
+ * enforces the protocol rules and turns packets into broker core calls. It owns no broker state.
+ */
+export class MqttConnection implements SessionLink {
+  protocolVersion = 4;
+  receiveMaximum = 65535;
+  private readonly parser: Parser;
+  private session: Session | undefined;
+  private clientId = '';
+  private closed = false;
+  private connackSent = false;
+  private keepAliveTimer: NodeJS.Timeout | undefined;
+  private connectTimer: NodeJS.Timeout | undefined;
+  private clientMaxPacketSize = Infinity;
+  private clientTopicAliasMax = 0;
+  private problemInfo = true;
+  private readonly inboundAliases = new Map<number, string>();
+  private readonly outboundAliases = new Map<string, number>();
+  /** Inbound QoS>0 publishes not yet acknowledged, checked against our Receive Maximum. */
+  private inboundUnacked = 0;
+  private corked = false;
+  private publishWillOnClose = true;
+
+  constructor(
+    private readonly stream: Duplex,
+    private readonly broker: Broker,
+    private readonly log: Logger,
+    readonly remote: string,
+  ) {
+    this.parser = mqttPacket.parser();
+    this.parser.on('packet', (packet: Packet) => this.onPacket(packet));
+    this.parser.on('error', (err: Error) => this.fail(new ProtocolError(RC.MalformedPacket, `malformed packet: ${err.message}`)));
+    stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    stream.on('error', (err) => {
+      this.log.debug({ remote, err: err.message }, 'connection error');
+      this.teardown();
+    });
+    stream.on('close', () => this.teardown());
+    this.connectTimer = setTimeout(() => this.fail(new ProtocolError(RC.ProtocolError, 'no CONNECT within 10 s')), CONNECT_TIMEOUT_MS);
+    this.connectTimer.unref();
+  }
+
+  get congested(): boolean {
+    return this.stream.writableLength > CONGESTION_BYTES;
+  }
+
+  // ---- inbound ---------------------------------------------------------------------------
+
+  private onData(chunk: Buffer): void {
+    if (this.closed) return;
+    this.parser.parse(chunk);
+    // The parser buffers a partial packet whole; refuse before an oversized one fills memory.
+    const buffered = (this.parser as unknown as { _list: { length: number } })._list.length;
+    if (!this.closed && buffered > this.broker.limits.maxPacketSize) {
+      this.fail(new ProtocolError(RC.PacketTooLarge, `packet larger than the maximum packet size ${this.broker.limits.maxPacketSize}`));
+    }
+  }
+
+  private onPacket(packet: Packet): void {
+    if (this.closed) return;
+    const size = (packet.length ?? 0) + fixedHeaderSize(packet.length ?? 0);
+    if (size > this.broker.limits.maxPacketSize) {
+      return this.fail(new ProtocolError(RC.PacketTooLarge, `packet of ${size} bytes exceeds the maximum packet size ${this.broker.limits.maxPacketSize}`));
+    }
+    this.keepAliveTimer?.refresh();
+    try {
+      if (!this.session) {
+        if (packet.cmd !== 'connect') throw new ProtocolError(RC.ProtocolError, `first packet must be CONNECT, got ${packet.cmd.toUpperCase()}`);
+        return this.onConnect(packet);
+      }
+      switch (packet.cmd) {
+        case 'publish':
+          return this.onPublish(packet);
+        case 'puback':
+          this.session.completed(packet.messageId!);
+          return;
+        case 'pubrec':
+          this.session.received(packet.messageId!, (packet.reasonCode ?? 0) >= 0x80);
+          return;
+        case 'pubrel':
+          return this.onPubrel(packet.messageId!);
+        case 'pubcomp':
+          this.session.completed(packet.messageId!);
+          return;
+        case 'subscribe':
+          return this.onSubscribe(packet);
+        case 'unsubscribe':
+          return this.onUnsubscribe(packet);
+        case 'pingreq':
+          return this.send({ cmd: 'pingresp' });
+        case 'disconnect':
+          return this.onDisconnect(packet);
+        case 'connect':
+          throw new ProtocolError(RC.ProtocolError, 'second CONNECT on one connection');
+        case 'auth':
+          throw new ProtocolError(RC.ProtocolError, 'AUTH without an authentication method');
+        default:
+          throw new ProtocolError(RC.ProtocolError, `unexpected ${packet.cmd.toUpperCase()} from a client`);
+      }
+    } catch (err) {
+      if (err instanceof ProtocolError) return this.fail(err);
+      this.log.error({ err, clientId: this.clientId }, 'internal error while handling a packet');
+      this.fail(new ProtocolError(RC.UnspecifiedError, 'internal error'));
+    }
+  }
+
+  private onConnect(packet: IConnectPacket): void {
+    clearTimeout(this.connectTimer);
+    const outcome: ConnectOutcome = connectToSession(packet, this.broker, this);
+    this.protocolVersion = packet.protocolVersion ?? 4;
+    if (outcome.kind === 'refused') {
+      this.log.info({ remote: this.remote, clientId: packet.clientId, reason: outcome.reason }, 'connection refused');
+      this.sendConnack(outcome.code, false, outcome.reason ? { reasonString: outcome.reason } : undefined);
+      return this.close();
+    }
+    this.receiveMaximum = outcome.receiveMaximum;
+    this.clientMaxPacketSize = outcome.clientMaxPacketSize;
+    this.clientTopicAliasMax = outcome.clientTopicAliasMax;
+    this.problemInfo = outcome.requestProblemInformation;
+    this.clientId = outcome.session.clientId;
+    this.session = outcome.session;
+    this.sendConnack(RC.Success, outcome.sessionPresent, outcome.connackProperties);
+    this.connackSent = true;
+    if (outcome.keepAliveSeconds > 0) {
+      this.keepAliveTimer = setTimeout(() => this.onKeepAliveExpired(), outcome.keepAliveSeconds * 1500);
+      this.keepAliveTimer.unref();
+    }
+    this.log.debug({ clientId: this.clientId, remote: this.remote, version: this.protocolVersion }, 'client connected');
+    outcome.session.resume(this);
+  }
+
+  private onKeepAliveExpired(): void {
+    this.fail(new ProtocolError(RC.KeepAliveTimeout, 'keep-alive timeout'));
+  }
+
+  private onPublish(packet: IPublishPacket): void {
+    const v5 = this.protocolVersion === 5;
+    const props = packet.properties;
+    let topic = packet.topic;
+    if (v5 && props?.topicAlias !== undefined) {
+      const alias = props.topicAlias;
+      if (alias === 0 || alias > this.broker.limits.topicAliasMaximum) {
+        throw new ProtocolError(RC.TopicAliasInvalid, `topic alias ${alias} outside 1..${this.broker.limits.topicAliasMaximum}`);
+      }
+      if (topic.length > 0) this.inboundAliases.set(alias, topic);
+      else {
+        const known = this.inboundAliases.get(alias);
+        if (known === undefined) throw new ProtocolError(RC.ProtocolError, `topic alias ${alias} was never set`);
+        topic = known;
+      }
+    }
+    if (!isValidTopicName(topic)) throw new ProtocolError(RC.TopicNameInvalid, `invalid topic name ${JSON.stringify(topic)}`);
+    if (props?.subscriptionIdentifier !== undefined) throw new ProtocolError(RC.ProtocolError, 'PUBLISH from a client must not carry a subscription identifier');
+
+    const qos = packet.qos;
+    const id = packet.messageId!;
+    if (qos === 2 && this.session!.inboundQos2.has(id)) {
+      // A resend of a QoS 2 publish we already took: acknowledge again, do not route twice.
+      return this.send({ cmd: 'pubrec', messageId: id });
+    }
+    if (qos > 0 && ++this.inboundUnacked > this.broker.limits.maxInflight) {
+      throw new ProtocolError(RC.ReceiveMaximumExceeded, `more than ${this.broker.limits.maxInflight} unacknowledged QoS>0 publishes`);
+    }
+    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+    if (v5 && props?.payloadFormatIndicator && !isValidUtf8(payload)) {
+      return this.refusePublish(qos, id, RC.PayloadFormatInvalid, `${topic}: payload format indicator says UTF-8 but the payload is not valid UTF-8`);
+    }
+    if (!this.broker.isPublishAllowed(topic)) {
+      return this.refusePublish(qos, id, RC.NotAuthorized, `${topic}: publishing is not allowed on this topic`);
+    }
+    const now = Date.now();
+    const message: Message = {
+      topic,
+      payload,
+      qos,
+      retain: packet.retain,
+      properties: v5 && props ? messagePropertiesOf(props) : {},
+      publishedAt: now,
+      origin: this.clientId,
+    };
+    if (v5 && props?.messageExpiryInterval !== undefined) message.expiresAt = now + props.messageExpiryInterval * 1000;
+    if (qos === 2) this.session!.inboundQos2.add(id);
+    const stored = this.broker.publish(message);
+    if (qos === 0) return;
+    if (stored) stored.then(() => this.acknowledgePublish(qos, id), (err: Error) => this.failPublish(qos, id, topic, err));
+    else this.acknowledgePublish(qos, id);
+  }
+
+  private acknowledgePublish(qos: QoS, id: number): void {
+    this.inboundUnacked--;
+    this.send({ cmd: qos === 1 ? 'puback' : 'pubrec', messageId: id });
+  }
+
+  private failPublish(qos: QoS, id: number, topic: string, err: Error): void {
+    this.log.error({ clientId: this.clientId, topic, err: err.message }, 'publish not stored');
+    if (qos === 2) this.session?.inboundQos2.delete(id);
+    this.refusePublish(qos, id, RC.UnspecifiedError, `${topic}: not stored: ${err.message}`);
+  }
+
+  /** Answers a refused publish: a reason code on MQTT 5; on 3.1.1 a plain ack, since it cannot refuse. */
+  private refusePublish(qos: QoS, id: number, reasonCode: number, reason: string): void {
+    this.log.warn({ clientId: this.clientId, reasonCode, reason }, 'publish refused');
+    if (qos === 0) {
+      if (reasonCode === RC.PayloadFormatInvalid) this.fail(new ProtocolError(reasonCode, reason));
+      return;
+    }
+    this.inboundUnacked--;
+    if (this.protocolVersion !== 5) return this.send({ cmd: qos === 1 ? 'puback' : 'pubrec', messageId: id });
+    if (qos === 2) this.session?.inboundQos2.delete(id);
+    this.send({ cmd: qos === 1 ? 'puback' : 'pubrec', messageId: id, reasonCode, properties: this.reasonProps(reason) });
+  }
+
+  private onPubrel(id: number): void {
+    const known = this.session!.inboundQos2.delete(id);
+    if (!known && this.protocolVersion === 5) {
+      return this.send({ cmd: 'pubcomp', messageId: id, reasonCode: RC.PacketIdentifierNotFound });
+    }
+    this.send({ cmd: 'pubcomp', messageId: id });
+  }
+
+  private onSubscribe(packet: ISubscribePacket): void {
+    const v5 = this.protocolVersion === 5;
+    const subscriptionId = v5 ? packet.properties?.subscriptionIdentifier : undefined;
+    if (subscriptionId === 0) throw new ProtocolError(RC.ProtocolError, 'subscription identifier 0 is not allowed');
+    const requests = packet.subscriptions.map((s) => {
+      if (v5 && s.nl && parseSharedFilter(s.topic)) {
+        throw new ProtocolError(RC.ProtocolError, `no-local on shared subscription ${s.topic}`);
+      }
+      return {
+        filter: s.topic,
+        qos: s.qos,
+        noLocal: v5 ? !!s.nl : false,
+        retainAsPublished: v5 ? !!s.rap : false,
+        retainHandling: (v5 ? (s.rh ?? 0) : 0) as 0 | 1 | 2,
+        subscriptionId,
+      };
+    });
+    const { codes, sendRetained } = this.broker.subscribe(this.session!, requests);
+    const granted = v5 ? codes : codes.map((c) => (c >= 0x80 ? 0x80 : c));
+    for (let i = 0; i < codes.length; i++) {
+      if (codes[i]! >= 0x80) this.log.info({ clientId: this.clientId, filter: requests[i]!.filter, reasonCode: codes[i] }, 'subscription refused');
+    }
+    this.send({ cmd: 'suback', messageId: packet.messageId!, granted });
+    sendRetained();
+  }
+
+  private onUnsubscribe(packet: IUnsubscribePacket): void {
+    const codes = this.broker.unsubscribe(this.session!, packet.unsubscriptions);
+    this.send({ cmd: 'unsuback', messageId: packet.messageId!, granted: this.protocolVersion === 5 ? codes : [] });
+  }
+
+  private onDisconnect(packet: IDisconnectPacket): void {
+    const expiry = packet.properties?.sessionExpiryInterval;
+    if (expiry !== undefined && expiry > 0 && this.session!.expiryInterval === 0) {
+      throw new ProtocolError(RC.ProtocolError, 'DISCONNECT may not set a session expiry when CONNECT set 0');
+    }
+    this.publishWillOnClose = packet.reasonCode === RC.DisconnectWithWill;
+    this.log.debug({ clientId: this.clientId, reasonCode: packet.reasonCode ?? 0 }, 'client disconnected');
+    this.detachSession(expiry);
+    this.close();
+  }
+
+  // ---- outbound (SessionLink) ------------------------------------------------------------
+
+  sendPublish(delivery: QueuedDelivery, packetId: number | undefined, dup: boolean): boolean {
+    if (this.closed) return true; // the session keeps it in flight; it is resent on reconnect
+    const { message } = delivery;
+    const packet: IPublishPacket = {
+      cmd: 'publish',
+      topic: message.topic,
+      payload: message.payload,
+      qos: delivery.qos,
+      retain: delivery.retain,
+      dup,
+      messageId: packetId,
+    };
+    if (this.protocolVersion === 5) {
+      const properties: NonNullable<IPublishPacket['properties']> = { ...message.properties };
+      const left = remainingExpirySeconds(message, Date.now());
+      if (left !== undefined) properties.messageExpiryInterval = Math.max(left, 0);
+      if (delivery.subscriptionIds) properties.subscriptionIdentifier = delivery.subscriptionIds;
+      if (this.clientTopicAliasMax > 0) this.applyOutboundAlias(packet, properties);
+      packet.properties = properties;
+    }
+    const bytes = this.encode(packet);
+    if (!bytes) return true;
+    if (bytes.length > this.clientMaxPacketSize) return false;
+    this.write(bytes);
+    this.broker.stats.messagesOut++;
+    return true;
+  }
+
+  sendPubrel(packetId: number): void {
+    this.send({ cmd: 'pubrel', messageId: packetId });
+  }
+
+  /** Broker-initiated close, e.g. session takeover or shutdown. */
+  close(reasonCode?: number, reason?: string): void {
+    if (this.closed) return;
+    if (reasonCode !== undefined && this.protocolVersion === 5 && this.connackSent) {
+      this.send({ cmd: 'disconnect', reasonCode, properties: reason ? { reasonString: reason } : undefined });
+    }
+    this.closed = true;
+    this.stopTimers();
+    this.flush();
+    this.stream.end();
+    setTimeout(() => this.stream.destroy(), CLOSE_GRACE_MS).unref();
+    this.detachSession(undefined);
+  }
+
+  // ---- helpers ---------------------------------------------------------------------------
+
+  private applyOutboundAlias(packet: IPublishPacket, properties: NonNullable<IPublishPacket['properties']>): void {
+    const alias = this.outboundAliases.get(packet.topic);
+    if (alias !== undefined) {
+      properties.topicAlias = alias;
+      packet.topic = '';
+    } else if (this.outboundAliases.size < this.clientTopicAliasMax) {
+      const next = this.outboundAliases.size + 1;
+      this.outboundAliases.set(packet.topic, next);
+      properties.topicAlias = next;
+    }
+  }
+
+  private sendConnack(reasonCode: number, sessionPresent: boolean, properties?: Record<string, unknown>): void {
+    if (this.protocolVersion === 5) {
+      this.send({ cmd: 'connack', reasonCode, sessionPresent, properties } as Packet);
+    } else {
+      this.send({ cmd: 'connack', returnCode: v3ConnackCode(reasonCode), sessionPresent: reasonCode === RC.Success && sessionPresent });
+    }
+  }
+
+  private reasonProps(reason: string): { reasonString: string } | undefined {
+    return this.problemInfo ? { reasonString: reason } : undefined;
+  }
+
+  private send(packet: Packet): void {
+    if (this.closed) return;
+    const bytes = this.encode(packet);
+    if (bytes) this.write(bytes);
+  }
+
+  private encode(packet: Packet): Buffer | undefined {
+    try {
+      return mqttPacket.generate(packet, { protocolVersion: this.protocolVersion });
+    } catch (err) {
+      this.log.error({ clientId: this.clientId, cmd: packet.cmd, err: (err as Error).message }, 'cannot encode packet');
+      return undefined;
+    }
+  }
+
+  /** Writes made in one tick go out in one syscall: cork now, uncork on the next tick. */
+  private write(bytes: Buffer): void {
+    if (!this.corked) {
+      this.corked = true;
+      this.stream.cork();
+      process.nextTick(() => this.flush());
+    }
+    this.stream.write(bytes);
+  }
+
+  private flush(): void {
+    if (!this.corked) return;
+    this.corked = false;
+    this.stream.uncork();
+  }
+
+  /** Closes the connection for a protocol violation: DISCONNECT with the reason on MQTT 5, a plain close on 3.1.1. */
+  private fail(err: ProtocolError): void {
+    if (this.closed) return;
+    this.log.warn({ clientId: this.clientId || undefined, remote: this.remote, reasonCode: err.reasonCode, reason: err.message }, 'closing connection');
+    if (!this.connackSent && this.protocolVersion === 5 && err.reasonCode === RC.PacketTooLarge) {
+      this.sendConnack(err.reasonCode, false);
+    }
+    this.close(err.reasonCode, err.message);
+  }
+
+  private detachSession(expiryInterval: number | undefined): void {
+    const session = this.session;
+    if (!session) return;
+    this.session = undefined;
+    this.broker.closeSession(session, this, { publishWill: this.publishWillOnClose, expiryInterval });
+  }
+
+  private stopTimers(): void {
+    clearTimeout(this.keepAliveTimer);
+    clearTimeout(this.connectTimer);
+  }
+
+  private teardown(): void {
+    if (!this.closed) {
+      this.closed = true;
+      this.stopTimers();
+    }
+    this.detachSession(undefined);
+  }
+}
+
+function messagePropertiesOf(props: NonNullable<IPublishPacket['properties']>): Message['properties'] {
+  const out: Message['properties'] = {};
+  if (props.payloadFormatIndicator !== undefined) out.payloadFormatIndicator = props.payloadFormatIndicator;
+  if (props.contentType !== undefined) out.contentType = props.contentType;
+  if (props.responseTopic !== undefined) out.responseTopic = props.responseTopic;
+  if (props.correlationData !== undefined) out.correlationData = props.correlationData;
+  if (props.userProperties !== undefined) out.userProperties = props.userProperties;
+  return out;
+}

@@ -1,0 +1,89 @@
+import type net from 'node:net';
+import { Broker } from './core/broker.js';
+import type { AccessRules, BrokerLimits } from './core/limits.js';
+import { HttpListener } from './http/server.js';
+import { MemoryStorage } from './storage/memory.js';
+import type { Storage } from './storage/types.js';
+import { TcpListener } from './transport/tcp.js';
+import { WebSocketListener } from './transport/websocket.js';
+import { silentLogger, type Logger } from './util/logger.js';
+
+export interface EddyServerOptions {
+  host?: string;
+  /** MQTT over TCP; 0 picks a free port. */
+  port?: number;
+  /** HTTP (WebSocket /mqtt, /healthz); 0 picks a free port. */
+  httpPort?: number;
+  storage?: Storage;
+  limits?: Partial<BrokerLimits>;
+  access?: Partial<AccessRules>;
+  logger?: Logger;
+}
+
+export interface Endpoint {
+  host: string;
+  port: number;
+}
+
+/** A running broker with its listeners: what `eddy broker` starts, and what tests embed. */
+export class EddyServer {
+  private constructor(
+    readonly broker: Broker,
+    readonly mqtt: Endpoint,
+    readonly http: Endpoint,
+    private readonly tcp: TcpListener,
+    private readonly websocket: WebSocketListener,
+    private readonly httpListener: HttpListener,
+  ) {}
+
+  static async start(options: EddyServerOptions = {}): Promise<EddyServer> {
+    const host = options.host ?? '127.0.0.1';
+    const logger = options.logger ?? silentLogger;
+    const broker = new Broker(options.storage ?? new MemoryStorage(), { limits: options.limits, access: options.access, logger });
+    await broker.start();
+    const tcp = new TcpListener(broker, logger);
+    const websocket = new WebSocketListener(broker, logger);
+    const httpListener = new HttpListener(broker, websocket);
+    let mqttAddress: net.AddressInfo;
+    let httpAddress: net.AddressInfo;
+    try {
+      mqttAddress = await tcp.listen(host, options.port ?? 1883);
+      httpAddress = await httpListener.listen(host, options.httpPort ?? 8080);
+    } catch (err) {
+      await tcp.close().catch(() => {});
+      await broker.stop();
+      throw err;
+    }
+    return new EddyServer(
+      broker,
+      { host, port: mqttAddress.port },
+      { host, port: httpAddress.port },
+      tcp,
+      websocket,
+      httpListener,
+    );
+  }
+
+  get mqttUrl(): string {
+    return `mqtt://${formatHost(this.mqtt.host)}:${this.mqtt.port}`;
+  }
+
+  get wsUrl(): string {
+    return `ws://${formatHost(this.http.host)}:${this.http.port}/mqtt`;
+  }
+
+  get httpUrl(): string {
+    return `http://${formatHost(this.http.host)}:${this.http.port}`;
+  }
+
+  /** Stops listening, tells clients the server is shutting down, and closes storage. */
+  async stop(): Promise<void> {
+    this.websocket.close();
+    await Promise.all([this.tcp.close(), this.httpListener.close()]);
+    await this.broker.stop();
+  }
+}
+
+export function formatHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}

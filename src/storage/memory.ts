@@ -1,0 +1,97 @@
+import type { Message } from '../core/message.js';
+import type { InflightDelivery, QueuedDelivery, SessionQueue, SessionRecord, Storage } from './types.js';
+
+class MemorySessionQueue implements SessionQueue {
+  private pending: QueuedDelivery[] = [];
+  /** Index of the oldest pending entry; shifting an array is O(n), moving a head is O(1). */
+  private head = 0;
+  readonly inflight = new Map<number, InflightDelivery>();
+
+  get pendingCount(): number {
+    return this.pending.length - this.head;
+  }
+
+  push(delivery: QueuedDelivery): void {
+    this.pending.push(delivery);
+  }
+
+  shift(): QueuedDelivery | undefined {
+    if (this.head >= this.pending.length) return undefined;
+    const delivery = this.pending[this.head]!;
+    this.pending[this.head] = undefined as unknown as QueuedDelivery;
+    this.head++;
+    if (this.head > 1024 && this.head * 2 > this.pending.length) {
+      this.pending = this.pending.slice(this.head);
+      this.head = 0;
+    }
+    return delivery;
+  }
+
+  unshift(deliveries: QueuedDelivery[]): void {
+    this.pending = deliveries.concat(this.pending.slice(this.head));
+    this.head = 0;
+  }
+
+  setInflight(delivery: InflightDelivery): void {
+    this.inflight.set(delivery.packetId, delivery);
+  }
+
+  deleteInflight(packetId: number): void {
+    this.inflight.delete(packetId);
+  }
+
+  clear(): void {
+    this.pending = [];
+    this.head = 0;
+    this.inflight.clear();
+  }
+}
+
+/** Keeps all state in this process: fast, and gone at exit. Selected with `--memory`. */
+export class MemoryStorage implements Storage {
+  readonly kind = 'memory';
+  private seq = 0;
+  private readonly retainedByTopic = new Map<string, Message>();
+  private readonly sessions = new Map<string, SessionRecord>();
+  private readonly queues = new Map<string, MemorySessionQueue>();
+
+  async open(): Promise<void> {}
+  async close(): Promise<void> {}
+
+  append(message: Message): Promise<void> {
+    message.seq = ++this.seq;
+    return Promise.resolve();
+  }
+
+  async setRetained(topic: string, message: Message | undefined): Promise<void> {
+    if (message) this.retainedByTopic.set(topic, message);
+    else this.retainedByTopic.delete(topic);
+  }
+
+  retained(): Iterable<Message> {
+    return this.retainedByTopic.values();
+  }
+
+  async loadSessions(): Promise<SessionRecord[]> {
+    return [...this.sessions.values()];
+  }
+
+  async saveSession(record: SessionRecord): Promise<void> {
+    this.sessions.set(record.clientId, record);
+  }
+
+  async deleteSession(clientId: string): Promise<void> {
+    this.sessions.delete(clientId);
+    this.queues.get(clientId)?.clear();
+    this.queues.delete(clientId);
+  }
+
+  queue(clientId: string): SessionQueue {
+    let queue = this.queues.get(clientId);
+    if (!queue) {
+      queue = new MemorySessionQueue();
+      this.queues.set(clientId, queue);
+    }
+    return queue;
+  }
+}

@@ -1,0 +1,82 @@
+import type { Message, QoS } from '../core/message.js';
+
+/** Options of one subscription, as MQTT 5 defines them (3.1.1 uses only qos). */
+export interface SubscriptionOptions {
+  qos: QoS;
+  noLocal: boolean;
+  retainAsPublished: boolean;
+  retainHandling: 0 | 1 | 2;
+  subscriptionId?: number;
+}
+
+export interface SubscriptionRecord extends SubscriptionOptions {
+  /** The filter as the client sent it, `$share/…` included. */
+  filter: string;
+}
+
+/** What survives a disconnect for a persistent session. */
+export interface SessionRecord {
+  clientId: string;
+  /** Seconds after disconnect before the session ends; 0xFFFFFFFF = never. */
+  expiryInterval: number;
+  subscriptions: SubscriptionRecord[];
+  /** Epoch ms of the last disconnect, so expiry survives a restart. Undefined while connected. */
+  disconnectedAt?: number;
+}
+
+/** A message waiting for or in delivery to one session, with the QoS it is delivered at. */
+export interface QueuedDelivery {
+  message: Message;
+  qos: QoS;
+  retain: boolean;
+  subscriptionIds?: number[];
+}
+
+/** A delivery handed to the client with a packet id, not yet fully acknowledged. */
+export interface InflightDelivery extends QueuedDelivery {
+  packetId: number;
+  /** For QoS 2: PUBREC received, PUBREL sent, waiting for PUBCOMP. */
+  released: boolean;
+}
+
+/**
+ * The messages owed to one session: `pending` ones not yet sent (client offline or its
+ * window full) and `inflight` ones sent but not acknowledged. Both survive a reconnect.
+ */
+export interface SessionQueue {
+  readonly pendingCount: number;
+  push(delivery: QueuedDelivery): void;
+  /** Takes the oldest pending delivery. */
+  shift(): QueuedDelivery | undefined;
+  /** Puts deliveries back at the front, oldest first (a takeover returns unsent work). */
+  unshift(deliveries: QueuedDelivery[]): void;
+  readonly inflight: ReadonlyMap<number, InflightDelivery>;
+  setInflight(delivery: InflightDelivery): void;
+  deleteInflight(packetId: number): void;
+  /** Drops everything: the session ended. */
+  clear(): void;
+}
+
+/**
+ * All broker state goes through this interface; the protocol front ends never see it.
+ * Methods that may touch disk return promises: the memory engine resolves them at once,
+ * a durable engine resolves `append` only after the data is fsynced.
+ */
+export interface Storage {
+  readonly kind: string;
+  open(): Promise<void>;
+  close(): Promise<void>;
+
+  /** Stores a message that needs durability; assigns `seq`. Resolves once it is safe. */
+  append(message: Message): Promise<void>;
+
+  setRetained(topic: string, message: Message | undefined): Promise<void>;
+  /** Every retained message, for matching against a new subscription. */
+  retained(): Iterable<Message>;
+
+  loadSessions(): Promise<SessionRecord[]>;
+  saveSession(record: SessionRecord): Promise<void>;
+  deleteSession(clientId: string): Promise<void>;
+  /** The delivery queue of a session; created empty on first use. */
+  queue(clientId: string): SessionQueue;
+}

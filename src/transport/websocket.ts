@@ -1,0 +1,37 @@
+import type http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, createWebSocketStream } from 'ws';
+import type { Broker } from '../core/broker.js';
+import { MqttConnection } from '../protocol/mqtt/connection.js';
+import type { Logger } from '../util/logger.js';
+
+/** MQTT over WebSocket at `/mqtt`, subprotocol `mqtt` (MQTT 5 §6). */
+export class WebSocketListener {
+  private readonly wss: WebSocketServer;
+  private readonly connections = new Set<MqttConnection>();
+
+  constructor(broker: Broker, log: Logger) {
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: broker.limits.maxPacketSize + 5,
+      handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false),
+    });
+    this.wss.on('connection', (ws, request) => {
+      const stream = createWebSocketStream(ws);
+      const remote = `ws:${request.socket.remoteAddress}:${request.socket.remotePort}`;
+      const connection = new MqttConnection(stream, broker, log, remote);
+      this.connections.add(connection);
+      stream.once('close', () => this.connections.delete(connection));
+    });
+  }
+
+  /** Takes an HTTP upgrade request for `/mqtt`. */
+  handleUpgrade(request: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.wss.emit('connection', ws, request));
+  }
+
+  close(): void {
+    for (const connection of this.connections) connection.close(0x8b, 'server shutting down');
+    this.wss.close();
+  }
+}

@@ -1,0 +1,35 @@
+/** Every error Eddy raises on purpose carries a stable code, so callers branch on codes, not on messages. */
+export class EddyError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A bad command-line flag or configuration value: reported in one line, exit code 2. */
+export class ConfigError extends EddyError {
+  constructor(message: string) {
+    super('EDDY_CONFIG', message);
+  }
+}
+
+/** A listener could not bind (port in use, permission denied). */
+export class ListenError extends EddyError {
+  constructor(message: string, cause?: unknown) {
+    super('EDDY_LISTEN', message, { cause });
+  }
+}
+
+/**
+ * A protocol violation by a client. `reasonCode` is the MQTT 5 reason code sent in DISCONNECT
+ * (or CONNACK) before the connection is closed; MQTT 3.1.1 clients just see the close.
+ */
+export class ProtocolError extends EddyError {
+  readonly reasonCode: number;
+  constructor(reasonCode: number, message: string) {
+    super('EDDY_PROTOCOL', message);
+    this.reasonCode = reasonCode;
+  }
+}
