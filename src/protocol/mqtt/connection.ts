@@ -18,6 +18,8 @@ import { ProtocolError } from '../../util/errors.js';
 import { RC, fixedHeaderSize, isValidUtf8, v3ConnackCode } from './codes.js';
 import { connectToSession, type ConnectOutcome } from './connect.js';
 
+const sharedEncodings = new WeakMap<Message, Array<Buffer | undefined>>();
+
 /** Above this many buffered outbound bytes a client counts as congested and QoS 0 is shed. */
 const CONGESTION_BYTES = 8 * 1024 * 1024;
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -56,7 +58,14 @@ export class MqttConnection implements SessionLink {
   ) {
     this.parser = mqttPacket.parser();
     this.parser.on('packet', (packet: Packet) => this.onPacket(packet));
-    this.parser.on('error', (err: Error) => this.fail(new ProtocolError(RC.MalformedPacket, `malformed packet: ${err.message}`)));
+    this.parser.on('error', (err: Error) => {
+      if (!this.session && !this.closed && err.message === 'Invalid protocol version') {
+        // 3.1.1 [MQTT-3.1.2-2]: answer an unsupported protocol level with CONNACK 0x01, then close.
+        this.sendConnack(RC.UnsupportedProtocolVersion, false); // protocolVersion is still 4: 3.1.1 encoding
+        return this.fail(new ProtocolError(RC.UnsupportedProtocolVersion, `unsupported protocol version: ${err.message}`));
+      }
+      this.fail(new ProtocolError(RC.MalformedPacket, `malformed packet: ${err.message}`));
+    });
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
     stream.on('error', (err) => {
       this.log.debug({ remote, err: err.message }, 'connection error');
@@ -214,7 +223,8 @@ export class MqttConnection implements SessionLink {
   }
 
   private acknowledgePublish(qos: QoS, id: number): void {
-    this.inboundUnacked--;
+    // A QoS 2 publish counts against our Receive Maximum until PUBCOMP, not PUBREC (MQTT 5 §4.9).
+    if (qos === 1) this.inboundUnacked--;
     this.send({ cmd: qos === 1 ? 'puback' : 'pubrec', messageId: id });
   }
 
@@ -239,6 +249,7 @@ export class MqttConnection implements SessionLink {
 
   private onPubrel(id: number): void {
     const known = this.session!.inboundQos2.delete(id);
+    if (known && this.inboundUnacked > 0) this.inboundUnacked--;
     if (!known && this.protocolVersion === 5) {
       return this.send({ cmd: 'pubcomp', messageId: id, reasonCode: RC.PacketIdentifierNotFound });
     }
@@ -292,6 +303,31 @@ export class MqttConnection implements SessionLink {
   sendPublish(delivery: QueuedDelivery, packetId: number | undefined, dup: boolean): boolean {
     if (this.closed) return true; // the session keeps it in flight; it is resent on reconnect
     const { message } = delivery;
+    const shareable = delivery.qos === 0 && !delivery.subscriptionIds && message.expiresAt === undefined && this.clientTopicAliasMax === 0;
+    const bytes = shareable ? this.sharedEncoding(delivery) : this.encodePublish(delivery, packetId, dup);
+    if (!bytes) return true;
+    if (bytes.length > this.clientMaxPacketSize) return false;
+    this.write(bytes);
+    this.broker.stats.messagesOut++;
+    return true;
+  }
+
+  /**
+   * A QoS 0 PUBLISH without per-subscriber properties is the same bytes for every subscriber
+   * of a protocol version, so fan-out encodes it once per message rather than once per client.
+   */
+  private sharedEncoding(delivery: QueuedDelivery): Buffer | undefined {
+    const slot = (this.protocolVersion === 5 ? 2 : 0) + (delivery.retain ? 1 : 0);
+    let cache = sharedEncodings.get(delivery.message);
+    if (!cache) {
+      cache = [undefined, undefined, undefined, undefined];
+      sharedEncodings.set(delivery.message, cache);
+    }
+    return (cache[slot] ??= this.encodePublish(delivery, undefined, false));
+  }
+
+  private encodePublish(delivery: QueuedDelivery, packetId: number | undefined, dup: boolean): Buffer | undefined {
+    const { message } = delivery;
     const packet: IPublishPacket = {
       cmd: 'publish',
       topic: message.topic,
@@ -309,12 +345,7 @@ export class MqttConnection implements SessionLink {
       if (this.clientTopicAliasMax > 0) this.applyOutboundAlias(packet, properties);
       packet.properties = properties;
     }
-    const bytes = this.encode(packet);
-    if (!bytes) return true;
-    if (bytes.length > this.clientMaxPacketSize) return false;
-    this.write(bytes);
-    this.broker.stats.messagesOut++;
-    return true;
+    return this.encode(packet);
   }
 
   sendPubrel(packetId: number): void {
