@@ -6,10 +6,13 @@ import { WORKLOAD_KEYS, type WorkloadKey } from './workloads.js';
 
 export interface Options {
   messages: number;
+  /** Deliveries per workload run first and discarded, so JIT warm-up of Node brokers is not measured. */
+  warmup: number;
   brokers: BrokerName[];
   workloads: WorkloadKey[];
   window: number;
   qos0Window: number;
+  fanoutWindow: number;
   fanoutSubscribers: number;
   faninPublishers: number;
   payloadBytes: number;
@@ -22,11 +25,13 @@ export interface Options {
 
 export const USAGE = `Usage: node dist/bench/run.js [options]
 
-  --messages N        deliveries per workload (fan-out publishes N/subscribers)  [100000]
+  --messages N        deliveries per workload (fan-out publishes N/subscribers)  [200000]
+  --warmup N          unmeasured deliveries before each workload, 0 = none      [messages/10]
   --brokers LIST      comma-separated: eddy,mosquitto,aedes                      [all]
   --workloads LIST    comma-separated: qos0,qos1,fanout,fanin                    [all]
   --window N          QoS 1 workload: most unacked publishes in flight           [100]
-  --qos0-window N     QoS 0 workloads: most messages in flight end to end        [1000]
+  --qos0-window N     QoS 0 workloads: most messages in flight to each subscriber [1000]
+  --fanout-window N   fan-out: most messages in flight to each subscriber        [100]
   --fanout-subs N     subscribers in the fan-out workload                        [50]
   --fanin-pubs N      publishers in the fan-in workload                          [20]
   --payload N         payload bytes (>= 14)                                      [100]
@@ -44,10 +49,12 @@ export function parseOptions(argv: string[]): Options | 'help' {
     strict: true,
     options: {
       messages: { type: 'string' },
+      warmup: { type: 'string' },
       brokers: { type: 'string' },
       workloads: { type: 'string' },
       window: { type: 'string' },
       'qos0-window': { type: 'string' },
+      'fanout-window': { type: 'string' },
       'fanout-subs': { type: 'string' },
       'fanin-pubs': { type: 'string' },
       payload: { type: 'string' },
@@ -62,12 +69,15 @@ export function parseOptions(argv: string[]): Options | 'help' {
   if (values.help) return 'help';
   const version = int('mqtt-version', values['mqtt-version'], 4);
   if (version !== 4 && version !== 5) throw new Error('--mqtt-version must be 4 or 5');
+  const messages = int('messages', values.messages, 200_000);
   return {
-    messages: int('messages', values.messages, 100_000),
+    messages,
+    warmup: values.warmup === '0' ? 0 : int('warmup', values.warmup, Math.ceil(messages / 10)),
     brokers: list('brokers', values.brokers, BROKER_NAMES),
     workloads: list('workloads', values.workloads, WORKLOAD_KEYS),
     window: int('window', values.window, 100),
     qos0Window: int('qos0-window', values['qos0-window'], 1000),
+    fanoutWindow: int('fanout-window', values['fanout-window'], 100),
     fanoutSubscribers: int('fanout-subs', values['fanout-subs'], 50),
     faninPublishers: Math.min(int('fanin-pubs', values['fanin-pubs'], 20), 65_535),
     payloadBytes: Math.max(int('payload', values.payload, 100), 14),

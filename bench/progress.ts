@@ -15,7 +15,9 @@ export function progressReporter(broker: string, workload: string): (p: Progress
     const rate = dt > 0 ? Math.round(((p.delivered - last.delivered) * 1000) / dt) : 0;
     last = { delivered: p.delivered, elapsedMs: p.elapsedMs };
     const pct = p.expected ? Math.floor((100 * p.delivered) / p.expected) : 0;
-    const line = `[${broker}] ${workload} ... ${pct}% delivered, ${fmtInt(rate)} msg/s`;
+    const line = p.published === 0
+      ? `[${broker}] ${workload} ... connecting clients`
+      : `[${broker}] ${workload} ... ${pct}% delivered, ${fmtInt(rate)} msg/s`;
     // On a terminal the line updates in place; in a log every tick gets its own line.
     process.stderr.write(tty ? `\r\x1b[K${line}` : `${line}\n`);
   };

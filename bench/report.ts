@@ -28,11 +28,16 @@ export interface Report {
   ratios: Record<string, { eddyVsMosquitto: number | null; eddyVsAedes: number | null }>;
 }
 
+const CLIENT_BOUND_PCT = 90;
+const CLIENT_BOUND_MARK = '†';
+
 export const METHOD = [
   'All clients are mqtt.js in the bench process; each broker runs in its own child process.',
   'msg/s = unique messages received by all subscribers / (first publish -> last delivery).',
   'Latency = receive time - send time embedded in the payload (performance.now, same process).',
-  'QoS 0 publishers keep at most --qos0-window messages in flight end to end (split across fan-in publishers) and respect socket backpressure.',
+  'QoS 0 publishers keep at most --qos0-window (fan-out: --fanout-window) messages in flight towards each subscriber (split across fan-in publishers) and respect socket backpressure.',
+  `msg/s marked ${CLIENT_BOUND_MARK} means the bench client used >= ${CLIENT_BOUND_PCT}% of a core: the client, not the broker, may have been the limit.`,
+  'Each workload is preceded by an unmeasured --warmup run on fresh connections.',
   'QoS 1 publisher keeps at most --window publishes without PUBACK in flight.',
   'Fan-in uses QoS 0.',
 ];
@@ -58,11 +63,13 @@ export function markdown(report: Report, brokers: BrokerName[]): string {
   lines.push(`## Eddy benchmark`, '');
   lines.push(`${fmtInt(o.messages)} deliveries per workload, ${o.payloadBytes}-byte payloads, MQTT ${o.protocolVersion === 4 ? '3.1.1' : '5.0'}, `
     + `${report.environment.cpus} x ${report.environment.cpuModel}, Node ${report.environment.node}. `
-    + `Latency in ms (p50/p99/max). Fan-in is QoS 0. Ratios are Eddy msg/s divided by the other broker's.`);
+    + `Latency in ms (p50/p99/max). Fan-in is QoS 0. Ratios are Eddy msg/s divided by the other broker's. `
+    + `${CLIENT_BOUND_MARK} = bench client CPU-bound (>= ${CLIENT_BOUND_PCT}% of a core), the broker may be faster than shown.`);
+  const ran = brokers.filter((b) => report.brokers[b]?.status === 'ok').map((b) => `${b} ${report.brokers[b]!.version}`);
+  lines.push('', `Brokers: ${ran.join(', ') || 'none'}.`);
   for (const b of brokers) {
     const s = report.brokers[b];
-    if (s && s.status !== 'ok') lines.push('', `- **${b}** ${s.status}: ${s.reason ?? ''}`);
-    else if (s?.version) lines.push('', `- ${b} ${s.version}`);
+    if (s && s.status !== 'ok') lines.push('', `Note: ${b} ${s.status}: ${s.reason ?? ''}`);
   }
   lines.push('');
 
@@ -82,8 +89,9 @@ export function markdown(report: Report, brokers: BrokerName[]): string {
         continue;
       }
       const flag = r.timedOut ? ' (timeout)' : r.error ? ' (error)' : '';
+      const bound = r.cpuPercent.client >= CLIENT_BOUND_PCT ? CLIENT_BOUND_MARK : '';
       row.push(
-        fmtInt(r.msgPerSec) + flag,
+        fmtInt(r.msgPerSec) + bound + flag,
         r.latencyMs ? `${fmtMs(r.latencyMs.p50)}/${fmtMs(r.latencyMs.p99)}/${fmtMs(r.latencyMs.max)}` : 'n/a',
         fmtPct(r.deliveryRatio) + (r.duplicates ? ` +${r.duplicates} dup` : ''),
       );

@@ -2,10 +2,10 @@
 // against it, progress on stderr, Markdown on stdout, all figures in bench/results/latest.json.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { BrokerUnavailable, killAllBrokersSync, startBroker, type RunningBroker } from './brokers.js';
+import { BROKER_NAMES, BrokerUnavailable, killAllBrokersSync, startBroker, type RunningBroker } from './brokers.js';
 import { parseOptions, USAGE, type Options } from './options.js';
 import { resultsDir } from './paths.js';
-import { note, progressReporter, resultLine } from './progress.js';
+import { fmtInt, note, progressReporter, resultLine } from './progress.js';
 import { environment, markdown, METHOD, throughputRatio, writeJson, type Report } from './report.js';
 import { runWorkload } from './runner.js';
 import { defineWorkloads } from './workloads.js';
@@ -31,7 +31,7 @@ async function main(argv: string[]): Promise<number> {
 
   const started = Date.now();
   const defs = defineWorkloads({
-    qos1Window: opts.window, qos0Window: opts.qos0Window,
+    qos1Window: opts.window, qos0Window: opts.qos0Window, fanoutWindow: opts.fanoutWindow,
     fanoutSubscribers: opts.fanoutSubscribers, faninPublishers: opts.faninPublishers,
   });
   const workloads = opts.workloads.map((k) => defs[k]);
@@ -68,11 +68,19 @@ async function main(argv: string[]): Promise<number> {
     try {
       for (const w of workloads) {
         note(`[${name}] ${w.id} ... ${w.description}`);
-        const result = await runWorkload(broker.url, w, {
+        const cfg = {
           messages: opts.messages, payloadBytes: opts.payloadBytes, timeoutMs: opts.timeoutMs,
           settleMs: opts.settleMs, protocolVersion: opts.protocolVersion, tag: `${runTag}-${name}`,
-        }, broker.pid, progressReporter(name, w.id));
+        };
+        if (opts.warmup > 0) {
+          const warm = await runWorkload(broker.url, w, { ...cfg, messages: opts.warmup, tag: `${cfg.tag}-warm` },
+            null, progressReporter(name, `${w.id} warm-up`));
+          note(`[${name}] ${w.id} warm-up ... ${fmtInt(warm.msgPerSec)} msg/s${warm.error ? ` (${warm.error})` : ''}`);
+        }
+        const result = await runWorkload(broker.url, w, cfg, broker.pid, progressReporter(name, w.id));
         report.results[w.id]![name] = result;
+        // Partial results are still reported, but a stuck or erroring broker must fail the run.
+        failed ||= result.error !== undefined;
         note(resultLine(name, w.id, result));
         await new Promise((r) => setTimeout(r, PAUSE_BETWEEN_WORKLOADS_MS));
       }
@@ -91,7 +99,8 @@ async function main(argv: string[]): Promise<number> {
   const jsonPath = path.resolve(opts.json ?? path.join(resultsDir, 'latest.json'));
   writeJson(jsonPath, report);
   note(`results written to ${path.relative(process.cwd(), jsonPath)} (${report.wallClockSec} s)`);
-  process.stdout.write(markdown(report, opts.brokers));
+  // Columns in a fixed order (Eddy first) whatever order --brokers ran them in.
+  process.stdout.write(markdown(report, BROKER_NAMES.filter((b) => opts.brokers.includes(b))));
   return failed ? 1 : 0;
 }
 

@@ -5,10 +5,12 @@ import mqtt, { type MqttClient } from 'mqtt';
 import hdr from 'hdr-histogram-js';
 import { performance } from 'node:perf_hooks';
 import { setImmediate as yieldToIo } from 'node:timers/promises';
+import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import { decodePayload, encodePayload, HEADER_BYTES } from './payload.js';
 import { publishCounts, type Workload } from './workloads.js';
 import { readProcessCpuMs } from './cpu.js';
+import { Waiters } from './waiters.js';
 
 export interface RunConfig {
   /** Deliveries expected at the subscribers (see publishCounts). */
@@ -42,10 +44,12 @@ export interface WorkloadResult {
   publishTarget: number;
   /** QoS 1 only: PUBACKs received. */
   acked: number | null;
+  /** Deliveries the full run would produce; a timed-out run falls short of it. */
   expected: number;
   /** Unique deliveries; duplicates are counted separately and excluded. */
   delivered: number;
   duplicates: number;
+  /** delivered / (published x subscribers): delivered vs sent, also meaningful for partial runs. */
   deliveryRatio: number;
   /** First publish to last delivery. */
   durationMs: number;
@@ -67,36 +71,6 @@ const STALL_MS = 500;
 const TEARDOWN_MS = 3_000;
 
 class Abort extends Error {}
-
-/** Promises that resolve once a condition holds; re-checked whenever poke() is called. */
-class Waiters {
-  private list: Array<{ check: () => boolean; done: (ok: boolean) => void }> = [];
-
-  wait(check: () => boolean, timeoutMs: number): Promise<boolean> {
-    if (check()) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const entry = {
-        check,
-        done: (ok: boolean) => {
-          clearTimeout(timer);
-          this.list = this.list.filter((e) => e !== entry);
-          resolve(ok);
-        },
-      };
-      const timer = setTimeout(() => entry.done(false), timeoutMs);
-      this.list.push(entry);
-    });
-  }
-
-  poke(): void {
-    if (this.list.length === 0) return;
-    for (const e of [...this.list]) if (e.check()) e.done(true);
-  }
-
-  releaseAll(): void {
-    for (const e of [...this.list]) e.done(false);
-  }
-}
 
 export async function runWorkload(url: string, w: Workload, cfg: RunConfig, brokerPid: number | null,
   onProgress: (p: Progress) => void): Promise<WorkloadResult> {
@@ -142,7 +116,7 @@ export async function runWorkload(url: string, w: Workload, cfg: RunConfig, brok
   const clients: MqttClient[] = [];
 
   const connect = async (role: string): Promise<MqttClient> => {
-    const client = await bounded(mqtt.connectAsync(url, {
+    const client = mqtt.connect(url, {
       clientId: `${cfg.tag}-${w.key}-${role}`,
       protocolVersion: cfg.protocolVersion,
       clean: true,
@@ -150,10 +124,14 @@ export async function runWorkload(url: string, w: Workload, cfg: RunConfig, brok
       connectTimeout: 10_000,
       // A broker that drops a client must show up as an error, not be papered over.
       reconnectPeriod: 0,
-    }));
+    });
+    // Tracked before CONNACK so teardown also closes clients whose connect never completed.
     clients.push(client);
+    // Our side must not add Nagle delays; the brokers keep their own socket defaults.
+    (client.stream as unknown as Socket | undefined)?.setNoDelay?.(true);
     client.on('error', (err) => abort(`${role}: ${err.message}`));
-    client.on('close', () => { if (!closing) abort(`${role} disconnected by broker`); });
+    client.on('close', () => { if (!closing) abort(`${role} disconnected`); });
+    await bounded(new Promise((resolve) => client.once('connect', resolve)));
     return client;
   };
 
@@ -224,7 +202,8 @@ export async function runWorkload(url: string, w: Workload, cfg: RunConfig, brok
     }));
   };
 
-  const cpuAtStart = { client: process.cpuUsage(), broker: brokerPid ? readProcessCpuMs(brokerPid) : null };
+  // Taken when publishing starts, so connecting 50 clients does not count as broker load.
+  let cpuAtStart = { client: process.cpuUsage(), broker: null as number | null };
   const ticker = setInterval(() => onProgress({
     published: sent.reduce((a, b) => a + b, 0), delivered, expected,
     elapsedMs: firstPublishAt ? performance.now() - firstPublishAt : 0,
@@ -241,6 +220,7 @@ export async function runWorkload(url: string, w: Workload, cfg: RunConfig, brok
     const pubs: MqttClient[] = [];
     for (let p = 0; p < w.publishers; p++) pubs.push(await connect(`pub${p}`));
 
+    cpuAtStart = { client: process.cpuUsage(), broker: brokerPid ? readProcessCpuMs(brokerPid) : null };
     firstPublishAt = performance.now();
     await Promise.all(pubs.map((c, p) => (w.qos === 1 ? publishQos1(c, p) : publishQos0(c, p))));
     publishDoneAt = performance.now();
@@ -272,7 +252,7 @@ export async function runWorkload(url: string, w: Workload, cfg: RunConfig, brok
     expected,
     delivered,
     duplicates,
-    deliveryRatio: expected ? delivered / expected : 0,
+    deliveryRatio: published ? delivered / (published * w.subscribers) : 0,
     durationMs: round(durationMs, 1),
     msgPerSec: durationMs > 0 ? Math.round(delivered / (durationMs / 1000)) : 0,
     publishMsgPerSec: firstPublishAt && publishSpan > 0 ? Math.round(published / (publishSpan / 1000)) : 0,

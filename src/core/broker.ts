@@ -161,11 +161,35 @@ export class Broker {
   }
 
   /**
-   * Routes a message to every matching session and stores it when it needs durability.
-   * Returns a promise when the publisher must wait before its message counts as confirmed.
+   * Stores a message when it needs durability and routes it to every matching session.
+   * `confirm` is called once the message counts as accepted (after the store is safe), or with
+   * the error that kept it from being stored. When storing completes at once, the publisher is
+   * confirmed before any subscriber sees the message, as Mosquitto does.
    */
-  publish(message: Message): Promise<void> | undefined {
+  publish(message: Message, confirm?: (err?: Error) => void): void {
     this.stats.messagesIn++;
+    if (message.qos === 0) {
+      this.route(message);
+      confirm?.();
+      return;
+    }
+    let stored: Promise<void> | void;
+    try {
+      stored = this.storage.append(message);
+    } catch (err) {
+      confirm?.(err as Error);
+      return;
+    }
+    if (!stored) {
+      confirm?.();
+      this.route(message);
+      return;
+    }
+    this.route(message);
+    stored.then(() => confirm?.(), (err: Error) => confirm?.(err));
+  }
+
+  private route(message: Message): void {
     if (message.retain) {
       void this.storage.setRetained(message.topic, message.payload.length === 0 ? undefined : message);
     }
@@ -174,14 +198,13 @@ export class Broker {
       const qos = (message.qos < target.qos ? message.qos : target.qos) as QoS;
       target.session.deliver(message, qos, target.retainAsPublished && message.retain, target.subscriptionIds);
     }
-    return message.qos > 0 ? this.storage.append(message) : undefined;
   }
 
   private publishWill(will: WillMessage): void {
     const now = Date.now();
     const message: Message = { ...will.message, publishedAt: now };
     if (will.expirySeconds !== undefined) message.expiresAt = now + will.expirySeconds * 1000;
-    void this.publish(message);
+    this.publish(message);
   }
 
   isPublishAllowed(topic: string): boolean {
@@ -203,7 +226,8 @@ export class Broker {
       }
       const inner = shared ? shared.filter : request.filter;
       if (this.isSubscribeDenied(inner)) {
-        codes.push(Reason.NotAuthorized);
+        // 0x80, not 0x87: an access rule does not reveal why (MQTT 5 §3.9.3), as Paho's interop suite expects.
+        codes.push(Reason.UnspecifiedError);
         continue;
       }
       const { filter, ...options } = request;

@@ -58,9 +58,8 @@ export class MemoryStorage implements Storage {
   async open(): Promise<void> {}
   async close(): Promise<void> {}
 
-  append(message: Message): Promise<void> {
+  append(message: Message): void {
     message.seq = ++this.seq;
-    return Promise.resolve();
   }
 
   async setRetained(topic: string, message: Message | undefined): Promise<void> {

@@ -67,8 +67,11 @@ export interface Storage {
   open(): Promise<void>;
   close(): Promise<void>;
 
-  /** Stores a message that needs durability; assigns `seq`. Resolves once it is safe. */
-  append(message: Message): Promise<void>;
+  /**
+   * Stores a message that needs durability and assigns its `seq`. Returns a promise that
+   * resolves once the message is safe, or nothing when it is safe on return (memory engine).
+   */
+  append(message: Message): Promise<void> | void;
 
   setRetained(topic: string, message: Message | undefined): Promise<void>;
   /** Every retained message, for matching against a new subscription. */

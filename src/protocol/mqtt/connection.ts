@@ -215,11 +215,9 @@ export class MqttConnection implements SessionLink {
       origin: this.clientId,
     };
     if (v5 && props?.messageExpiryInterval !== undefined) message.expiresAt = now + props.messageExpiryInterval * 1000;
+    if (qos === 0) return this.broker.publish(message);
     if (qos === 2) this.session!.inboundQos2.add(id);
-    const stored = this.broker.publish(message);
-    if (qos === 0) return;
-    if (stored) stored.then(() => this.acknowledgePublish(qos, id), (err: Error) => this.failPublish(qos, id, topic, err));
-    else this.acknowledgePublish(qos, id);
+    this.broker.publish(message, (err) => (err ? this.failPublish(qos, id, topic, err) : this.acknowledgePublish(qos, id)));
   }
 
   private acknowledgePublish(qos: QoS, id: number): void {
@@ -275,10 +273,10 @@ export class MqttConnection implements SessionLink {
     });
     const { codes, sendRetained } = this.broker.subscribe(this.session!, requests);
     const granted = v5 ? codes : codes.map((c) => (c >= 0x80 ? 0x80 : c));
-    for (let i = 0; i < codes.length; i++) {
-      if (codes[i]! >= 0x80) this.log.info({ clientId: this.clientId, filter: requests[i]!.filter, reasonCode: codes[i] }, 'subscription refused');
-    }
-    this.send({ cmd: 'suback', messageId: packet.messageId!, granted });
+    const refused = requests.filter((_, i) => codes[i]! >= 0x80).map((r) => r.filter);
+    if (refused.length > 0) this.log.info({ clientId: this.clientId, refused }, 'subscription refused');
+    const properties = v5 && refused.length > 0 ? this.reasonProps(`subscription refused for ${refused.join(', ')}`) : undefined;
+    this.send({ cmd: 'suback', messageId: packet.messageId!, granted, properties });
     sendRetained();
   }
 
