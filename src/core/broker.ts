@@ -116,6 +116,12 @@ export class Broker {
       const old = session.link;
       this.detachLink(session, { publishWill: true });
       old.close(0x8e, 'session taken over by a new connection');
+      // A session with expiry 0 ends with the connection just closed (3.1.1 [MQTT-3.1.2-6],
+      // 5.0 §3.1.2.11.2): there is nothing left to resume, even with clean start 0.
+      if (!session.persistent) {
+        this.endSession(session);
+        session = undefined;
+      }
     }
     const pendingWill = this.willTimers.get(clientId);
     if (pendingWill) {

@@ -80,9 +80,14 @@ export class Router {
     return true;
   }
 
-  /** The targets for one published message, at most one per session. */
+  /**
+   * The targets for one published message: at most one per session for its non-shared
+   * subscriptions, plus one per matching shared group (MQTT 5 §4.8.2: a group's copy is separate
+   * from a member's own non-shared subscriptions, so one client may get both).
+   */
   route(topic: string, origin: string | undefined): Target[] {
     const targets: Target[] = [];
+    let shared: Target[] | undefined;
     let bySession: Map<Session, Target> | undefined;
     const merge = (session: Session, options: SubscriptionOptions): void => {
       const existing = bySession?.get(session) ?? (targets.length === 1 && targets[0]!.session === session ? targets[0] : undefined);
@@ -109,9 +114,12 @@ export class Router {
         return;
       }
       const member = this.pickMember(route);
-      if (member) merge(member[0], member[1]);
+      if (!member) return;
+      const [session, options] = member;
+      const subscriptionIds = options.subscriptionId === undefined ? undefined : [options.subscriptionId];
+      (shared ??= []).push({ session, qos: options.qos, retainAsPublished: options.retainAsPublished, subscriptionIds });
     });
-    return targets;
+    return shared ? targets.concat(shared) : targets;
   }
 
   /** Next connected member in turn; when none is connected, the next member in turn queues it. */

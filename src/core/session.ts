@@ -147,7 +147,14 @@ export class Session {
 
   private sendNew(link: SessionLink, delivery: QueuedDelivery): void {
     const packetId = this.allocatePacketId();
-    const entry: InflightDelivery = { ...delivery, packetId, released: false };
+    const entry: InflightDelivery = {
+      message: delivery.message,
+      qos: delivery.qos,
+      retain: delivery.retain,
+      subscriptionIds: delivery.subscriptionIds,
+      packetId,
+      released: false,
+    };
     if (!link.sendPublish(entry, packetId, false)) {
       this.onDrop(this, 'too-large', delivery.message);
       return;

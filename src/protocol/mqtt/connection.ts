@@ -20,6 +20,20 @@ import { connectToSession, type ConnectOutcome } from './connect.js';
 
 const sharedEncodings = new WeakMap<Message, Array<Buffer | undefined>>();
 
+/**
+ * Output is flushed once per event-loop turn, after every socket that was readable in that
+ * turn has been handled: deliveries caused by many publishers then leave in one write.
+ */
+const pendingFlush = new Set<MqttConnection>();
+function scheduleFlush(connection: MqttConnection): void {
+  if (pendingFlush.size === 0) setImmediate(flushAll);
+  pendingFlush.add(connection);
+}
+function flushAll(): void {
+  for (const connection of pendingFlush) connection.flush();
+  pendingFlush.clear();
+}
+
 /** Above this many buffered outbound bytes a client counts as congested and QoS 0 is shed. */
 const CONGESTION_BYTES = 8 * 1024 * 1024;
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -410,12 +424,12 @@ export class MqttConnection implements SessionLink {
     if (!this.corked) {
       this.corked = true;
       this.stream.cork();
-      process.nextTick(() => this.flush());
+      scheduleFlush(this);
     }
     this.stream.write(bytes);
   }
 
-  private flush(): void {
+  flush(): void {
     if (!this.corked) return;
     this.corked = false;
     this.stream.uncork();
