@@ -86,9 +86,16 @@ export async function runSub(args: string[]): Promise<number> {
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
+  // Ending the client after a refused SUBACK closes it: that rejection is expected, not unhandled.
+  done.catch(() => {});
   const subscribeOptions: IClientSubscribeOptions = { qos };
-  const granted = await client.subscribeAsync(target, subscribeOptions).catch((err: unknown) => {
-    throw new EddyError('EDDY_SUBSCRIBE_REFUSED', `subscribe to ${target} failed: ${describeReason(err)}`);
+  const granted = await client.subscribeAsync(target, subscribeOptions).catch(async (err: unknown) => {
+    // mqtt.js v5 rejects a SUBACK failure; close the client (or the process never exits) and
+    // take the reason code from the SUBACK, since the rejection does not carry it.
+    await client.endAsync(true);
+    const code = (err as { packet?: { granted?: number[] } }).packet?.granted?.find((c) => c >= 0x80);
+    const reason = code === undefined ? describeReason(err) : `0x${code.toString(16)} ${(err as Error).message}`;
+    throw new EddyError('EDDY_SUBSCRIBE_REFUSED', `subscribe to ${target} failed: ${reason}`);
   });
   const code = granted[0]?.qos ?? 0x80;
   if (code >= 0x80) {
