@@ -209,6 +209,17 @@ describe('malformed and hostile input', () => {
     assert.deepEqual(((await client.next('suback')) as SubackPacket).granted, [1]);
     await assertStillWorks(client, 'final/t', 'still alive');
   });
+
+  test('each protocol violation is counted by reason code and visible on /healthz', async () => {
+    const res = await fetch(`${server.httpUrl}/healthz`);
+    assert.equal(res.status, 200);
+    const health = (await res.json()) as { status: string; protocolErrors: Record<string, number> };
+    assert.equal(health.status, 'ok');
+    // What the tests above did to this broker: five malformed packets (0x81), a wildcard topic
+    // name (0x90), an unsupported protocol level (0x84), garbage parsed as a first packet other
+    // than CONNECT and a second CONNECT (0x82 twice).
+    assert.deepEqual(health.protocolErrors, { '0x81': 5, '0x90': 1, '0x84': 1, '0x82': 2 });
+  });
 });
 
 describe('connection limit', () => {

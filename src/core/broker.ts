@@ -34,6 +34,10 @@ export interface BrokerStats {
   messagesIn: number;
   messagesOut: number;
   dropped: Record<DropReason, number>;
+  /** Connections closed for a protocol violation, by MQTT 5 reason code (hex). */
+  protocolErrors: Record<string, number>;
+  /** Publishes refused with a reason code (payload format, access rules, storage), by reason code (hex). */
+  refusedPublishes: Record<string, number>;
 }
 
 export interface BrokerOptions {
@@ -56,6 +60,8 @@ export class Broker {
     messagesIn: 0,
     messagesOut: 0,
     dropped: { 'queue-full': 0, expired: 0, 'too-large': 0, congested: 0, 'offline-qos0': 0 },
+    protocolErrors: {},
+    refusedPublishes: {},
   };
   private readonly log: Logger;
   private readonly willTimers = new Map<string, { timer: NodeJS.Timeout; will: WillMessage }>();

@@ -33,6 +33,12 @@ export class Router {
   private readonly tree = new TopicTree<Route>();
   private readonly direct = new Map<string, DirectRoute>();
   private readonly groups = new Map<string, GroupRoute>();
+  /**
+   * Matched routes per topic. Topics repeat far more often than subscriptions change, so the
+   * tree walk is skipped for known topics; any change to the set of routes clears the cache.
+   */
+  private readonly matchCache = new Map<string, Route[]>();
+  private static readonly MATCH_CACHE_LIMIT = 10_000;
 
   get subscriptionCount(): number {
     return this.direct.size + [...this.groups.values()].reduce((n, g) => n + g.members.size, 0);
@@ -49,6 +55,7 @@ export class Router {
       const route: DirectRoute = { kind: 'direct', session, options };
       this.direct.set(key, route);
       this.tree.add(filter, route);
+      this.matchCache.clear();
       return;
     }
     const key = `${group}\u0000${filter}`;
@@ -57,6 +64,7 @@ export class Router {
       route = { kind: 'group', key, members: new Map(), cursor: 0 };
       this.groups.set(key, route);
       this.tree.add(filter, route);
+      this.matchCache.clear();
     }
     route.members.set(session, options);
   }
@@ -68,6 +76,7 @@ export class Router {
       if (!route) return false;
       this.direct.delete(key);
       this.tree.remove(filter, route);
+      this.matchCache.clear();
       return true;
     }
     const key = `${group}\u0000${filter}`;
@@ -76,6 +85,7 @@ export class Router {
     if (route.members.size === 0) {
       this.groups.delete(key);
       this.tree.remove(filter, route);
+      this.matchCache.clear();
     }
     return true;
   }
@@ -107,19 +117,29 @@ export class Router {
       if (targets.length === 2) bySession = new Map([[targets[0]!.session, targets[0]!]]);
       bySession?.set(session, target);
     };
-    this.tree.match(topic, (route) => {
+    for (const route of this.matches(topic)) {
       if (route.kind === 'direct') {
-        if (route.options.noLocal && origin !== undefined && route.session.clientId === origin) return;
+        if (route.options.noLocal && origin !== undefined && route.session.clientId === origin) continue;
         merge(route.session, route.options);
-        return;
+        continue;
       }
       const member = this.pickMember(route);
-      if (!member) return;
+      if (!member) continue;
       const [session, options] = member;
       const subscriptionIds = options.subscriptionId === undefined ? undefined : [options.subscriptionId];
       (shared ??= []).push({ session, qos: options.qos, retainAsPublished: options.retainAsPublished, subscriptionIds });
-    });
+    }
     return shared ? targets.concat(shared) : targets;
+  }
+
+  private matches(topic: string): Route[] {
+    const cached = this.matchCache.get(topic);
+    if (cached) return cached;
+    const found: Route[] = [];
+    this.tree.match(topic, (route) => found.push(route));
+    if (this.matchCache.size >= Router.MATCH_CACHE_LIMIT) this.matchCache.clear();
+    this.matchCache.set(topic, found);
+    return found;
   }
 
   /** Next connected member in turn; when none is connected, the next member in turn queues it. */

@@ -37,8 +37,9 @@ export class HttpListener {
       const body = JSON.stringify({
         status: 'ok',
         storage: this.broker.storage.kind,
-        connections: this.broker.stats.connections,
         sessions: this.broker.sessions.size,
+        subscriptions: this.broker.router.subscriptionCount,
+        ...this.broker.stats,
       });
       res.writeHead(200, { 'content-type': 'application/json' }).end(body);
       return;

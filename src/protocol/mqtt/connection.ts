@@ -249,6 +249,7 @@ export class MqttConnection implements SessionLink {
   /** Answers a refused publish: a reason code on MQTT 5; on 3.1.1 a plain ack, since it cannot refuse. */
   private refusePublish(qos: QoS, id: number, reasonCode: number, reason: string): void {
     this.log.warn({ clientId: this.clientId, reasonCode, reason }, 'publish refused');
+    countBy(this.broker.stats.refusedPublishes, reasonCode);
     if (qos === 0) {
       if (reasonCode === RC.PayloadFormatInvalid) this.fail(new ProtocolError(reasonCode, reason));
       return;
@@ -438,6 +439,7 @@ export class MqttConnection implements SessionLink {
   /** Closes the connection for a protocol violation: DISCONNECT with the reason on MQTT 5, a plain close on 3.1.1. */
   private fail(err: ProtocolError): void {
     if (this.closed) return;
+    countBy(this.broker.stats.protocolErrors, err.reasonCode);
     this.log.warn({ clientId: this.clientId || undefined, remote: this.remote, reasonCode: err.reasonCode, reason: err.message }, 'closing connection');
     if (!this.connackSent && this.protocolVersion === 5 && err.reasonCode === RC.PacketTooLarge) {
       this.sendConnack(err.reasonCode, false);
@@ -474,4 +476,9 @@ function messagePropertiesOf(props: NonNullable<IPublishPacket['properties']>): 
   if (props.correlationData !== undefined) out.correlationData = props.correlationData;
   if (props.userProperties !== undefined) out.userProperties = props.userProperties;
   return out;
+}
+
+function countBy(counters: Record<string, number>, reasonCode: number): void {
+  const key = `0x${reasonCode.toString(16).padStart(2, '0')}`;
+  counters[key] = (counters[key] ?? 0) + 1;
 }
