@@ -33,3 +33,10 @@ export class ProtocolError extends EddyError {
     this.reasonCode = reasonCode;
   }
 }
+
+/** Storage could not do what was asked: disk full (EDDY_STORAGE_FULL), a write error, corruption. */
+export class StorageError extends EddyError {
+  constructor(code: string, message: string, cause?: unknown) {
+    super(code, message, { cause });
+  }
+}

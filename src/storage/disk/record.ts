@@ -1,0 +1,166 @@
+import type { Message, MessageProperties, QoS } from '../../core/message.js';
+import { crc32 } from './crc32.js';
+
+/**
+ * One log record:  u32 bodyLength | u32 crc32(body) | body
+ * body:            u8 type | type-specific fields (little endian)
+ *
+ * A MESSAGE body:  f64 seq | f64 publishedAt | f64 expiresAt (0 = none) | u8 flags (qos, retain)
+ *                  | u16 topicLength | topic | u32 metaLength | meta (JSON of properties and origin)
+ *                  | u16 queueCount | u32 queueId… | u32 payloadLength | payload
+ * A STATE body:    u32 jsonLength | json   (session, subscription and retained changes)
+ *
+ * Queue ids come before the payload so a queue reader can skip records for other queues
+ * without touching their payloads.
+ */
+export const HEADER_BYTES = 8;
+export const RecordType = { Message: 1, State: 2 } as const;
+
+export interface MessageRecord {
+  type: typeof RecordType.Message;
+  message: Message;
+  queueIds: number[];
+}
+
+export interface StateRecord {
+  type: typeof RecordType.State;
+  change: StateChange;
+}
+
+export type LogRecord = MessageRecord | StateRecord;
+
+/** Changes to broker state, written to the log so they share its ordering and group commit. */
+export type StateChange =
+  | { op: 'session'; clientId: string; expiryInterval: number; subscriptions: unknown[]; queueId: number }
+  | { op: 'session-end'; clientId: string }
+  | { op: 'retained'; topic: string; seq: number | null };
+
+interface StoredMeta {
+  p?: MessageProperties & { correlationData?: string };
+  o?: string;
+}
+
+export function encodeMessageRecord(message: Message, queueIds: readonly number[]): Buffer {
+  const topic = Buffer.from(message.topic);
+  const meta = encodeMeta(message);
+  const bodyLength = 1 + 8 + 8 + 8 + 1 + 2 + topic.length + 4 + meta.length + 2 + 4 * queueIds.length + 4 + message.payload.length;
+  const buf = Buffer.allocUnsafe(HEADER_BYTES + bodyLength);
+  let o = HEADER_BYTES;
+  buf[o++] = RecordType.Message;
+  buf.writeDoubleLE(message.seq ?? 0, o);
+  o += 8;
+  buf.writeDoubleLE(message.publishedAt, o);
+  o += 8;
+  buf.writeDoubleLE(message.expiresAt ?? 0, o);
+  o += 8;
+  buf[o++] = message.qos | (message.retain ? 4 : 0);
+  buf.writeUInt16LE(topic.length, o);
+  o += 2;
+  o += topic.copy(buf, o);
+  buf.writeUInt32LE(meta.length, o);
+  o += 4;
+  o += meta.copy(buf, o);
+  buf.writeUInt16LE(queueIds.length, o);
+  o += 2;
+  for (const id of queueIds) {
+    buf.writeUInt32LE(id, o);
+    o += 4;
+  }
+  buf.writeUInt32LE(message.payload.length, o);
+  o += 4;
+  message.payload.copy(buf, o);
+  return seal(buf);
+}
+
+export function encodeStateRecord(change: StateChange): Buffer {
+  const json = Buffer.from(JSON.stringify(change));
+  const buf = Buffer.allocUnsafe(HEADER_BYTES + 1 + 4 + json.length);
+  buf[HEADER_BYTES] = RecordType.State;
+  buf.writeUInt32LE(json.length, HEADER_BYTES + 1);
+  json.copy(buf, HEADER_BYTES + 5);
+  return seal(buf);
+}
+
+function seal(buf: Buffer): Buffer {
+  buf.writeUInt32LE(buf.length - HEADER_BYTES, 0);
+  buf.writeUInt32LE(crc32(buf, HEADER_BYTES), 4);
+  return buf;
+}
+
+function encodeMeta(message: Message): Buffer {
+  const meta: StoredMeta = {};
+  const p = message.properties;
+  if (Object.keys(p).length > 0) {
+    meta.p = { ...p, correlationData: p.correlationData?.toString('base64') } as StoredMeta['p'];
+    if (p.correlationData === undefined) delete meta.p!.correlationData;
+  }
+  if (message.origin !== undefined) meta.o = message.origin;
+  return meta.p || meta.o ? Buffer.from(JSON.stringify(meta)) : Buffer.alloc(0);
+}
+
+export type ReadResult =
+  | { kind: 'record'; record: LogRecord; size: number }
+  | { kind: 'incomplete' }
+  | { kind: 'corrupt'; reason: string };
+
+/**
+ * Decodes the record at `offset`. `incomplete` means the buffer ends inside it (read more, or at
+ * the end of the log: a torn write); `corrupt` means its checksum or structure is wrong.
+ */
+export function decodeRecord(buf: Buffer, offset: number, maxBodyBytes: number): ReadResult {
+  if (buf.length - offset < HEADER_BYTES) return { kind: 'incomplete' };
+  const length = buf.readUInt32LE(offset);
+  if (length === 0 || length > maxBodyBytes) return { kind: 'corrupt', reason: `implausible record length ${length}` };
+  if (buf.length - offset < HEADER_BYTES + length) return { kind: 'incomplete' };
+  const start = offset + HEADER_BYTES;
+  const end = start + length;
+  if (crc32(buf, start, end) !== buf.readUInt32LE(offset + 4)) return { kind: 'corrupt', reason: 'checksum mismatch' };
+  try {
+    return { kind: 'record', record: decodeBody(buf, start, end), size: HEADER_BYTES + length };
+  } catch (err) {
+    return { kind: 'corrupt', reason: (err as Error).message };
+  }
+}
+
+function decodeBody(buf: Buffer, start: number, end: number): LogRecord {
+  let o = start;
+  const type = buf[o++];
+  if (type === RecordType.State) {
+    const length = buf.readUInt32LE(o);
+    return { type, change: JSON.parse(buf.toString('utf8', o + 4, o + 4 + length)) as StateChange };
+  }
+  if (type !== RecordType.Message) throw new Error(`unknown record type ${type}`);
+  const seq = buf.readDoubleLE(o);
+  o += 8;
+  const publishedAt = buf.readDoubleLE(o);
+  o += 8;
+  const expiresAt = buf.readDoubleLE(o);
+  o += 8;
+  const flags = buf[o++]!;
+  const topicLength = buf.readUInt16LE(o);
+  o += 2;
+  const topic = buf.toString('utf8', o, o + topicLength);
+  o += topicLength;
+  const metaLength = buf.readUInt32LE(o);
+  o += 4;
+  const meta: StoredMeta = metaLength > 0 ? JSON.parse(buf.toString('utf8', o, o + metaLength)) : {};
+  o += metaLength;
+  const queueCount = buf.readUInt16LE(o);
+  o += 2;
+  const queueIds: number[] = new Array(queueCount);
+  for (let i = 0; i < queueCount; i++, o += 4) queueIds[i] = buf.readUInt32LE(o);
+  const payloadLength = buf.readUInt32LE(o);
+  o += 4;
+  if (o + payloadLength !== end) throw new Error('record length does not match its fields');
+  // Copy: the read buffer is reused for the next chunk.
+  const payload = Buffer.from(buf.subarray(o, o + payloadLength));
+  const properties: MessageProperties = {};
+  if (meta.p) {
+    Object.assign(properties, meta.p);
+    if (meta.p.correlationData !== undefined) properties.correlationData = Buffer.from(meta.p.correlationData, 'base64');
+  }
+  const message: Message = { topic, payload, qos: (flags & 3) as QoS, retain: (flags & 4) !== 0, properties, publishedAt, seq };
+  if (expiresAt !== 0) message.expiresAt = expiresAt;
+  if (meta.o !== undefined) message.origin = meta.o;
+  return { type: RecordType.Message, message, queueIds };
+}

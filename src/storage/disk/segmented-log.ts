@@ -1,0 +1,363 @@
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from '../../util/logger.js';
+import { StorageError } from '../../util/errors.js';
+import { decodeRecord, HEADER_BYTES, type LogRecord } from './record.js';
+
+/** When appended data is fsynced before it is confirmed. */
+export type FsyncPolicy = { kind: 'always' } | { kind: 'interval'; ms: number } | { kind: 'off' };
+
+export function parseFsyncPolicy(text: string): FsyncPolicy | undefined {
+  if (text === 'always') return { kind: 'always' };
+  if (text === 'off') return { kind: 'off' };
+  const m = /^interval:(\d+)$/.exec(text);
+  if (m && Number(m[1]) > 0) return { kind: 'interval', ms: Number(m[1]) };
+  return undefined;
+}
+
+export interface SegmentedLogOptions {
+  segmentBytes: number;
+  fsync: FsyncPolicy;
+  logger: Logger;
+  /** Largest record body accepted when reading; anything larger is treated as corruption. */
+  maxRecordBytes: number;
+}
+
+interface Segment {
+  /** Global position of the segment's first byte; also its file name. */
+  base: number;
+  file: string;
+  /** Bytes written (and, after a failed write, truncated back). */
+  size: number;
+  fd: number | undefined;
+}
+
+interface PendingAppend {
+  record: Buffer;
+  resolve: (position: number) => void;
+  reject: (err: Error) => void;
+}
+
+export interface LogStats {
+  fsyncs: number;
+  appended: number;
+  lastFsyncMs: number;
+}
+
+const SEGMENT_NAME = /^(\d{20})\.log$/;
+const READ_CHUNK = 1 << 20;
+
+/**
+ * An append-only log split into segment files, with group commit: every append made while a
+ * write+fsync is under way joins the next batch, so one fsync confirms many records. A record is
+ * confirmed (its promise resolves with its position) only after the fsync policy is satisfied.
+ */
+export class SegmentedLog {
+  readonly stats: LogStats = { fsyncs: 0, appended: 0, lastFsyncMs: 0 };
+  private pending: PendingAppend[] = [];
+  private flushing = false;
+  private closed = false;
+  private intervalTimer: NodeJS.Timeout | undefined;
+  private dirtySegments = new Set<Segment>();
+
+  private constructor(
+    private readonly dir: string,
+    private readonly segments: Segment[],
+    private readonly options: SegmentedLogOptions,
+  ) {
+    if (options.fsync.kind === 'interval') {
+      this.intervalTimer = setInterval(() => void this.syncDirty(), options.fsync.ms);
+      this.intervalTimer.unref();
+    }
+  }
+
+  /**
+   * Opens the log in `dir`, checking every record from `scanFrom` on: `visit` sees each good
+   * record. A torn or corrupt record ends the log there: the file is cut at that point, later
+   * segments are removed, and a log line says how much was cut.
+   */
+  static async open(dir: string, options: SegmentedLogOptions, scanFrom: number, visit: (record: LogRecord, position: number) => void): Promise<SegmentedLog> {
+    await fsp.mkdir(dir, { recursive: true });
+    const names = (await fsp.readdir(dir)).filter((n) => SEGMENT_NAME.test(n)).sort();
+    const segments: Segment[] = [];
+    for (const name of names) {
+      const file = path.join(dir, name);
+      segments.push({ base: Number(SEGMENT_NAME.exec(name)![1]), file, size: (await fsp.stat(file)).size, fd: undefined });
+    }
+    if (segments.length === 0) segments.push({ base: 0, file: path.join(dir, segmentName(0)), size: 0, fd: undefined });
+    const log = new SegmentedLog(dir, segments, options);
+    await log.recover(scanFrom, visit);
+    const tail = log.tail;
+    tail.fd = fs.openSync(tail.file, fs.existsSync(tail.file) ? 'r+' : 'w+');
+    return log;
+  }
+
+  /** Position just after the last written record. */
+  get end(): number {
+    const tail = this.tail;
+    return tail.base + tail.size;
+  }
+
+  /** Position of the oldest byte still on disk. */
+  get start(): number {
+    return this.segments[0]!.base;
+  }
+
+  get segmentCount(): number {
+    return this.segments.length;
+  }
+
+  /** Appends one encoded record; resolves with its position once it is as safe as the policy says. */
+  append(record: Buffer): Promise<number> {
+    if (this.closed) return Promise.reject(new StorageError('EDDY_STORAGE_CLOSED', 'storage is closed'));
+    return new Promise((resolve, reject) => {
+      this.pending.push({ record, resolve, reject });
+      if (!this.flushing) {
+        this.flushing = true;
+        // Let every append of this event-loop turn join the batch.
+        setImmediate(() => void this.flushLoop());
+      }
+    });
+  }
+
+  /**
+   * Reads records from `position` up to the current end, calling `visit` for each; `visit` returns
+   * false to stop. Returns the position after the last record visited. Reads are synchronous:
+   * they are sequential reads of recently written data, served from the page cache.
+   */
+  read(position: number, visit: (record: LogRecord, position: number, size: number) => boolean | void): number {
+    let pos = Math.max(position, this.start);
+    let buf = Buffer.allocUnsafe(READ_CHUNK);
+    for (const segment of this.segments) {
+      if (segment.base + segment.size <= pos) continue;
+      const fd = fs.openSync(segment.file, 'r');
+      try {
+        let offset = pos - segment.base;
+        while (offset < segment.size) {
+          const want = Math.min(buf.length, segment.size - offset);
+          const got = fs.readSync(fd, buf, 0, want, offset);
+          let used = 0;
+          while (used < got) {
+            const result = decodeRecord(buf.subarray(0, got), used, this.options.maxRecordBytes);
+            if (result.kind === 'incomplete') break;
+            if (result.kind === 'corrupt') throw new StorageError('EDDY_STORAGE_CORRUPT', `corrupt record at ${segment.base + offset + used}: ${result.reason}`);
+            if (visit(result.record, segment.base + offset + used, result.size) === false) return segment.base + offset + used + result.size;
+            used += result.size;
+          }
+          if (used === 0) {
+            // One record larger than the buffer: grow it to fit.
+            const length = buf.readUInt32LE(0) + HEADER_BYTES;
+            buf = Buffer.allocUnsafe(Math.max(length, buf.length * 2));
+            continue;
+          }
+          offset += used;
+        }
+        pos = segment.base + segment.size;
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+    return pos;
+  }
+
+  /** Deletes whole segments that end at or before `position` (never the segment being written). */
+  async deleteBefore(position: number): Promise<number> {
+    let removed = 0;
+    while (this.segments.length > 1 && this.segments[1]!.base <= position) {
+      const segment = this.segments.shift()!;
+      await fsp.rm(segment.file, { force: true });
+      removed++;
+    }
+    return removed;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    while (this.flushing || this.pending.length > 0) await new Promise((r) => setTimeout(r, 1));
+    this.closed = true;
+    clearInterval(this.intervalTimer);
+    await this.syncDirty();
+    for (const segment of this.segments) {
+      if (segment.fd !== undefined) fs.closeSync(segment.fd);
+      segment.fd = undefined;
+    }
+  }
+
+  private get tail(): Segment {
+    return this.segments[this.segments.length - 1]!;
+  }
+
+  private async flushLoop(): Promise<void> {
+    try {
+      while (this.pending.length > 0) {
+        const batch = this.pending;
+        this.pending = [];
+        await this.writeBatch(batch);
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  /** Writes one batch (rolling segments as needed), fsyncs per policy, then settles its appends. */
+  private async writeBatch(batch: PendingAppend[]): Promise<void> {
+    let index = 0;
+    while (index < batch.length) {
+      if (this.tail.size >= this.options.segmentBytes) await this.roll();
+      const segment = this.tail;
+      const room = this.options.segmentBytes - segment.size;
+      const part: PendingAppend[] = [];
+      let bytes = 0;
+      // A segment takes at least one record, so a record larger than a segment still fits.
+      while (index < batch.length && (part.length === 0 || bytes + batch[index]!.record.length <= room)) {
+        bytes += batch[index]!.record.length;
+        part.push(batch[index++]!);
+      }
+      const before = segment.size;
+      try {
+        await writeAll(segment.fd!, part.map((p) => p.record), before);
+        segment.size = before + bytes;
+        if (this.options.fsync.kind === 'always') await this.sync(segment);
+        else this.dirtySegments.add(segment);
+      } catch (err) {
+        // Cut whatever part of the batch reached the file, so the log stays a sequence of whole records.
+        try {
+          fs.ftruncateSync(segment.fd!, before);
+        } catch {
+          /* the next successful write starts at `before` anyway */
+        }
+        segment.size = before;
+        const error = new StorageError(
+          (err as NodeJS.ErrnoException).code === 'ENOSPC' ? 'EDDY_STORAGE_FULL' : 'EDDY_STORAGE_WRITE',
+          `cannot write to ${segment.file}: ${(err as Error).message}`,
+          err,
+        );
+        this.options.logger.error({ err: error.message, records: part.length }, 'log write failed; appends refused');
+        for (const p of part) p.reject(error);
+        continue;
+      }
+      let position = segment.base + before;
+      for (const p of part) {
+        p.resolve(position);
+        position += p.record.length;
+      }
+      this.stats.appended += part.length;
+    }
+  }
+
+  private async sync(segment: Segment): Promise<void> {
+    const started = performance.now();
+    await new Promise<void>((resolve, reject) => fs.fdatasync(segment.fd!, (err) => (err ? reject(err) : resolve())));
+    this.stats.fsyncs++;
+    this.stats.lastFsyncMs = performance.now() - started;
+  }
+
+  private async syncDirty(): Promise<void> {
+    const dirty = [...this.dirtySegments];
+    this.dirtySegments.clear();
+    for (const segment of dirty) {
+      if (segment.fd !== undefined) await this.sync(segment).catch((err: Error) => this.options.logger.error({ err: err.message }, 'fsync failed'));
+    }
+  }
+
+  private async roll(): Promise<void> {
+    const old = this.tail;
+    if (this.dirtySegments.has(old)) {
+      await this.sync(old);
+      this.dirtySegments.delete(old);
+    }
+    const base = old.base + old.size;
+    const segment: Segment = { base, file: path.join(this.dir, segmentName(base)), size: 0, fd: undefined };
+    segment.fd = fs.openSync(segment.file, 'w+');
+    // The new file's directory entry must be durable too, or a crash could lose the whole segment.
+    syncDirectory(this.dir);
+    if (old.fd !== undefined) fs.closeSync(old.fd);
+    old.fd = undefined;
+    this.segments.push(segment);
+  }
+
+  private async recover(scanFrom: number, visit: (record: LogRecord, position: number) => void): Promise<void> {
+    const log = this.options.logger;
+    for (let i = 0; i < this.segments.length; i++) {
+      const segment = this.segments[i]!;
+      if (segment.base + segment.size <= scanFrom) continue;
+      const cut = this.scanSegment(segment, Math.max(0, scanFrom - segment.base), visit);
+      if (cut === undefined) continue;
+      const dropped = this.segments.splice(i + 1);
+      log.warn(
+        { segment: segment.file, position: segment.base + cut.offset, bytesCut: segment.size - cut.offset, reason: cut.reason, segmentsRemoved: dropped.length },
+        'log ends in a torn or corrupt record: cut it off',
+      );
+      fs.truncateSync(segment.file, cut.offset);
+      segment.size = cut.offset;
+      for (const d of dropped) fs.rmSync(d.file, { force: true });
+      break;
+    }
+  }
+
+  /** Visits the records of one segment; returns where it must be cut, if it must. */
+  private scanSegment(segment: Segment, from: number, visit: (record: LogRecord, position: number) => void): { offset: number; reason: string } | undefined {
+    const fd = fs.openSync(segment.file, 'r');
+    try {
+      let buf = Buffer.allocUnsafe(READ_CHUNK);
+      let offset = from;
+      while (offset < segment.size) {
+        const got = fs.readSync(fd, buf, 0, Math.min(buf.length, segment.size - offset), offset);
+        let used = 0;
+        while (used < got) {
+          const result = decodeRecord(buf.subarray(0, got), used, this.options.maxRecordBytes);
+          if (result.kind === 'corrupt') return { offset: offset + used, reason: result.reason };
+          if (result.kind === 'incomplete') break;
+          visit(result.record, segment.base + offset + used);
+          used += result.size;
+        }
+        if (used === 0) {
+          if (offset + got >= segment.size) return { offset, reason: 'incomplete record at the end (torn write)' };
+          const length = got >= 4 ? buf.readUInt32LE(0) + HEADER_BYTES : buf.length * 2;
+          buf = Buffer.allocUnsafe(Math.max(length, buf.length * 2));
+          continue;
+        }
+        offset += used;
+      }
+      return undefined;
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+}
+
+function segmentName(base: number): string {
+  return `${String(base).padStart(20, '0')}.log`;
+}
+
+async function writeAll(fd: number, buffers: Buffer[], position: number): Promise<void> {
+  let pos = position;
+  let pendingBuffers = buffers;
+  while (pendingBuffers.length > 0) {
+    const written = await new Promise<number>((resolve, reject) =>
+      fs.writev(fd, pendingBuffers, pos, (err, n) => (err ? reject(err) : resolve(n))),
+    );
+    pos += written;
+    // A short write leaves the rest of the batch to write.
+    let skip = written;
+    const rest: Buffer[] = [];
+    for (const b of pendingBuffers) {
+      if (skip >= b.length) skip -= b.length;
+      else {
+        rest.push(skip > 0 ? b.subarray(skip) : b);
+        skip = 0;
+      }
+    }
+    pendingBuffers = rest;
+  }
+}
+
+export function syncDirectory(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
