@@ -39,7 +39,7 @@ async function openLog(dir: string, opts: { segmentBytes?: number; fsync?: Fsync
 }
 
 describe('log records', () => {
-  test('a message record round-trips with properties, expiry, origin and queue ids', () => {
+  test('a message record round-trips with properties, expiry, origin and durable deliveries', () => {
     const original = message(42, {
       qos: 2,
       retain: true,
@@ -47,12 +47,16 @@ describe('log records', () => {
       origin: 'client-a',
       properties: { contentType: 'application/json', responseTopic: 'r/1', correlationData: Buffer.from([1, 2, 255]), userProperties: { a: ['1', '2'], b: 'x' }, payloadFormatIndicator: true },
     });
-    const buf = encodeMessageRecord(original, [3, 70000]);
+    const deliveries = [
+      { queueId: 3, qos: 1 as const, retain: false },
+      { queueId: 70000, qos: 2 as const, retain: true, subscriptionIds: [7, 268435455] },
+    ];
+    const buf = encodeMessageRecord(original, deliveries);
     const result = decodeRecord(buf, 0, 1 << 20);
     assert.equal(result.kind, 'record');
     if (result.kind !== 'record' || result.record.type !== 1) return;
     assert.equal(result.size, buf.length);
-    assert.deepEqual(result.record.queueIds, [3, 70000]);
+    assert.deepEqual(result.record.deliveries, deliveries);
     assert.deepEqual(result.record.message, original);
   });
 
@@ -72,7 +76,7 @@ describe('segmented log', () => {
   test('appends are confirmed with their positions, survive reopening, and read back in order', async () => {
     const dir = tempDir();
     const { log } = await openLog(dir, { segmentBytes: 4096 });
-    const positions = await Promise.all(Array.from({ length: 500 }, (_, i) => log.append(encodeMessageRecord(message(i), [1]))));
+    const positions = await Promise.all(Array.from({ length: 500 }, (_, i) => log.append(encodeMessageRecord(message(i), [{ queueId: 1, qos: 1, retain: false }]))));
     assert.deepEqual([...positions].sort((a, b) => a - b), positions, 'positions grow in append order');
     assert.ok(log.segmentCount > 1, 'small segments roll over');
     await log.close();

@@ -1,10 +1,10 @@
 import type { Logger } from '../util/logger.js';
 import { isExpired, type Message, type QoS } from './message.js';
-import { Router } from './router.js';
+import { Router, type Target } from './router.js';
 import { Session, type DropReason, type SessionLink, type WillMessage } from './session.js';
 import { isValidTopicFilter, parseSharedFilter, topicMatches } from './topics.js';
 import { DEFAULT_LIMITS, type AccessRules, type BrokerLimits } from './limits.js';
-import type { SessionRecord, Storage, SubscriptionOptions, SubscriptionRecord } from '../storage/types.js';
+import type { DurableDelivery, SessionRecord, Storage, SubscriptionOptions, SubscriptionRecord } from '../storage/types.js';
 
 const NEVER_EXPIRES = 0xffffffff;
 
@@ -173,42 +173,56 @@ export class Broker {
   }
 
   /**
-   * Stores a message when it needs durability and routes it to every matching session.
-   * `confirm` is called once the message counts as accepted (after the store is safe), or with
-   * the error that kept it from being stored. When storing completes at once, the publisher is
-   * confirmed before any subscriber sees the message, as Mosquitto does.
+   * Routes a message and stores it, with the durable queues it goes to, when it needs storing
+   * (QoS 1/2, or retained). `confirm` is called once the message counts as accepted, or with the
+   * error that kept it from being stored; subscribers see a stored message only after that, so
+   * nothing is delivered that a crash could take back. The publisher is confirmed first, as
+   * Mosquitto does.
    */
   publish(message: Message, confirm?: (err?: Error) => void): void {
     this.stats.messagesIn++;
-    if (message.qos === 0) {
-      this.route(message);
+    const targets = this.router.route(message.topic, message.origin);
+    if (message.qos === 0 && !message.retain) {
+      this.accept(message, targets);
       confirm?.();
       return;
     }
+    const deliveries: DurableDelivery[] = [];
+    for (const target of targets) {
+      const qos = effectiveQos(message, target);
+      if (qos > 0 && target.session.persistent) {
+        deliveries.push({ queueId: target.session.queue.id, qos, retain: target.retainAsPublished && message.retain, subscriptionIds: target.subscriptionIds });
+      }
+    }
     let stored: Promise<void> | void;
     try {
-      stored = this.storage.append(message);
+      stored = this.storage.append(message, deliveries);
     } catch (err) {
       confirm?.(err as Error);
       return;
     }
-    if (!stored) {
-      confirm?.();
-      this.route(message);
+    if (stored && message.qos > 0) {
+      stored.then(
+        () => {
+          confirm?.();
+          this.accept(message, targets);
+        },
+        (err: Error) => confirm?.(err),
+      );
       return;
     }
-    this.route(message);
-    stored.then(() => confirm?.(), (err: Error) => confirm?.(err));
+    // At-most-once retained messages are stored, but not waited for.
+    stored?.catch((err: Error) => this.log.error({ topic: message.topic, err: err.message }, 'retained message not stored'));
+    confirm?.();
+    this.accept(message, targets);
   }
 
-  private route(message: Message): void {
+  private accept(message: Message, targets: Target[]): void {
     if (message.retain) {
       void this.storage.setRetained(message.topic, message.payload.length === 0 ? undefined : message);
     }
-    const targets = this.router.route(message.topic, message.origin);
     for (const target of targets) {
-      const qos = (message.qos < target.qos ? message.qos : target.qos) as QoS;
-      target.session.deliver(message, qos, target.retainAsPublished && message.retain, target.subscriptionIds);
+      target.session.deliver(message, effectiveQos(message, target), target.retainAsPublished && message.retain, target.subscriptionIds);
     }
   }
 
@@ -367,4 +381,8 @@ export class Broker {
       subscriptions: [...session.subscriptions.values()],
     };
   }
+}
+
+function effectiveQos(message: Message, target: Target): QoS {
+  return (message.qos < target.qos ? message.qos : target.qos) as QoS;
 }

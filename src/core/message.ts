@@ -25,6 +25,8 @@ export interface Message {
   seq?: number;
   /** Client id of the publisher, for no-local subscriptions. */
   origin?: string;
+  /** Where a durable storage engine keeps the message, once stored. */
+  logPosition?: number;
 }
 
 /** Seconds left before expiry, rounded up; 0 or less means expired. */

@@ -83,7 +83,7 @@ export class Session {
       this.onDrop(this, 'queue-full', message);
       return;
     }
-    this.queue.push(delivery);
+    this.queue.push(delivery, this.persistent);
   }
 
   /** PUBACK (QoS 1) or PUBCOMP (QoS 2) ended a delivery; frees a window slot. */

@@ -1,7 +1,8 @@
 import type { Message } from '../core/message.js';
-import type { InflightDelivery, QueuedDelivery, SessionQueue, SessionRecord, Storage } from './types.js';
+import type { DurableDelivery, InflightDelivery, QueuedDelivery, SessionQueue, SessionRecord, Storage } from './types.js';
 
 class MemorySessionQueue implements SessionQueue {
+  constructor(readonly id: number) {}
   private pending: QueuedDelivery[] = [];
   /** Index of the oldest pending entry; shifting an array is O(n), moving a head is O(1). */
   private head = 0;
@@ -11,7 +12,7 @@ class MemorySessionQueue implements SessionQueue {
     return this.pending.length - this.head;
   }
 
-  push(delivery: QueuedDelivery): void {
+  push(delivery: QueuedDelivery, _durable: boolean): void {
     this.pending.push(delivery);
   }
 
@@ -25,11 +26,6 @@ class MemorySessionQueue implements SessionQueue {
       this.head = 0;
     }
     return delivery;
-  }
-
-  unshift(deliveries: QueuedDelivery[]): void {
-    this.pending = deliveries.concat(this.pending.slice(this.head));
-    this.head = 0;
   }
 
   setInflight(delivery: InflightDelivery): void {
@@ -54,11 +50,12 @@ export class MemoryStorage implements Storage {
   private readonly retainedByTopic = new Map<string, Message>();
   private readonly sessions = new Map<string, SessionRecord>();
   private readonly queues = new Map<string, MemorySessionQueue>();
+  private nextQueueId = 1;
 
   async open(): Promise<void> {}
   async close(): Promise<void> {}
 
-  append(message: Message): void {
+  append(message: Message, _deliveries: DurableDelivery[]): void {
     message.seq = ++this.seq;
   }
 
@@ -88,7 +85,7 @@ export class MemoryStorage implements Storage {
   queue(clientId: string): SessionQueue {
     let queue = this.queues.get(clientId);
     if (!queue) {
-      queue = new MemorySessionQueue();
+      queue = new MemorySessionQueue(this.nextQueueId++);
       this.queues.set(clientId, queue);
     }
     return queue;

@@ -39,17 +39,29 @@ export interface InflightDelivery extends QueuedDelivery {
   released: boolean;
 }
 
+/** A message routed to a durable queue, as recorded with the message. */
+export interface DurableDelivery {
+  queueId: number;
+  qos: QoS;
+  retain: boolean;
+  subscriptionIds?: number[];
+}
+
 /**
  * The messages owed to one session: `pending` ones not yet sent (client offline or its
  * window full) and `inflight` ones sent but not acknowledged. Both survive a reconnect.
  */
 export interface SessionQueue {
+  /** Names this queue in durable deliveries. */
+  readonly id: number;
   readonly pendingCount: number;
-  push(delivery: QueuedDelivery): void;
+  /**
+   * Adds a delivery. `durable` says the message was stored with a delivery for this queue, so a
+   * durable engine may keep it on disk only and read it back when its turn comes.
+   */
+  push(delivery: QueuedDelivery, durable: boolean): void;
   /** Takes the oldest pending delivery. */
   shift(): QueuedDelivery | undefined;
-  /** Puts deliveries back at the front, oldest first (a takeover returns unsent work). */
-  unshift(deliveries: QueuedDelivery[]): void;
   readonly inflight: ReadonlyMap<number, InflightDelivery>;
   setInflight(delivery: InflightDelivery): void;
   deleteInflight(packetId: number): void;
@@ -68,10 +80,10 @@ export interface Storage {
   close(): Promise<void>;
 
   /**
-   * Stores a message that needs durability and assigns its `seq`. Returns a promise that
-   * resolves once the message is safe, or nothing when it is safe on return (memory engine).
+   * Stores a message with the durable queues it goes to and assigns its `seq`. Returns a promise
+   * that resolves once the message is safe, or nothing when it is safe on return (memory engine).
    */
-  append(message: Message): Promise<void> | void;
+  append(message: Message, deliveries: DurableDelivery[]): Promise<void> | void;
 
   setRetained(topic: string, message: Message | undefined): Promise<void>;
   /** Every retained message, for matching against a new subscription. */

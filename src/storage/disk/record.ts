@@ -1,4 +1,5 @@
 import type { Message, MessageProperties, QoS } from '../../core/message.js';
+import type { DurableDelivery } from '../types.js';
 import { crc32 } from './crc32.js';
 
 /**
@@ -7,11 +8,12 @@ import { crc32 } from './crc32.js';
  *
  * A MESSAGE body:  f64 seq | f64 publishedAt | f64 expiresAt (0 = none) | u8 flags (qos, retain)
  *                  | u16 topicLength | topic | u32 metaLength | meta (JSON of properties and origin)
- *                  | u16 queueCount | u32 queueId… | u32 payloadLength | payload
+ *                  | u16 deliveryCount | delivery… | u32 payloadLength | payload
+ * A delivery:      u32 queueId | u8 flags (qos, retain) | u8 subscriptionIdCount | u32 subscriptionId…
  * A STATE body:    u32 jsonLength | json   (session, subscription and retained changes)
  *
- * Queue ids come before the payload so a queue reader can skip records for other queues
- * without touching their payloads.
+ * Deliveries name the durable queues (persistent sessions) the message was routed to when it was
+ * published, with the QoS, retain flag and subscription ids it is delivered with.
  */
 export const HEADER_BYTES = 8;
 export const RecordType = { Message: 1, State: 2 } as const;
@@ -19,7 +21,7 @@ export const RecordType = { Message: 1, State: 2 } as const;
 export interface MessageRecord {
   type: typeof RecordType.Message;
   message: Message;
-  queueIds: number[];
+  deliveries: DurableDelivery[];
 }
 
 export interface StateRecord {
@@ -40,10 +42,12 @@ interface StoredMeta {
   o?: string;
 }
 
-export function encodeMessageRecord(message: Message, queueIds: readonly number[]): Buffer {
+export function encodeMessageRecord(message: Message, deliveries: readonly DurableDelivery[]): Buffer {
   const topic = Buffer.from(message.topic);
   const meta = encodeMeta(message);
-  const bodyLength = 1 + 8 + 8 + 8 + 1 + 2 + topic.length + 4 + meta.length + 2 + 4 * queueIds.length + 4 + message.payload.length;
+  let deliveryBytes = 0;
+  for (const d of deliveries) deliveryBytes += 6 + 4 * (d.subscriptionIds?.length ?? 0);
+  const bodyLength = 1 + 8 + 8 + 8 + 1 + 2 + topic.length + 4 + meta.length + 2 + deliveryBytes + 4 + message.payload.length;
   const buf = Buffer.allocUnsafe(HEADER_BYTES + bodyLength);
   let o = HEADER_BYTES;
   buf[o++] = RecordType.Message;
@@ -60,11 +64,18 @@ export function encodeMessageRecord(message: Message, queueIds: readonly number[
   buf.writeUInt32LE(meta.length, o);
   o += 4;
   o += meta.copy(buf, o);
-  buf.writeUInt16LE(queueIds.length, o);
+  buf.writeUInt16LE(deliveries.length, o);
   o += 2;
-  for (const id of queueIds) {
-    buf.writeUInt32LE(id, o);
-    o += 4;
+  for (const d of deliveries) {
+    buf.writeUInt32LE(d.queueId, o);
+    buf[o + 4] = d.qos | (d.retain ? 4 : 0);
+    const ids = d.subscriptionIds ?? [];
+    buf[o + 5] = ids.length;
+    o += 6;
+    for (const id of ids) {
+      buf.writeUInt32LE(id, o);
+      o += 4;
+    }
   }
   buf.writeUInt32LE(message.payload.length, o);
   o += 4;
@@ -145,10 +156,21 @@ function decodeBody(buf: Buffer, start: number, end: number): LogRecord {
   o += 4;
   const meta: StoredMeta = metaLength > 0 ? JSON.parse(buf.toString('utf8', o, o + metaLength)) : {};
   o += metaLength;
-  const queueCount = buf.readUInt16LE(o);
+  const deliveryCount = buf.readUInt16LE(o);
   o += 2;
-  const queueIds: number[] = new Array(queueCount);
-  for (let i = 0; i < queueCount; i++, o += 4) queueIds[i] = buf.readUInt32LE(o);
+  const deliveries: DurableDelivery[] = new Array(deliveryCount);
+  for (let i = 0; i < deliveryCount; i++) {
+    const queueId = buf.readUInt32LE(o);
+    const dflags = buf[o + 4]!;
+    const idCount = buf[o + 5]!;
+    o += 6;
+    const delivery: DurableDelivery = { queueId, qos: (dflags & 3) as QoS, retain: (dflags & 4) !== 0 };
+    if (idCount > 0) {
+      delivery.subscriptionIds = [];
+      for (let j = 0; j < idCount; j++, o += 4) delivery.subscriptionIds.push(buf.readUInt32LE(o));
+    }
+    deliveries[i] = delivery;
+  }
   const payloadLength = buf.readUInt32LE(o);
   o += 4;
   if (o + payloadLength !== end) throw new Error('record length does not match its fields');
@@ -162,5 +184,5 @@ function decodeBody(buf: Buffer, start: number, end: number): LogRecord {
   const message: Message = { topic, payload, qos: (flags & 3) as QoS, retain: (flags & 4) !== 0, properties, publishedAt, seq };
   if (expiresAt !== 0) message.expiresAt = expiresAt;
   if (meta.o !== undefined) message.origin = meta.o;
-  return { type: RecordType.Message, message, queueIds };
+  return { type: RecordType.Message, message, deliveries };
 }
