@@ -19,7 +19,8 @@
 # Every test runs in its own python3 process (so a hung test cannot stall
 # the rest); the log of a failing test is kept as
 # $PAHO_LOG_DIR/<file-without-.py>.<test>.log.  Exit status: 0 when every
-# selected test passed, 1 when any failed, 2 on usage/connection errors.
+# selected test passed, 1 when any failed, 2 on usage/connection errors
+# (or when FILTER selected no test).
 #
 # The Paho files cannot take --hostname together with a unittest test name
 # on their command line (unittest.main() re-parses sys.argv and rejects
@@ -29,7 +30,7 @@
 set -u
 
 usage() {
-  sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,/^[^#]/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -143,6 +144,10 @@ for file in $FILES; do
 done
 
 echo "total: $total_pass passed, $total_fail failed"
+if [ $((total_pass + total_fail)) -eq 0 ]; then
+  echo "error: no test matched '$FILTER'" >&2
+  exit 2
+fi
 if [ $total_fail -gt 0 ]; then
   printf 'failed: %s\n' "${failed_list[*]}"
   exit 1

@@ -1,5 +1,8 @@
 import { EddyServer, formatHost } from '../server.js';
+import path from 'node:path';
 import { MemoryStorage } from '../storage/memory.js';
+import { DiskStorage } from '../storage/disk/disk-storage.js';
+import { parseFsyncPolicy } from '../storage/disk/segmented-log.js';
 import { ConfigError } from '../util/errors.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../util/logger.js';
 import type { BrokerLimits } from '../core/limits.js';
@@ -18,6 +21,7 @@ Options:
   --http-port PORT          HTTP/WebSocket port (default 8080; 0 = any free port)
   --memory                  keep all state in memory (lost at exit)
   --data-dir DIR            durable storage directory (default ./eddy-data)
+  --fsync POLICY            always (default; group commit) | interval:<ms> | off
   --log-level LEVEL         fatal|error|warn|info|debug|trace|silent (default info)
   --max-packet-size BYTES   largest MQTT packet (default 1048576)
   --max-connections N       open connections (default 10000)
@@ -36,6 +40,7 @@ const FLAGS = {
   'http-port': { type: 'string' },
   memory: { type: 'boolean' },
   'data-dir': { type: 'string' },
+  fsync: { type: 'string' },
   'log-level': { type: 'string' },
   'max-packet-size': { type: 'string' },
   'max-connections': { type: 'string' },
@@ -59,6 +64,11 @@ export function brokerConfigFromArgs(args: string[]): BrokerConfig | 'help' {
   config.httpPort = parseInteger(values['http-port'], '--http-port', 0, 65535) ?? config.httpPort;
   if (values.memory) config.memory = true;
   if (values['data-dir'] !== undefined) config.dataDir = values['data-dir'];
+  if (values.fsync !== undefined) config.fsync = values.fsync;
+  if (config.fsync !== undefined && !parseFsyncPolicy(config.fsync)) {
+    throw new ConfigError(`--fsync must be always, off or interval:<ms>, got ${JSON.stringify(config.fsync)}`);
+  }
+  if (config.memory && values['data-dir'] !== undefined) throw new ConfigError('--memory and --data-dir exclude each other');
   if (values['log-level'] !== undefined) {
     if (!LOG_LEVELS.includes(values['log-level'] as LogLevel)) throw new ConfigError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
     config.logLevel = values['log-level'] as LogLevel;
@@ -91,15 +101,15 @@ export async function runBroker(args: string[]): Promise<number | 'forever'> {
     return 0;
   }
   const logger = createLogger(config.logLevel ?? 'info');
-  if (!config.memory) {
-    // The durable on-disk engine is not built yet; say so rather than pretend to persist.
-    logger.warn({ dataDir: config.dataDir ?? './eddy-data' }, 'durable storage is not available in this version: running in memory, state is lost at exit');
-  }
+  const fsync = parseFsyncPolicy(config.fsync ?? 'always')!;
+  const storage = config.memory
+    ? new MemoryStorage()
+    : new DiskStorage({ dir: path.resolve(config.dataDir ?? './eddy-data'), fsync, logger });
   const server = await EddyServer.start({
     host: config.host ?? '127.0.0.1',
     port: config.port ?? 1883,
     httpPort: config.httpPort ?? 8080,
-    storage: new MemoryStorage(),
+    storage,
     limits: config.limits,
     access: config.access,
     logger,

@@ -11,12 +11,14 @@ export interface BrokerConfig {
   httpPort?: number;
   dataDir?: string;
   memory?: boolean;
+  /** always | interval:<ms> | off */
+  fsync?: string;
   logLevel?: LogLevel;
   limits?: Partial<BrokerLimits>;
   access?: Partial<AccessRules>;
 }
 
-const TOP_KEYS = new Set(['host', 'port', 'httpPort', 'dataDir', 'memory', 'logLevel', 'limits', 'access']);
+const TOP_KEYS = new Set(['host', 'port', 'httpPort', 'dataDir', 'memory', 'fsync', 'logLevel', 'limits', 'access']);
 const ACCESS_KEYS = new Set(['denySubscribe', 'denyPublish']);
 
 export function loadConfigFile(path: string): BrokerConfig {
@@ -44,6 +46,7 @@ export function validateConfig(raw: unknown, source: string): BrokerConfig {
   expectType(config, 'host', 'string', source);
   expectType(config, 'dataDir', 'string', source);
   expectType(config, 'memory', 'boolean', source);
+  expectType(config, 'fsync', 'string', source);
   for (const key of ['port', 'httpPort'] as const) {
     if (config[key] !== undefined && !isIntIn(config[key], 0, 65535)) throw new ConfigError(`${source}: ${key} must be a port number 0..65535`);
   }

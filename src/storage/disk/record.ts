@@ -1,5 +1,5 @@
 import type { Message, MessageProperties, QoS } from '../../core/message.js';
-import type { DurableDelivery } from '../types.js';
+import type { DurableDelivery, SessionRecord } from '../types.js';
 import { crc32 } from './crc32.js';
 
 /**
@@ -32,10 +32,7 @@ export interface StateRecord {
 export type LogRecord = MessageRecord | StateRecord;
 
 /** Changes to broker state, written to the log so they share its ordering and group commit. */
-export type StateChange =
-  | { op: 'session'; clientId: string; expiryInterval: number; subscriptions: unknown[]; queueId: number }
-  | { op: 'session-end'; clientId: string }
-  | { op: 'retained'; topic: string; seq: number | null };
+export type StateChange = { op: 'session'; record: SessionRecord; queueId: number } | { op: 'session-end'; clientId: string };
 
 interface StoredMeta {
   p?: MessageProperties & { correlationData?: string };

@@ -60,6 +60,8 @@ export class SegmentedLog {
   private closed = false;
   private intervalTimer: NodeJS.Timeout | undefined;
   private dirtySegments = new Set<Segment>();
+  /** End of the confirmed records: readers never see a record before its append resolved. */
+  private confirmed = 0;
 
   private constructor(
     private readonly dir: string,
@@ -90,6 +92,7 @@ export class SegmentedLog {
     await log.recover(scanFrom, visit);
     const tail = log.tail;
     tail.fd = fs.openSync(tail.file, fs.existsSync(tail.file) ? 'r+' : 'w+');
+    log.confirmed = log.end;
     return log;
   }
 
@@ -97,6 +100,11 @@ export class SegmentedLog {
   get end(): number {
     const tail = this.tail;
     return tail.base + tail.size;
+  }
+
+  /** Position just after the last confirmed record. */
+  get confirmedEnd(): number {
+    return this.confirmed;
   }
 
   /** Position of the oldest byte still on disk. */
@@ -122,27 +130,30 @@ export class SegmentedLog {
   }
 
   /**
-   * Reads records from `position` up to the current end, calling `visit` for each; `visit` returns
-   * false to stop. Returns the position after the last record visited. Reads are synchronous:
+   * Reads records from `position` up to the confirmed end, calling `visit` for each; `visit` returns
+   * false to stop before that record. Returns the position where reading stopped. Reads are synchronous:
    * they are sequential reads of recently written data, served from the page cache.
    */
   read(position: number, visit: (record: LogRecord, position: number, size: number) => boolean | void): number {
     let pos = Math.max(position, this.start);
+    const limit = this.confirmed;
     let buf = Buffer.allocUnsafe(READ_CHUNK);
     for (const segment of this.segments) {
-      if (segment.base + segment.size <= pos) continue;
+      if (pos >= limit) break;
+      const size = Math.min(segment.size, limit - segment.base);
+      if (segment.base + size <= pos) continue;
       const fd = fs.openSync(segment.file, 'r');
       try {
         let offset = pos - segment.base;
-        while (offset < segment.size) {
-          const want = Math.min(buf.length, segment.size - offset);
+        while (offset < size) {
+          const want = Math.min(buf.length, size - offset);
           const got = fs.readSync(fd, buf, 0, want, offset);
           let used = 0;
           while (used < got) {
             const result = decodeRecord(buf.subarray(0, got), used, this.options.maxRecordBytes);
             if (result.kind === 'incomplete') break;
             if (result.kind === 'corrupt') throw new StorageError('EDDY_STORAGE_CORRUPT', `corrupt record at ${segment.base + offset + used}: ${result.reason}`);
-            if (visit(result.record, segment.base + offset + used, result.size) === false) return segment.base + offset + used + result.size;
+            if (visit(result.record, segment.base + offset + used, result.size) === false) return segment.base + offset + used;
             used += result.size;
           }
           if (used === 0) {
@@ -153,7 +164,7 @@ export class SegmentedLog {
           }
           offset += used;
         }
-        pos = segment.base + segment.size;
+        pos = segment.base + size;
       } finally {
         fs.closeSync(fd);
       }
@@ -238,6 +249,7 @@ export class SegmentedLog {
         continue;
       }
       let position = segment.base + before;
+      this.confirmed = segment.base + segment.size;
       for (const p of part) {
         p.resolve(position);
         position += p.record.length;

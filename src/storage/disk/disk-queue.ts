@@ -1,0 +1,128 @@
+import type { InflightDelivery, QueuedDelivery, SessionQueue } from '../types.js';
+import type { SegmentedLog } from './segmented-log.js';
+import { RecordType } from './record.js';
+
+/** Pending deliveries kept in memory per queue; beyond this they stay on disk until their turn. */
+const MEMORY_WINDOW = 1000;
+/** How many deliveries one read from disk brings back. */
+const REFILL_BATCH = 500;
+
+/** What a checkpoint keeps of a queue. */
+export interface QueueCheckpoint {
+  id: number;
+  clientId: string;
+  /** Log position from which this queue's unacknowledged deliveries are found. */
+  cursor: number;
+  /** Deliveries not yet acknowledged (pending and in flight). */
+  unacked: number;
+}
+
+/**
+ * The delivery queue of a session on the durable engine. Its messages live in the shared log:
+ * while the session keeps up, pending deliveries are also held in memory; once more than
+ * MEMORY_WINDOW wait, the rest stays on disk and is read back in order, so a backlog of millions
+ * costs no memory. Deliveries for a non-persistent session are not in the log and stay in memory.
+ */
+export class DiskSessionQueue implements SessionQueue {
+  readonly inflight = new Map<number, InflightDelivery>();
+  private memory: QueuedDelivery[] = [];
+  private head = 0;
+  /** Set while deliveries wait on disk: where reading resumes. */
+  private diskFrom: number | undefined;
+  /** Deliveries waiting on disk (not in `memory`). */
+  private onDisk = 0;
+
+  constructor(
+    readonly id: number,
+    readonly clientId: string,
+    private readonly log: SegmentedLog,
+  ) {}
+
+  /** Recovery: `count` deliveries owed to this queue are in the log from `from` on. */
+  restore(from: number, count: number): void {
+    if (count <= 0) return;
+    if (this.diskFrom === undefined || from < this.diskFrom) this.diskFrom = from;
+    this.onDisk += count;
+  }
+
+  get pendingCount(): number {
+    return this.memory.length - this.head + this.onDisk;
+  }
+
+  push(delivery: QueuedDelivery, durable: boolean): void {
+    if (durable && (this.diskFrom !== undefined || this.memory.length - this.head >= MEMORY_WINDOW)) {
+      // Its record names this queue, so it can wait on disk; `diskFrom` keeps log order.
+      this.diskFrom ??= delivery.message.logPosition;
+      this.onDisk++;
+      return;
+    }
+    this.memory.push(delivery);
+  }
+
+  shift(): QueuedDelivery | undefined {
+    if (this.head >= this.memory.length && this.diskFrom !== undefined) this.refill();
+    if (this.head >= this.memory.length) return undefined;
+    const delivery = this.memory[this.head]!;
+    this.memory[this.head++] = undefined as unknown as QueuedDelivery;
+    if (this.head === this.memory.length) {
+      this.memory = [];
+      this.head = 0;
+    }
+    return delivery;
+  }
+
+  setInflight(delivery: InflightDelivery): void {
+    this.inflight.set(delivery.packetId, delivery);
+  }
+
+  deleteInflight(packetId: number): void {
+    this.inflight.delete(packetId);
+  }
+
+  clear(): void {
+    this.memory = [];
+    this.head = 0;
+    this.inflight.clear();
+    this.diskFrom = undefined;
+    this.onDisk = 0;
+  }
+
+  /** Where a restart must start looking for this queue's unacknowledged deliveries. */
+  checkpoint(logEnd: number): QueueCheckpoint {
+    let cursor = this.diskFrom ?? logEnd;
+    for (const d of this.inflight.values()) if (d.message.logPosition !== undefined && d.message.logPosition < cursor) cursor = d.message.logPosition;
+    for (let i = this.head; i < this.memory.length; i++) {
+      const p = this.memory[i]!.message.logPosition;
+      if (p !== undefined && p < cursor) cursor = p;
+    }
+    return { id: this.id, clientId: this.clientId, cursor, unacked: this.pendingCount + this.inflight.size };
+  }
+
+  /** Reads the next deliveries for this queue from the log into memory. */
+  private refill(): void {
+    const wanted = Math.min(REFILL_BATCH, this.onDisk);
+    let found = 0;
+    let resumeAt = this.diskFrom!;
+    this.log.read(this.diskFrom!, (record, position, size) => {
+      if (found >= wanted) return false;
+      resumeAt = position + size;
+      if (record.type !== RecordType.Message) return;
+      for (const d of record.deliveries) {
+        if (d.queueId !== this.id) continue;
+        record.message.logPosition = position;
+        this.memory.push({ message: record.message, qos: d.qos, retain: d.retain, subscriptionIds: d.subscriptionIds });
+        found++;
+        break;
+      }
+    });
+    if (found < wanted) {
+      // The read reached the end of the log: everything owed is in memory, and new deliveries go there.
+      this.onDisk = 0;
+      this.diskFrom = undefined;
+      return;
+    }
+    // Counts restored after a crash are estimates; only the end of the log ends disk mode.
+    this.onDisk = Math.max(1, this.onDisk - found);
+    this.diskFrom = resumeAt;
+  }
+}

@@ -1,0 +1,229 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Message } from '../../core/message.js';
+import type { Logger } from '../../util/logger.js';
+import { StorageError } from '../../util/errors.js';
+import type { DurableDelivery, SessionQueue, SessionRecord, Storage } from '../types.js';
+import { readCheckpoint, writeCheckpoint, type Checkpoint } from './checkpoint.js';
+import { DiskSessionQueue } from './disk-queue.js';
+import { decodeRecord, encodeMessageRecord, encodeStateRecord, RecordType, type LogRecord, type StateChange } from './record.js';
+import { SegmentedLog, type FsyncPolicy } from './segmented-log.js';
+
+export interface DiskStorageOptions {
+  dir: string;
+  fsync: FsyncPolicy;
+  logger: Logger;
+  segmentBytes?: number;
+  checkpointIntervalMs?: number;
+}
+
+type StoredSession = SessionRecord & { queueId: number };
+
+/**
+ * The durable engine: one segmented log holds every stored message (with the durable queues it
+ * goes to) and every session change, so one group commit orders and protects them all; a
+ * checkpoint file bounds how much of the log a restart reads. See docs/storage.md.
+ */
+export class DiskStorage implements Storage {
+  readonly kind = 'disk';
+  private log!: SegmentedLog;
+  private seq = 0;
+  private nextQueueId = 1;
+  private readonly sessions = new Map<string, StoredSession>();
+  private readonly queues = new Map<string, DiskSessionQueue>();
+  private readonly retainedByTopic = new Map<string, Message>();
+  private checkpointTimer: NodeJS.Timeout | undefined;
+  private checkpointedAt = -1;
+  private readonly lockFile: string;
+
+  constructor(private readonly options: DiskStorageOptions) {
+    this.lockFile = path.join(options.dir, 'LOCK');
+  }
+
+  get logStats(): SegmentedLog['stats'] {
+    return this.log.stats;
+  }
+
+  async open(): Promise<void> {
+    const started = performance.now();
+    fs.mkdirSync(this.options.dir, { recursive: true });
+    this.lock();
+    const checkpoint = readCheckpoint(this.options.dir);
+    const pendingQueues = new Map<number, { cursor: number; unacked: number }>();
+    if (checkpoint) {
+      this.seq = checkpoint.seq;
+      this.nextQueueId = checkpoint.nextQueueId;
+      for (const s of checkpoint.sessions) this.sessions.set(s.clientId, s);
+      for (const q of checkpoint.queues) pendingQueues.set(q.id, { cursor: q.cursor, unacked: q.unacked });
+      for (const r of checkpoint.retained) {
+        const decoded = decodeRecord(Buffer.from(r, 'base64'), 0, Number.MAX_SAFE_INTEGER);
+        if (decoded.kind === 'record' && decoded.record.type === RecordType.Message) this.retainedByTopic.set(decoded.record.message.topic, decoded.record.message);
+      }
+    }
+    let replayed = 0;
+    /** Deliveries found past the checkpoint, per queue: the first one's position and how many. */
+    const found = new Map<number, { first: number; count: number }>();
+    this.log = await SegmentedLog.open(
+      path.join(this.options.dir, 'log'),
+      { segmentBytes: this.options.segmentBytes ?? 64 * 1024 * 1024, fsync: this.options.fsync, logger: this.options.logger, maxRecordBytes: 512 * 1024 * 1024 },
+      checkpoint?.position ?? 0,
+      (record, position) => {
+        replayed++;
+        this.replay(record, position, found);
+      },
+    );
+    for (const session of this.sessions.values()) {
+      const queue = this.createQueue(session.clientId, session.queueId);
+      const restored = pendingQueues.get(session.queueId);
+      if (restored) queue.restore(restored.cursor, restored.unacked);
+      const more = found.get(session.queueId);
+      if (more) queue.restore(more.first, more.count);
+    }
+    this.checkpointedAt = checkpoint?.position ?? -1;
+    const interval = this.options.checkpointIntervalMs ?? 5000;
+    this.checkpointTimer = setInterval(() => this.checkpointSafely(), interval);
+    this.checkpointTimer.unref();
+    this.options.logger.info(
+      { dir: this.options.dir, sessions: this.sessions.size, retained: this.retainedByTopic.size, replayedRecords: replayed, logBytes: this.log.end - this.log.start, ms: Math.round(performance.now() - started) },
+      'storage recovered',
+    );
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.checkpointTimer);
+    await this.log.close();
+    this.checkpoint();
+    fs.rmSync(this.lockFile, { force: true });
+  }
+
+  append(message: Message, deliveries: DurableDelivery[]): Promise<void> {
+    message.seq = ++this.seq;
+    return this.log.append(encodeMessageRecord(message, deliveries)).then((position) => {
+      message.logPosition = position;
+    });
+  }
+
+  /** The retained map changes in memory; the message's own log record makes it durable. */
+  async setRetained(topic: string, message: Message | undefined): Promise<void> {
+    if (message) this.retainedByTopic.set(topic, message);
+    else this.retainedByTopic.delete(topic);
+  }
+
+  retained(): Iterable<Message> {
+    return this.retainedByTopic.values();
+  }
+
+  async loadSessions(): Promise<SessionRecord[]> {
+    return [...this.sessions.values()];
+  }
+
+  saveSession(record: SessionRecord): Promise<void> {
+    const queueId = this.queue(record.clientId).id;
+    this.sessions.set(record.clientId, { ...record, queueId });
+    return this.appendState({ op: 'session', record, queueId });
+  }
+
+  deleteSession(clientId: string): Promise<void> {
+    const existed = this.sessions.delete(clientId);
+    this.queues.get(clientId)?.clear();
+    this.queues.delete(clientId);
+    return existed ? this.appendState({ op: 'session-end', clientId }) : Promise.resolve();
+  }
+
+  queue(clientId: string): SessionQueue & { id: number } {
+    return this.queues.get(clientId) ?? this.createQueue(clientId, this.nextQueueId++);
+  }
+
+  private createQueue(clientId: string, id: number): DiskSessionQueue {
+    const queue = new DiskSessionQueue(id, clientId, this.log);
+    this.queues.set(clientId, queue);
+    if (id >= this.nextQueueId) this.nextQueueId = id + 1;
+    return queue;
+  }
+
+  private appendState(change: StateChange): Promise<void> {
+    return this.log.append(encodeStateRecord(change)).then(() => undefined);
+  }
+
+  private replay(record: LogRecord, position: number, found: Map<number, { first: number; count: number }>): void {
+    if (record.type === RecordType.State) {
+      const change = record.change;
+      if (change.op === 'session') {
+        this.sessions.set(change.record.clientId, { ...change.record, queueId: change.queueId });
+        if (change.queueId >= this.nextQueueId) this.nextQueueId = change.queueId + 1;
+      } else {
+        this.sessions.delete(change.clientId);
+      }
+      return;
+    }
+    const { message } = record;
+    if (message.seq! > this.seq) this.seq = message.seq!;
+    if (message.retain) {
+      if (message.payload.length === 0) this.retainedByTopic.delete(message.topic);
+      else this.retainedByTopic.set(message.topic, message);
+    }
+    for (const d of record.deliveries) {
+      const entry = found.get(d.queueId);
+      if (entry) entry.count++;
+      else found.set(d.queueId, { first: position, count: 1 });
+    }
+  }
+
+  private checkpointSafely(): void {
+    try {
+      if (this.log.confirmedEnd !== this.checkpointedAt) this.checkpoint();
+    } catch (err) {
+      this.options.logger.error({ err: (err as Error).message }, 'checkpoint failed; the log still holds everything');
+    }
+  }
+
+  /** Writes the checkpoint, then deletes log segments nothing needs any more. */
+  private checkpoint(): void {
+    const position = this.log.confirmedEnd;
+    const queues = [];
+    let oldestNeeded = position;
+    for (const session of this.sessions.values()) {
+      const queue = this.queues.get(session.clientId);
+      if (!queue) continue;
+      const state = queue.checkpoint(position);
+      queues.push(state);
+      if (state.unacked > 0 && state.cursor < oldestNeeded) oldestNeeded = state.cursor;
+    }
+    const checkpoint: Checkpoint = {
+      version: 1,
+      position,
+      seq: this.seq,
+      nextQueueId: this.nextQueueId,
+      sessions: [...this.sessions.values()],
+      queues,
+      retained: [...this.retainedByTopic.values()].map((m) => encodeMessageRecord(m, []).toString('base64')),
+    };
+    writeCheckpoint(this.options.dir, checkpoint);
+    this.checkpointedAt = position;
+    void this.log.deleteBefore(oldestNeeded);
+  }
+
+  private lock(): void {
+    try {
+      fs.writeFileSync(this.lockFile, String(process.pid), { flag: 'wx' });
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const pid = Number(fs.readFileSync(this.lockFile, 'utf8'));
+    if (pid && pid !== process.pid && isAlive(pid)) {
+      throw new StorageError('EDDY_STORAGE_LOCKED', `data directory ${this.options.dir} is in use by process ${pid}`);
+    }
+    // A lock left by a process that died (kill -9): take it over.
+    fs.writeFileSync(this.lockFile, String(process.pid));
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
