@@ -94,6 +94,7 @@ export class DiskStorage implements Storage {
     await this.log.close();
     this.checkpoint();
     fs.rmSync(this.lockFile, { force: true });
+    openDirs.delete(this.options.dir);
   }
 
   append(message: Message, deliveries: DurableDelivery[]): Promise<void> {
@@ -200,10 +201,18 @@ export class DiskStorage implements Storage {
     };
     writeCheckpoint(this.options.dir, checkpoint);
     this.checkpointedAt = position;
-    void this.log.deleteBefore(oldestNeeded);
+    this.log.deleteBefore(oldestNeeded);
   }
 
   private lock(): void {
+    if (openDirs.has(this.options.dir)) {
+      throw new StorageError('EDDY_STORAGE_LOCKED', `data directory ${this.options.dir} is in use by process ${process.pid} (this one)`);
+    }
+    this.takeLockFile();
+    openDirs.add(this.options.dir);
+  }
+
+  private takeLockFile(): void {
     try {
       fs.writeFileSync(this.lockFile, String(process.pid), { flag: 'wx' });
       return;
@@ -214,10 +223,13 @@ export class DiskStorage implements Storage {
     if (pid && pid !== process.pid && isAlive(pid)) {
       throw new StorageError('EDDY_STORAGE_LOCKED', `data directory ${this.options.dir} is in use by process ${pid}`);
     }
-    // A lock left by a process that died (kill -9): take it over.
+    // A lock left by a process that died (kill -9), or by an earlier life of this pid: take it over.
     fs.writeFileSync(this.lockFile, String(process.pid));
   }
 }
+
+/** Data directories open in this process: the lock file cannot tell them apart by pid. */
+const openDirs = new Set<string>();
 
 function isAlive(pid: number): boolean {
   try {

@@ -173,11 +173,11 @@ export class SegmentedLog {
   }
 
   /** Deletes whole segments that end at or before `position` (never the segment being written). */
-  async deleteBefore(position: number): Promise<number> {
+  deleteBefore(position: number): number {
     let removed = 0;
     while (this.segments.length > 1 && this.segments[1]!.base <= position) {
       const segment = this.segments.shift()!;
-      await fsp.rm(segment.file, { force: true });
+      fs.rmSync(segment.file, { force: true });
       removed++;
     }
     return removed;
