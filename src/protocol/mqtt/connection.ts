@@ -14,7 +14,7 @@ import { remainingExpirySeconds, type Message, type QoS } from '../../core/messa
 import { isValidTopicName, parseSharedFilter } from '../../core/topics.js';
 import type { QueuedDelivery } from '../../storage/types.js';
 import type { Logger } from '../../util/logger.js';
-import { ProtocolError } from '../../util/errors.js';
+import { ProtocolError, type EddyError } from '../../util/errors.js';
 import { RC, fixedHeaderSize, isValidUtf8, v3ConnackCode } from './codes.js';
 import { connectToSession, type ConnectOutcome } from './connect.js';
 
@@ -243,7 +243,8 @@ export class MqttConnection implements SessionLink {
   private failPublish(qos: QoS, id: number, topic: string, err: Error): void {
     this.log.error({ clientId: this.clientId, topic, err: err.message }, 'publish not stored');
     if (qos === 2) this.session?.inboundQos2.delete(id);
-    this.refusePublish(qos, id, RC.UnspecifiedError, `${topic}: not stored: ${err.message}`);
+    const full = (err as EddyError).code === 'EDDY_STORAGE_FULL';
+    this.refusePublish(qos, id, full ? RC.QuotaExceeded : RC.UnspecifiedError, full ? `${topic}: not stored: the broker's disk is full` : `${topic}: not stored: ${err.message}`);
   }
 
   /** Answers a refused publish: a reason code on MQTT 5; on 3.1.1 a plain ack, since it cannot refuse. */
