@@ -65,6 +65,15 @@ describe('disk full', { skip: mountPoint ? false : 'needs root to mount a small 
     assert.equal(health.status, 'ok');
     assert.equal(health.refusedPublishes['0x97'], 1);
 
+    // MQTT 3.1.1 cannot be told "no": the broker closes the connection rather than confirm.
+    const v4 = await connectClient(server.mqttUrl, { protocolVersion: 4, clientId: 'full-v4', clean: true });
+    const closed = new Promise<void>((resolve) => v4.once('close', () => resolve()));
+    let acked = false;
+    v4.publish('full/a', Buffer.alloc(4096, 2), { qos: 1 }, (err) => (acked = !err));
+    await closed;
+    assert.equal(acked, false, 'no PUBACK for a message that was not stored');
+    v4.end(true);
+
     fs.rmSync(filler);
     await pub.publishAsync('full/a', 'after', { qos: 1 });
     const got = await inbox.take(2);

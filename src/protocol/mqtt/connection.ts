@@ -244,7 +244,16 @@ export class MqttConnection implements SessionLink {
     this.log.error({ clientId: this.clientId, topic, err: err.message }, 'publish not stored');
     if (qos === 2) this.session?.inboundQos2.delete(id);
     const full = (err as EddyError).code === 'EDDY_STORAGE_FULL';
-    this.refusePublish(qos, id, full ? RC.QuotaExceeded : RC.UnspecifiedError, full ? `${topic}: not stored: the broker's disk is full` : `${topic}: not stored: ${err.message}`);
+    const reasonCode = full ? RC.QuotaExceeded : RC.UnspecifiedError;
+    const reason = full ? `${topic}: not stored: the broker's disk is full` : `${topic}: not stored: ${err.message}`;
+    if (this.protocolVersion !== 5) {
+      // 3.1.1 cannot refuse, and acknowledging would confirm what was not stored: close instead,
+      // so the client resends once it reconnects.
+      countBy(this.broker.stats.refusedPublishes, reasonCode);
+      this.log.warn({ clientId: this.clientId, reason }, 'publish not stored: closing the 3.1.1 connection so the client resends');
+      return this.close();
+    }
+    this.refusePublish(qos, id, reasonCode, reason);
   }
 
   /** Answers a refused publish: a reason code on MQTT 5; on 3.1.1 a plain ack, since it cannot refuse. */
