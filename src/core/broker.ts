@@ -239,9 +239,10 @@ export class Broker {
 
   /**
    * Adds subscriptions; returns one MQTT 5 reason code (granted QoS or failure) per request,
-   * and `sendRetained`, which the front end calls after it has written the SUBACK.
+   * `stored` (a promise while the change is not yet durable: answer SUBACK after it), and
+   * `sendRetained`, which the front end calls after it has written the SUBACK.
    */
-  subscribe(session: Session, requests: SubscribeRequest[]): { codes: number[]; sendRetained: () => void } {
+  subscribe(session: Session, requests: SubscribeRequest[]): { codes: number[]; stored: Promise<void> | void; sendRetained: () => void } {
     const codes: number[] = [];
     const retainedFor: Array<{ filter: string; options: SubscriptionOptions }> = [];
     for (const request of requests) {
@@ -265,23 +266,23 @@ export class Broker {
         retainedFor.push({ filter, options });
       }
     }
-    if (session.persistent) void this.storage.saveSession(this.recordOf(session));
+    const stored = session.persistent ? this.storage.saveSession(this.recordOf(session)) : undefined;
     const sendRetained = (): void => {
       for (const { filter, options } of retainedFor) this.sendRetained(session, filter, options);
     };
-    return { codes, sendRetained };
+    return { codes, stored, sendRetained };
   }
 
-  /** Removes subscriptions; returns 0x00 or 0x11 (no subscription existed) per filter. */
-  unsubscribe(session: Session, filters: string[]): number[] {
+  /** Removes subscriptions; returns 0x00 or 0x11 (no subscription existed) per filter, and `stored` as for subscribe. */
+  unsubscribe(session: Session, filters: string[]): { codes: number[]; stored: Promise<void> | void } {
     const codes = filters.map((filter) => {
       if (!session.subscriptions.delete(filter)) return Reason.NoSubscriptionExisted;
       const shared = parseSharedFilter(filter);
       this.router.remove(session, shared ? shared.filter : filter, shared ? shared.group : undefined);
       return Reason.Success;
     });
-    if (session.persistent) void this.storage.saveSession(this.recordOf(session));
-    return codes;
+    const stored = session.persistent ? this.storage.saveSession(this.recordOf(session)) : undefined;
+    return { codes, stored };
   }
 
   private addSubscription(session: Session, record: SubscriptionRecord): void {

@@ -72,11 +72,11 @@ export class MemoryStorage implements Storage {
     return [...this.sessions.values()];
   }
 
-  async saveSession(record: SessionRecord): Promise<void> {
+  saveSession(record: SessionRecord): void {
     this.sessions.set(record.clientId, record);
   }
 
-  async deleteSession(clientId: string): Promise<void> {
+  deleteSession(clientId: string): void {
     this.sessions.delete(clientId);
     this.queues.get(clientId)?.clear();
     this.queues.delete(clientId);

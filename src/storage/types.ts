@@ -90,8 +90,9 @@ export interface Storage {
   retained(): Iterable<Message>;
 
   loadSessions(): Promise<SessionRecord[]>;
-  saveSession(record: SessionRecord): Promise<void>;
-  deleteSession(clientId: string): Promise<void>;
+  /** Records a persistent session; a returned promise resolves once the record is durable. */
+  saveSession(record: SessionRecord): Promise<void> | void;
+  deleteSession(clientId: string): Promise<void> | void;
   /** The delivery queue of a session; created empty on first use. */
   queue(clientId: string): SessionQueue;
 }

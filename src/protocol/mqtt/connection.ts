@@ -17,6 +17,7 @@ import type { Logger } from '../../util/logger.js';
 import { ProtocolError, type EddyError } from '../../util/errors.js';
 import { RC, fixedHeaderSize, isValidUtf8, v3ConnackCode } from './codes.js';
 import { connectToSession, type ConnectOutcome } from './connect.js';
+import { countBy, messagePropertiesOf } from './properties.js';
 
 const sharedEncodings = new WeakMap<Message, Array<Buffer | undefined>>();
 
@@ -296,18 +297,33 @@ export class MqttConnection implements SessionLink {
         subscriptionId,
       };
     });
-    const { codes, sendRetained } = this.broker.subscribe(this.session!, requests);
+    const { codes, stored, sendRetained } = this.broker.subscribe(this.session!, requests);
     const granted = v5 ? codes : codes.map((c) => (c >= 0x80 ? 0x80 : c));
     const refused = requests.filter((_, i) => codes[i]! >= 0x80).map((r) => r.filter);
     if (refused.length > 0) this.log.info({ clientId: this.clientId, refused }, 'subscription refused');
     const properties = v5 && refused.length > 0 ? this.reasonProps(`subscription refused for ${refused.join(', ')}`) : undefined;
-    this.send({ cmd: 'suback', messageId: packet.messageId!, granted, properties });
-    sendRetained();
+    this.afterStored(stored, () => {
+      this.send({ cmd: 'suback', messageId: packet.messageId!, granted, properties });
+      sendRetained();
+    });
   }
 
   private onUnsubscribe(packet: IUnsubscribePacket): void {
-    const codes = this.broker.unsubscribe(this.session!, packet.unsubscriptions);
-    this.send({ cmd: 'unsuback', messageId: packet.messageId!, granted: this.protocolVersion === 5 ? codes : [] });
+    const { codes, stored } = this.broker.unsubscribe(this.session!, packet.unsubscriptions);
+    this.afterStored(stored, () => this.send({ cmd: 'unsuback', messageId: packet.messageId!, granted: this.protocolVersion === 5 ? codes : [] }));
+  }
+
+  /**
+   * A persistent session's SUBACK/UNSUBACK goes out only once the change is durable, so a client
+   * never holds a confirmation that a crash can take back. If storing fails, the connection is
+   * closed unanswered: the client subscribes again when it reconnects.
+   */
+  private afterStored(stored: Promise<void> | void, answer: () => void): void {
+    if (!stored) return answer();
+    stored.then(answer, (err: Error) => {
+      this.log.error({ clientId: this.clientId, err: err.message }, 'session change not stored: closing the connection');
+      this.close(RC.UnspecifiedError, 'session change not stored');
+    });
   }
 
   private onDisconnect(packet: IDisconnectPacket): void {
@@ -476,19 +492,4 @@ export class MqttConnection implements SessionLink {
     }
     this.detachSession(undefined);
   }
-}
-
-function messagePropertiesOf(props: NonNullable<IPublishPacket['properties']>): Message['properties'] {
-  const out: Message['properties'] = {};
-  if (props.payloadFormatIndicator !== undefined) out.payloadFormatIndicator = props.payloadFormatIndicator;
-  if (props.contentType !== undefined) out.contentType = props.contentType;
-  if (props.responseTopic !== undefined) out.responseTopic = props.responseTopic;
-  if (props.correlationData !== undefined) out.correlationData = props.correlationData;
-  if (props.userProperties !== undefined) out.userProperties = props.userProperties;
-  return out;
-}
-
-function countBy(counters: Record<string, number>, reasonCode: number): void {
-  const key = `0x${reasonCode.toString(16).padStart(2, '0')}`;
-  counters[key] = (counters[key] ?? 0) + 1;
 }
