@@ -192,6 +192,7 @@ export class Broker {
       const qos = effectiveQos(message, target);
       if (qos > 0 && target.session.persistent) {
         deliveries.push({ queueId: target.session.queue.id, qos, retain: target.retainAsPublished && message.retain, subscriptionIds: target.subscriptionIds });
+        target.durable = true;
       }
     }
     let stored: Promise<void> | void;
@@ -222,7 +223,7 @@ export class Broker {
       void this.storage.setRetained(message.topic, message.payload.length === 0 ? undefined : message);
     }
     for (const target of targets) {
-      target.session.deliver(message, effectiveQos(message, target), target.retainAsPublished && message.retain, target.subscriptionIds);
+      target.session.deliver(message, effectiveQos(message, target), target.retainAsPublished && message.retain, target.subscriptionIds, target.durable);
     }
   }
 

@@ -26,6 +26,8 @@ export interface Target {
   qos: QoS;
   retainAsPublished: boolean;
   subscriptionIds: number[] | undefined;
+  /** Set by the broker when the stored message names this session's queue. */
+  durable?: boolean;
 }
 
 /** Finds the sessions a topic goes to, merging overlapping subscriptions of one session. */

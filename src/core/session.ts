@@ -63,8 +63,11 @@ export class Session {
     return this.expiryInterval > 0;
   }
 
-  /** Hands a message to this session: sent now when the window allows, queued otherwise. */
-  deliver(message: Message, qos: QoS, retain: boolean, subscriptionIds: number[] | undefined): void {
+  /**
+   * Hands a message to this session: sent now when the window allows, queued otherwise.
+   * `durable` says the stored message names this session's queue among its deliveries.
+   */
+  deliver(message: Message, qos: QoS, retain: boolean, subscriptionIds: number[] | undefined, durable = false): void {
     const link = this.link;
     if (qos === 0) {
       if (!link) return this.onDrop(this, 'offline-qos0', message);
@@ -83,7 +86,7 @@ export class Session {
       this.onDrop(this, 'queue-full', message);
       return;
     }
-    this.queue.push(delivery, this.persistent);
+    this.queue.push(delivery, durable);
   }
 
   /** PUBACK (QoS 1) or PUBCOMP (QoS 2) ended a delivery; frees a window slot. */
@@ -132,7 +135,8 @@ export class Session {
     if (!link) return;
     const now = Date.now();
     while (this.queue.pendingCount > 0 && this.hasWindow(link)) {
-      const next = this.queue.shift()!;
+      const next = this.queue.shift();
+      if (!next) break; // a durable queue's count of what waits on disk is an estimate
       if (isExpired(next.message, now)) {
         this.onDrop(this, 'expired', next.message);
         continue;

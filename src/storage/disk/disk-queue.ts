@@ -46,7 +46,8 @@ export class DiskSessionQueue implements SessionQueue {
   }
 
   get pendingCount(): number {
-    return this.memory.length - this.head + this.onDisk;
+    // While anything may wait on disk, report at least one, so the session keeps asking for it.
+    return this.memory.length - this.head + (this.diskFrom === undefined ? 0 : Math.max(this.onDisk, 1));
   }
 
   push(delivery: QueuedDelivery, durable: boolean): void {
@@ -100,11 +101,10 @@ export class DiskSessionQueue implements SessionQueue {
 
   /** Reads the next deliveries for this queue from the log into memory. */
   private refill(): void {
-    const wanted = Math.min(REFILL_BATCH, this.onDisk);
     let found = 0;
     let resumeAt = this.diskFrom!;
     this.log.read(this.diskFrom!, (record, position, size) => {
-      if (found >= wanted) return false;
+      if (found >= REFILL_BATCH) return false;
       resumeAt = position + size;
       if (record.type !== RecordType.Message) return;
       for (const d of record.deliveries) {
@@ -115,14 +115,14 @@ export class DiskSessionQueue implements SessionQueue {
         break;
       }
     });
-    if (found < wanted) {
-      // The read reached the end of the log: everything owed is in memory, and new deliveries go there.
+    // The count of what waits on disk is exact while running and an estimate after a crash:
+    // only reaching the end of the log ends disk mode.
+    this.onDisk = Math.max(0, this.onDisk - found);
+    if (found < REFILL_BATCH) {
       this.onDisk = 0;
       this.diskFrom = undefined;
-      return;
+    } else {
+      this.diskFrom = resumeAt;
     }
-    // Counts restored after a crash are estimates; only the end of the log ends disk mode.
-    this.onDisk = Math.max(1, this.onDisk - found);
-    this.diskFrom = resumeAt;
   }
 }

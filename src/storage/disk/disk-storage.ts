@@ -80,7 +80,7 @@ export class DiskStorage implements Storage {
       if (more) queue.restore(more.first, more.count);
     }
     this.checkpointedAt = checkpoint?.position ?? -1;
-    const interval = this.options.checkpointIntervalMs ?? 5000;
+    const interval = this.options.checkpointIntervalMs ?? 1000;
     this.checkpointTimer = setInterval(() => this.checkpointSafely(), interval);
     this.checkpointTimer.unref();
     this.options.logger.info(
