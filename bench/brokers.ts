@@ -8,8 +8,8 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { repoRoot } from './paths.js';
 
-export type BrokerName = 'eddy' | 'mosquitto' | 'aedes';
-export const BROKER_NAMES: readonly BrokerName[] = ['eddy', 'mosquitto', 'aedes'];
+export type BrokerName = 'eddy' | 'eddy-disk' | 'mosquitto' | 'aedes';
+export const BROKER_NAMES: readonly BrokerName[] = ['eddy', 'eddy-disk', 'mosquitto', 'aedes'];
 
 export interface RunningBroker {
   name: BrokerName;
@@ -40,21 +40,35 @@ export function killAllBrokersSync(): void {
 
 export async function startBroker(name: BrokerName, opts: StartOptions): Promise<RunningBroker> {
   switch (name) {
-    case 'eddy': return startEddy(opts);
+    case 'eddy': return startEddy(opts, false);
+    case 'eddy-disk': return startEddy(opts, true);
     case 'aedes': return startAedes();
     case 'mosquitto': return startMosquitto();
   }
 }
 
-async function startEddy(opts: StartOptions): Promise<RunningBroker> {
+/** `eddy` runs the memory engine; `eddy-disk` the durable one (fsync always) in a fresh temp dir, removed on stop. */
+async function startEddy(opts: StartOptions, disk: boolean): Promise<RunningBroker> {
+  const name: BrokerName = disk ? 'eddy-disk' : 'eddy';
   const nodeFlags = opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', opts.profDir] : [];
+  const dataDir = disk ? mkdtempSync(path.join(os.tmpdir(), 'eddy-bench-disk-')) : undefined;
+  const storage = dataDir ? ['--data-dir', dataDir, '--fsync', 'always'] : ['--memory'];
+  const removeDir = (): void => { if (dataDir) rmSync(dataDir, { recursive: true, force: true }); };
   const child = spawn(process.execPath, [
     ...nodeFlags, path.join(repoRoot, 'bin/eddy.js'), 'broker',
-    '--host', '127.0.0.1', '--port', '0', '--http-port', '0', '--memory', '--log-level', 'warn',
+    '--host', '127.0.0.1', '--port', '0', '--http-port', '0', ...storage, '--log-level', 'warn',
   ], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
   // Writing the CPU profile happens during shutdown and can take a while for a long run.
   const graceMs = opts.cpuProf ? 30_000 : 5_000;
-  return adopt('eddy', child, packageVersion(repoRoot), await waitForReadyLine('eddy', child), graceMs);
+  let addr: { host: string; port: number };
+  try {
+    addr = await waitForReadyLine(name, child);
+  } catch (err) {
+    removeDir();
+    throw err;
+  }
+  const broker = adopt(name, child, packageVersion(repoRoot), addr, graceMs);
+  return { ...broker, stop: () => broker.stop().finally(removeDir) };
 }
 
 async function startAedes(): Promise<RunningBroker> {

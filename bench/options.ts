@@ -27,7 +27,8 @@ export const USAGE = `Usage: node dist/bench/run.js [options]
 
   --messages N        deliveries per workload (fan-out publishes N/subscribers)  [200000]
   --warmup N          unmeasured deliveries before each workload, 0 = none      [messages/10]
-  --brokers LIST      comma-separated: eddy,mosquitto,aedes                      [all]
+  --brokers LIST      comma-separated: eddy,eddy-disk,mosquitto,aedes            [all]
+                      (eddy = memory engine; eddy-disk = disk engine, fsync always, temp dir)
   --workloads LIST    comma-separated: qos0,qos1,fanout,fanin                    [all]
   --window N          QoS 1 workload: most unacked publishes in flight           [100]
   --qos0-window N     QoS 0 workloads: most messages in flight to each subscriber [1000]

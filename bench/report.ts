@@ -24,8 +24,8 @@ export interface Report {
   brokers: Partial<Record<BrokerName, BrokerStatus>>;
   workloads: Array<Workload & { payloadBytes: number }>;
   results: Record<string, Partial<Record<BrokerName, WorkloadResult>>>;
-  /** Throughput (msg/s) of Eddy divided by the other broker's; null when either is missing. */
-  ratios: Record<string, { eddyVsMosquitto: number | null; eddyVsAedes: number | null }>;
+  /** Throughput (msg/s) of Eddy (memory engine; eddyDisk* = disk engine) divided by the other broker's; null when either is missing. */
+  ratios: Record<string, Record<'eddyVsMosquitto' | 'eddyVsAedes' | 'eddyDiskVsMosquitto' | 'eddyDiskVsAedes', number | null>>;
 }
 
 const CLIENT_BOUND_PCT = 90;
@@ -33,6 +33,7 @@ const CLIENT_BOUND_MARK = '†';
 
 export const METHOD = [
   'All clients are mqtt.js in the bench process; each broker runs in its own child process.',
+  'eddy runs the memory engine (--memory); eddy-disk the disk engine in a fresh temp dir with --fsync always (group commit), removed afterwards.',
   'msg/s = unique messages received by all subscribers / (first publish -> last delivery).',
   'Latency = receive time - send time embedded in the payload (performance.now, same process).',
   'QoS 0 publishers keep at most --qos0-window (fan-out: --fanout-window) messages in flight towards each subscriber (split across fan-in publishers) and respect socket backpressure.',
@@ -63,7 +64,7 @@ export function markdown(report: Report, brokers: BrokerName[]): string {
   lines.push(`## Eddy benchmark`, '');
   lines.push(`${fmtInt(o.messages)} deliveries per workload, ${o.payloadBytes}-byte payloads, MQTT ${o.protocolVersion === 4 ? '3.1.1' : '5.0'}, `
     + `${report.environment.cpus} x ${report.environment.cpuModel}, Node ${report.environment.node}. `
-    + `Latency in ms (p50/p99/max). Fan-in is QoS 0. Ratios are Eddy msg/s divided by the other broker's. `
+    + `Latency in ms (p50/p99/max). Fan-in is QoS 0. Ratios are Eddy (memory engine) msg/s divided by the other broker's; eddy-disk = disk engine, fsync always. `
     + `${CLIENT_BOUND_MARK} = bench client CPU-bound (>= ${CLIENT_BOUND_PCT}% of a core), the broker may be faster than shown.`);
   const ran = brokers.filter((b) => report.brokers[b]?.status === 'ok').map((b) => `${b} ${report.brokers[b]!.version}`);
   lines.push('', `Brokers: ${ran.join(', ') || 'none'}.`);

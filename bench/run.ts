@@ -85,7 +85,7 @@ async function main(argv: string[]): Promise<number> {
         await new Promise((r) => setTimeout(r, PAUSE_BETWEEN_WORKLOADS_MS));
       }
     } finally {
-      note(`[${name}] stopping${opts.cpuProf && name === 'eddy' ? ` (CPU profile -> ${path.relative(process.cwd(), profDir) || '.'})` : ''}`);
+      note(`[${name}] stopping${opts.cpuProf && name.startsWith('eddy') ? ` (CPU profile -> ${path.relative(process.cwd(), profDir) || '.'})` : ''}`);
       await broker.stop();
       current = undefined;
     }
@@ -93,7 +93,10 @@ async function main(argv: string[]): Promise<number> {
 
   for (const w of workloads) {
     const r = report.results[w.id]!;
-    report.ratios[w.id] = { eddyVsMosquitto: throughputRatio(r.eddy, r.mosquitto), eddyVsAedes: throughputRatio(r.eddy, r.aedes) };
+    report.ratios[w.id] = {
+      eddyVsMosquitto: throughputRatio(r.eddy, r.mosquitto), eddyVsAedes: throughputRatio(r.eddy, r.aedes),
+      eddyDiskVsMosquitto: throughputRatio(r['eddy-disk'], r.mosquitto), eddyDiskVsAedes: throughputRatio(r['eddy-disk'], r.aedes),
+    };
   }
   report.wallClockSec = Math.round((Date.now() - started) / 100) / 10;
   const jsonPath = path.resolve(opts.json ?? path.join(resultsDir, 'latest.json'));
