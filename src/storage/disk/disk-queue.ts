@@ -4,8 +4,9 @@ import { RecordType } from './record.js';
 
 /** Pending deliveries kept in memory per queue; beyond this they stay on disk until their turn. */
 const MEMORY_WINDOW = 1000;
-/** How many deliveries one read from disk brings back. */
-const REFILL_BATCH = 500;
+/** How many deliveries one read from disk brings back, and the read size that usually holds them. */
+const REFILL_BATCH = 1000;
+const REFILL_READ_BYTES = 256 * 1024;
 
 /** What a checkpoint keeps of a queue. */
 export interface QueueCheckpoint {
@@ -114,7 +115,7 @@ export class DiskSessionQueue implements SessionQueue {
         found++;
         break;
       }
-    });
+    }, REFILL_READ_BYTES);
     // The count of what waits on disk is exact while running and an estimate after a crash:
     // only reaching the end of the log ends disk mode.
     this.onDisk = Math.max(0, this.onDisk - found);

@@ -131,13 +131,14 @@ export class SegmentedLog {
 
   /**
    * Reads records from `position` up to the confirmed end, calling `visit` for each; `visit` returns
-   * false to stop before that record. Returns the position where reading stopped. Reads are synchronous:
+   * false to stop before that record. Returns the position where reading stopped. A reader that
+   * stops early passes a smaller `chunkBytes`, so it does not read far past where it stops. Reads are synchronous:
    * they are sequential reads of recently written data, served from the page cache.
    */
-  read(position: number, visit: (record: LogRecord, position: number, size: number) => boolean | void): number {
+  read(position: number, visit: (record: LogRecord, position: number, size: number) => boolean | void, chunkBytes = READ_CHUNK): number {
     let pos = Math.max(position, this.start);
     const limit = this.confirmed;
-    let buf = Buffer.allocUnsafe(READ_CHUNK);
+    let buf = Buffer.allocUnsafe(chunkBytes);
     for (const segment of this.segments) {
       if (pos >= limit) break;
       const size = Math.min(segment.size, limit - segment.base);
