@@ -6,25 +6,8 @@ import type { EddyServer } from '../src/server.js';
 import { startBroker } from './helpers/broker.js';
 import { collect, connectClient, sleep } from './helpers/mqtt.js';
 import { RawClient } from './helpers/raw-client.js';
+import { tracker } from './helpers/tracker.js';
 
-type Closable = MqttClient | RawClient;
-
-/** Everything a test opens goes in here; afterEach closes it even when the test failed. */
-function tracker(): { track<T extends Closable>(c: T): T; closeAll(): Promise<void> } {
-  const open: Closable[] = [];
-  return {
-    track(c) {
-      open.push(c);
-      return c;
-    },
-    async closeAll() {
-      for (const c of open.splice(0)) {
-        if (c instanceof RawClient) c.close();
-        else await c.endAsync(true).catch(() => {});
-      }
-    },
-  };
-}
 
 /** Resolves with how many ms after `since` the raw client's socket closed; rejects after `timeoutMs`. */
 async function closedWithin(client: RawClient, timeoutMs: number, since = Date.now()): Promise<number> {

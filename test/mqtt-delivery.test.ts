@@ -6,25 +6,9 @@ import type { EddyServer } from '../src/server.js';
 import { startBroker } from './helpers/broker.js';
 import { collect, connectClient, sleep } from './helpers/mqtt.js';
 import { RawClient } from './helpers/raw-client.js';
+import { tracker } from './helpers/tracker.js';
 
 type QoS = 0 | 1 | 2;
-type Closable = MqttClient | RawClient;
-
-function tracker(): { track<T extends Closable>(c: T): T; closeAll(): Promise<void> } {
-  const open: Closable[] = [];
-  return {
-    track(c) {
-      open.push(c);
-      return c;
-    },
-    async closeAll() {
-      for (const c of open.splice(0)) {
-        if (c instanceof RawClient) c.close();
-        else await c.endAsync(true).catch(() => {});
-      }
-    },
-  };
-}
 
 function rawPublish(client: RawClient, topic: string, payload: string, qos: QoS, messageId?: number, extra: Partial<IPublishPacket> = {}): void {
   client.send({ cmd: 'publish', topic, payload: Buffer.from(payload), qos, retain: false, dup: false, messageId, ...extra } as Packet);

@@ -4,19 +4,8 @@ import type { MqttClient } from 'mqtt';
 import type { EddyServer } from '../src/server.js';
 import { startBroker } from './helpers/broker.js';
 import { collect, connectClient, sleep } from './helpers/mqtt.js';
+import { tracker } from './helpers/tracker.js';
 
-function tracker(): { track(c: MqttClient): MqttClient; closeAll(): Promise<void> } {
-  const open: MqttClient[] = [];
-  return {
-    track(c) {
-      open.push(c);
-      return c;
-    },
-    async closeAll() {
-      for (const c of open.splice(0)) await c.endAsync(true).catch(() => {});
-    },
-  };
-}
 
 /** What a fresh subscriber on `filter` gets within `ms`: [topic, payload, retain, qos] tuples. */
 async function snapshot(url: string, t: ReturnType<typeof tracker>, filter: string, opts: { version?: 4 | 5; qos?: 0 | 1 | 2; ms?: number } = {}): Promise<Array<[string, string, boolean, number]>> {

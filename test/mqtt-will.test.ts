@@ -6,26 +6,12 @@ import type { EddyServer } from '../src/server.js';
 import { startBroker } from './helpers/broker.js';
 import { collect, connectClient, sleep } from './helpers/mqtt.js';
 import { RawClient } from './helpers/raw-client.js';
+import { tracker } from './helpers/tracker.js';
 
 type QoS = 0 | 1 | 2;
 type Closable = MqttClient | RawClient;
 type Will = NonNullable<IConnectPacket['will']>;
 
-function tracker(): { track<T extends Closable>(c: T): T; closeAll(): Promise<void> } {
-  const open: Closable[] = [];
-  return {
-    track(c) {
-      open.push(c);
-      return c;
-    },
-    async closeAll() {
-      for (const c of open.splice(0)) {
-        if (c instanceof RawClient) c.close();
-        else await c.endAsync(true).catch(() => {});
-      }
-    },
-  };
-}
 
 /** Records when each message arrived, relative to nothing; tests compare against their own t0. */
 function timedInbox(client: MqttClient): Array<{ at: number; packet: IPublishPacket }> {

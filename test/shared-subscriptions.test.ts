@@ -6,19 +6,8 @@ import type { EddyServer } from '../src/server.js';
 import { startBroker } from './helpers/broker.js';
 import { connectClient, sleep } from './helpers/mqtt.js';
 import { RawClient } from './helpers/raw-client.js';
+import { tracker } from './helpers/tracker.js';
 
-function tracker(): { track(c: MqttClient): MqttClient; closeAll(): Promise<void> } {
-  const open: MqttClient[] = [];
-  return {
-    track(c) {
-      open.push(c);
-      return c;
-    },
-    async closeAll() {
-      for (const c of open.splice(0)) await c.endAsync(true).catch(() => {});
-    },
-  };
-}
 
 /** Payloads a client receives, in arrival order. */
 function payloads(client: MqttClient): string[] {
