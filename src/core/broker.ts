@@ -1,4 +1,5 @@
 import type { Logger } from '../util/logger.js';
+import { StorageError } from '../util/errors.js';
 import { isExpired, type Message, type QoS } from './message.js';
 import { Router, type Target } from './router.js';
 import { Session, type DropReason, type SessionLink, type WillMessage } from './session.js';
@@ -68,10 +69,15 @@ export class Broker {
   private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
   private readonly onDrop = (session: Session, reason: DropReason, message: Message): void => {
     this.stats.dropped[reason]++;
-    if (reason === 'queue-full') {
-      this.log.warn({ clientId: session.clientId, topic: message.topic, limit: this.limits.maxQueued }, 'session queue full: message dropped');
-    }
+    if (reason === 'queue-full') this.logQueueFull(session, message, session.queue.pendingCount);
   };
+  private queueFullLogged = 0;
+
+  /** One line for the first time and then every 1000th, so a flood does not become a flood of logs. */
+  private logQueueFull(session: Session, message: Message, waiting: number): void {
+    if (this.queueFullLogged++ % 1000 !== 0) return;
+    this.log.warn({ clientId: session.clientId, topic: message.topic, waiting, limit: this.limits.maxQueued, times: this.queueFullLogged }, 'session queue full');
+  }
 
   constructor(
     readonly storage: Storage,
@@ -191,6 +197,14 @@ export class Broker {
     for (const target of targets) {
       const qos = effectiveQos(message, target);
       if (qos > 0 && target.session.persistent) {
+        const waiting = target.session.queue.pendingCount;
+        if (waiting >= this.limits.maxQueued && message.qos > 0) {
+          // Refuse rather than store a message a durable subscriber could never be sent.
+          this.stats.dropped['queue-full']++;
+          this.logQueueFull(target.session, message, waiting);
+          confirm?.(new StorageError('EDDY_QUEUE_FULL', `${message.topic}: not accepted: the queue of subscriber ${target.session.clientId} holds ${waiting} messages (maxQueued ${this.limits.maxQueued})`));
+          return;
+        }
         deliveries.push({ queueId: target.session.queue.id, qos, retain: target.retainAsPublished && message.retain, subscriptionIds: target.subscriptionIds });
         target.durable = true;
       }

@@ -82,7 +82,8 @@ export class Session {
       this.sendNew(link, delivery);
       return;
     }
-    if (this.queue.pendingCount >= this.limits.maxQueued) {
+    // A stored delivery is never dropped: the broker refused the publish instead when this queue was full.
+    if (!durable && this.queue.pendingCount >= this.limits.maxQueued) {
       this.onDrop(this, 'queue-full', message);
       return;
     }

@@ -242,11 +242,12 @@ export class MqttConnection implements SessionLink {
   }
 
   private failPublish(qos: QoS, id: number, topic: string, err: Error): void {
-    this.log.error({ clientId: this.clientId, topic, err: err.message }, 'publish not stored');
+    if ((err as EddyError).code !== 'EDDY_QUEUE_FULL') this.log.error({ clientId: this.clientId, topic, err: err.message }, 'publish not stored');
     if (qos === 2) this.session?.inboundQos2.delete(id);
-    const full = (err as EddyError).code === 'EDDY_STORAGE_FULL';
-    const reasonCode = full ? RC.QuotaExceeded : RC.UnspecifiedError;
-    const reason = full ? `${topic}: not stored: the broker's disk is full` : `${topic}: not stored: ${err.message}`;
+    const code = (err as EddyError).code;
+    const reasonCode = code === 'EDDY_STORAGE_FULL' || code === 'EDDY_QUEUE_FULL' ? RC.QuotaExceeded : RC.UnspecifiedError;
+    const reason =
+      code === 'EDDY_STORAGE_FULL' ? `${topic}: not stored: the broker's disk is full` : code === 'EDDY_QUEUE_FULL' ? err.message : `${topic}: not stored: ${err.message}`;
     if (this.protocolVersion !== 5) {
       // 3.1.1 cannot refuse, and acknowledging would confirm what was not stored: close instead,
       // so the client resends once it reconnects.
@@ -259,7 +260,8 @@ export class MqttConnection implements SessionLink {
 
   /** Answers a refused publish: a reason code on MQTT 5; on 3.1.1 a plain ack, since it cannot refuse. */
   private refusePublish(qos: QoS, id: number, reasonCode: number, reason: string): void {
-    this.log.warn({ clientId: this.clientId, reasonCode, reason }, 'publish refused');
+    // Quota refusals are logged where the quota is (rate-limited there), not once per message here.
+    this.log[reasonCode === RC.QuotaExceeded ? 'debug' : 'warn']({ clientId: this.clientId, reasonCode, reason }, 'publish refused');
     countBy(this.broker.stats.refusedPublishes, reasonCode);
     if (qos === 0) {
       if (reasonCode === RC.PayloadFormatInvalid) this.fail(new ProtocolError(reasonCode, reason));
