@@ -34,6 +34,7 @@ export class DiskStorage implements Storage {
   private readonly retainedByTopic = new Map<string, Message>();
   private checkpointTimer: NodeJS.Timeout | undefined;
   private checkpointedAt = -1;
+  private checkpointedQueues = '';
   private readonly lockFile: string;
 
   constructor(private readonly options: DiskStorageOptions) {
@@ -172,13 +173,16 @@ export class DiskStorage implements Storage {
 
   private checkpointSafely(): void {
     try {
-      if (this.log.confirmedEnd !== this.checkpointedAt) this.checkpoint();
+      this.checkpoint();
     } catch (err) {
       this.options.logger.error({ err: (err as Error).message }, 'checkpoint failed; the log still holds everything');
     }
   }
 
-  /** Writes the checkpoint, then deletes log segments nothing needs any more. */
+  /**
+   * Writes the checkpoint when the log or any queue moved since the last one (acknowledgements
+   * move queues without writing to the log), then deletes log segments nothing needs any more.
+   */
   private checkpoint(): void {
     const position = this.log.confirmedEnd;
     const queues = [];
@@ -190,6 +194,9 @@ export class DiskStorage implements Storage {
       queues.push(state);
       if (state.unacked > 0 && state.cursor < oldestNeeded) oldestNeeded = state.cursor;
     }
+    const queueState = JSON.stringify(queues);
+    if (position === this.checkpointedAt && queueState === this.checkpointedQueues) return;
+    this.checkpointedQueues = queueState;
     const checkpoint: Checkpoint = {
       version: 1,
       position,
