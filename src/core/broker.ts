@@ -153,7 +153,7 @@ export class Broker {
     session.expiryInterval = Math.min(request.expiryInterval, this.limits.maxSessionExpiry);
     session.will = request.will;
     session.link = link;
-    if (session.persistent) void this.storage.saveSession(this.recordOf(session));
+    if (session.persistent) this.persist(this.storage.saveSession(this.recordOf(session)), session.clientId);
     this.stats.connections++;
     return { session, sessionPresent };
   }
@@ -174,7 +174,7 @@ export class Broker {
     }
     const record = this.recordOf(session);
     record.disconnectedAt = Date.now();
-    void this.storage.saveSession(record);
+    this.persist(this.storage.saveSession(record), session.clientId);
     if (session.expiryInterval !== NEVER_EXPIRES) this.scheduleExpiry(session, session.expiryInterval * 1000);
   }
 
@@ -230,6 +230,14 @@ export class Broker {
     stored?.catch((err: Error) => this.log.error({ topic: message.topic, err: err.message }, 'retained message not stored'));
     confirm?.();
     this.accept(message, targets);
+  }
+
+  /**
+   * A session change stored in the background: the broker keeps the session in memory either
+   * way, so a failure (disk full) is logged, not thrown.
+   */
+  private persist(stored: Promise<void> | void, clientId: string): void {
+    stored?.catch((err: Error) => this.log.error({ clientId, err: err.message }, 'session change not stored'));
   }
 
   private accept(message: Message, targets: Target[]): void {
@@ -354,7 +362,7 @@ export class Broker {
     session.subscriptions.clear();
     this.sessions.delete(session.clientId);
     this.clearExpiry(session.clientId);
-    void this.storage.deleteSession(session.clientId);
+    this.persist(this.storage.deleteSession(session.clientId), session.clientId);
   }
 
   private scheduleExpiry(session: Session, ms: number): void {
