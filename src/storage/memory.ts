@@ -1,11 +1,12 @@
 import type { Message } from '../core/message.js';
 import type { DurableDelivery, InflightDelivery, QueuedDelivery, SessionQueue, SessionRecord, Storage } from './types.js';
 
-class MemorySessionQueue implements SessionQueue {
+/** A session's queue held in memory: the memory engine's queue, and the base of the disk engine's. */
+export class MemorySessionQueue implements SessionQueue {
   constructor(readonly id: number) {}
-  private pending: QueuedDelivery[] = [];
+  protected pending: QueuedDelivery[] = [];
   /** Index of the oldest pending entry; shifting an array is O(n), moving a head is O(1). */
-  private head = 0;
+  protected head = 0;
   readonly inflight = new Map<number, InflightDelivery>();
 
   get pendingCount(): number {

@@ -1,4 +1,5 @@
-import type { InflightDelivery, QueuedDelivery, SessionQueue } from '../types.js';
+import type { QueuedDelivery } from '../types.js';
+import { MemorySessionQueue } from '../memory.js';
 import type { SegmentedLog } from './segmented-log.js';
 import { RecordType } from './record.js';
 
@@ -24,20 +25,19 @@ export interface QueueCheckpoint {
  * MEMORY_WINDOW wait, the rest stays on disk and is read back in order, so a backlog of millions
  * costs no memory. Deliveries for a non-persistent session are not in the log and stay in memory.
  */
-export class DiskSessionQueue implements SessionQueue {
-  readonly inflight = new Map<number, InflightDelivery>();
-  private memory: QueuedDelivery[] = [];
-  private head = 0;
+export class DiskSessionQueue extends MemorySessionQueue {
   /** Set while deliveries wait on disk: where reading resumes. */
   private diskFrom: number | undefined;
-  /** Deliveries waiting on disk (not in `memory`). */
+  /** Deliveries waiting on disk (not in memory). */
   private onDisk = 0;
 
   constructor(
-    readonly id: number,
+    id: number,
     readonly clientId: string,
     private readonly log: SegmentedLog,
-  ) {}
+  ) {
+    super(id);
+  }
 
   /** Recovery: `count` deliveries owed to this queue are in the log from `from` on. */
   restore(from: number, count: number): void {
@@ -46,45 +46,28 @@ export class DiskSessionQueue implements SessionQueue {
     this.onDisk += count;
   }
 
-  get pendingCount(): number {
+  override get pendingCount(): number {
     // While anything may wait on disk, report at least one, so the session keeps asking for it.
-    return this.memory.length - this.head + (this.diskFrom === undefined ? 0 : Math.max(this.onDisk, 1));
+    return super.pendingCount + (this.diskFrom === undefined ? 0 : Math.max(this.onDisk, 1));
   }
 
-  push(delivery: QueuedDelivery, durable: boolean): void {
-    if (durable && (this.diskFrom !== undefined || this.memory.length - this.head >= MEMORY_WINDOW)) {
+  override push(delivery: QueuedDelivery, durable: boolean): void {
+    if (durable && (this.diskFrom !== undefined || super.pendingCount >= MEMORY_WINDOW)) {
       // Its record names this queue, so it can wait on disk; `diskFrom` keeps log order.
       this.diskFrom ??= delivery.message.logPosition;
       this.onDisk++;
       return;
     }
-    this.memory.push(delivery);
+    super.push(delivery, durable);
   }
 
-  shift(): QueuedDelivery | undefined {
-    if (this.head >= this.memory.length && this.diskFrom !== undefined) this.refill();
-    if (this.head >= this.memory.length) return undefined;
-    const delivery = this.memory[this.head]!;
-    this.memory[this.head++] = undefined as unknown as QueuedDelivery;
-    if (this.head === this.memory.length) {
-      this.memory = [];
-      this.head = 0;
-    }
-    return delivery;
+  override shift(): QueuedDelivery | undefined {
+    if (super.pendingCount === 0 && this.diskFrom !== undefined) this.refill();
+    return super.shift();
   }
 
-  setInflight(delivery: InflightDelivery): void {
-    this.inflight.set(delivery.packetId, delivery);
-  }
-
-  deleteInflight(packetId: number): void {
-    this.inflight.delete(packetId);
-  }
-
-  clear(): void {
-    this.memory = [];
-    this.head = 0;
-    this.inflight.clear();
+  override clear(): void {
+    super.clear();
     this.diskFrom = undefined;
     this.onDisk = 0;
   }
@@ -93,8 +76,8 @@ export class DiskSessionQueue implements SessionQueue {
   checkpoint(logEnd: number): QueueCheckpoint {
     let cursor = this.diskFrom ?? logEnd;
     for (const d of this.inflight.values()) if (d.message.logPosition !== undefined && d.message.logPosition < cursor) cursor = d.message.logPosition;
-    for (let i = this.head; i < this.memory.length; i++) {
-      const p = this.memory[i]!.message.logPosition;
+    for (let i = this.head; i < this.pending.length; i++) {
+      const p = this.pending[i]!.message.logPosition;
       if (p !== undefined && p < cursor) cursor = p;
     }
     return { id: this.id, clientId: this.clientId, cursor, unacked: this.pendingCount + this.inflight.size };
@@ -111,7 +94,7 @@ export class DiskSessionQueue implements SessionQueue {
       for (const d of record.deliveries) {
         if (d.queueId !== this.id) continue;
         record.message.logPosition = position;
-        this.memory.push({ message: record.message, qos: d.qos, retain: d.retain, subscriptionIds: d.subscriptionIds });
+        this.pending.push({ message: record.message, qos: d.qos, retain: d.retain, subscriptionIds: d.subscriptionIds });
         found++;
         break;
       }
