@@ -125,6 +125,7 @@ async function publishAll(eddy: EddyProcess) {
   return {
     confirmedBitmaps: confirmed,
     confirmed: acked, refused, firstRefusal, seconds: sec(ms), msgPerSec: Math.round(acked / (ms / 1000)),
+    answeredPerSec: Math.round((acked + refused) / (ms / 1000)),
     brokerCpuPercent: cpu0 !== null && cpu1 !== null ? Math.round((100 * (cpu1 - cpu0)) / ms) : null,
     clientCpuPercent: cpuPercent(clientCpu0, ms),
     rssPeakMB: mb(rssDuring.peakBytes), rssAtEndMB: mb(rssDuring.lastBytes),
@@ -326,7 +327,7 @@ function markdown(r: Record<string, any>): string {
     ['publish rate (confirmed QoS 1)', `${fmtInt(p.msgPerSec)} msg/s (${fmtInt(p.confirmed)} in ${p.seconds} s, CPU: broker ${p.brokerCpuPercent}%, client ${p.clientCpuPercent}%)`],
     ['broker RSS during publish (peak / end / idle after)', `${p.rssPeakMB} / ${p.rssAtEndMB} / ${p.afterIdle.rssIdleMB} MB`],
     ['data dir after publish (on disk / apparent)', `${p.afterIdle.disk.diskMB} / ${p.afterIdle.disk.apparentMB} MB in ${p.afterIdle.disk.files} files`],
-    ['refused publishes', p.refused ? `${fmtInt(p.refused)} (first: ${p.firstRefusal})` : '0'],
+    ['refused publishes', p.refused ? `${fmtInt(p.refused)} (first: ${p.firstRefusal}); confirmed + refused: ${fmtInt(p.answeredPerSec)} msg/s` : '0'],
     ['broker drop counters after publish', dropped(p.afterIdle.healthz)],
     ['first start (spawn -> ready)', `${r.firstStart.readyMs} ms, RSS ${r.firstStart.rssMB} MB`],
     ['SIGTERM: stop / restart (spawn -> ready)', `${t.stopMs} ms / ${t.restartMs} ms (read ${t.readMBAtReady} MB at start)`],
