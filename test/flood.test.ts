@@ -17,7 +17,6 @@
 import { after, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,6 +24,7 @@ import type { MqttClient } from 'mqtt';
 import type { IPublishPacket } from 'mqtt-packet';
 import type { EddyServer } from '../src/server.js';
 import { startBroker } from './helpers/broker.js';
+import { onPath } from './helpers/path.js';
 import { destroyClient, killAllBrokers, launchBroker, openClient, probeDurableStorage, sleep, type CrashBroker } from './crash/harness.js';
 
 const TOTAL = 100_000;
@@ -32,18 +32,6 @@ const TOTAL = 100_000;
 const AHEAD = 30_000;
 const TOPIC = 'flood/t';
 
-function onPath(name: string): boolean {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (!dir) continue;
-    try {
-      accessSync(path.join(dir, name), constants.X_OK);
-      return true;
-    } catch {
-      // not here
-    }
-  }
-  return false;
-}
 
 const skip = onPath('mosquitto_pub') ? false : 'mosquitto_pub not installed (Debian package mosquitto-clients)';
 const durableSkip = skip || ((await probeDurableStorage()) ? false : 'eddy broker --data-dir warns that durable storage is not available');

@@ -1,25 +1,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
-import path from 'node:path';
 import type { EddyServer } from '../src/server.js';
 import { run, startBroker } from './helpers/broker.js';
 import { sleep } from './helpers/mqtt.js';
+import { onPath } from './helpers/path.js';
 
-/** Finds an executable on PATH without running it. */
-function onPath(name: string): boolean {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (!dir) continue;
-    try {
-      accessSync(path.join(dir, name), constants.X_OK);
-      return true;
-    } catch {
-      // not here
-    }
-  }
-  return false;
-}
 
 const missing = ['mosquitto_pub', 'mosquitto_sub'].filter((tool) => !onPath(tool));
 const skip = missing.length > 0 ? `${missing.join(' and ')} not installed (Debian package mosquitto-clients): skipping interoperability tests` : false;
