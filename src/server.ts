@@ -1,6 +1,8 @@
 import type net from 'node:net';
 import { Broker } from './core/broker.js';
 import type { AccessRules, BrokerLimits } from './core/limits.js';
+import type { ChannelPolicy } from './core/channels.js';
+import type { RedeliveryOptions } from './core/redelivery.js';
 import { HttpListener } from './http/server.js';
 import { MemoryStorage } from './storage/memory.js';
 import type { Storage } from './storage/types.js';
@@ -17,6 +19,9 @@ export interface EddyServerOptions {
   storage?: Storage;
   limits?: Partial<BrokerLimits>;
   access?: Partial<AccessRules>;
+  /** Per channel pattern: maximum deliveries before dead-lettering, and retention. */
+  channels?: ChannelPolicy[];
+  redelivery?: Partial<RedeliveryOptions>;
   logger?: Logger;
 }
 
@@ -39,7 +44,13 @@ export class EddyServer {
   static async start(options: EddyServerOptions = {}): Promise<EddyServer> {
     const host = options.host ?? '127.0.0.1';
     const logger = options.logger ?? silentLogger;
-    const broker = new Broker(options.storage ?? new MemoryStorage(), { limits: options.limits, access: options.access, logger });
+    const broker = new Broker(options.storage ?? new MemoryStorage(), {
+      limits: options.limits,
+      access: options.access,
+      channels: options.channels,
+      redelivery: options.redelivery,
+      logger,
+    });
     await broker.start();
     const tcp = new TcpListener(broker, logger);
     const websocket = new WebSocketListener(broker, logger);

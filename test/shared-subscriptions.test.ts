@@ -139,7 +139,7 @@ describe('shared subscriptions', () => {
     await a.endAsync();
     const sent = range('s', 5);
     await publishAll(() => 'squeue/t', sent);
-    assert.equal(server.broker.sessions.get('shared-queue')?.queue.pendingCount, 5, 'queued for the offline member');
+    assert.equal(server.broker.groups.get('$share/q/squeue/t')?.queue.pendingCount, 5, 'queued in the group while no member is connected');
     // Listen before CONNACK: queued messages follow it immediately.
     const b = t.track(mqtt.connect(server.mqttUrl, { ...opts, reconnectPeriod: 0 }));
     const got = payloads(b);

@@ -112,6 +112,8 @@ export async function runBroker(args: string[]): Promise<number | 'forever'> {
     storage,
     limits: config.limits,
     access: config.access,
+    channels: config.channels,
+    redelivery: config.redelivery,
     logger,
   });
   logger.info({ mqtt: server.mqtt, http: server.http, storage: server.broker.storage.kind }, 'broker started');

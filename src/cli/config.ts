@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_LIMITS, type AccessRules, type BrokerLimits } from '../core/limits.js';
 import { ConfigError } from '../util/errors.js';
+import { parseChannelPolicies, parseDuration, type ChannelPolicy } from '../core/channels.js';
+import type { RedeliveryOptions } from '../core/redelivery.js';
 import { LOG_LEVELS, type LogLevel } from '../util/logger.js';
 
 /** The broker's configuration file (YAML or JSON). Command-line flags override it. */
@@ -16,9 +18,12 @@ export interface BrokerConfig {
   logLevel?: LogLevel;
   limits?: Partial<BrokerLimits>;
   access?: Partial<AccessRules>;
+  /** Parsed from the file's `channels` mapping (pattern → maxDeliveries, retention). */
+  channels?: ChannelPolicy[];
+  redelivery?: Partial<RedeliveryOptions>;
 }
 
-const TOP_KEYS = new Set(['host', 'port', 'httpPort', 'dataDir', 'memory', 'fsync', 'logLevel', 'limits', 'access']);
+const TOP_KEYS = new Set(['host', 'port', 'httpPort', 'dataDir', 'memory', 'fsync', 'logLevel', 'limits', 'access', 'channels', 'redelivery']);
 const ACCESS_KEYS = new Set(['denySubscribe', 'denyPublish']);
 
 export function loadConfigFile(path: string): BrokerConfig {
@@ -67,7 +72,22 @@ export function validateConfig(raw: unknown, source: string): BrokerConfig {
       if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) throw new ConfigError(`${source}: access.${key} must be a list of topic filters`);
     }
   }
-  return config as BrokerConfig;
+  const result = { ...config } as BrokerConfig;
+  if (config.channels !== undefined) result.channels = parseChannelPolicies(config.channels, source);
+  if (config.redelivery !== undefined) result.redelivery = parseRedelivery(config.redelivery, source);
+  return result;
+}
+
+/** `redelivery: { initialBackoff: 1s, maxBackoff: 1m }` */
+function parseRedelivery(raw: unknown, source: string): Partial<RedeliveryOptions> {
+  if (typeof raw !== 'object' || raw === null) throw new ConfigError(`${source}: redelivery must be a mapping with initialBackoff and/or maxBackoff`);
+  const options: Partial<RedeliveryOptions> = {};
+  for (const [key, value] of Object.entries(raw)) {
+    if (key === 'initialBackoff') options.initialBackoffMs = parseDuration(value, `${source}: redelivery.initialBackoff`);
+    else if (key === 'maxBackoff') options.maxBackoffMs = parseDuration(value, `${source}: redelivery.maxBackoff`);
+    else throw new ConfigError(`${source}: unknown key redelivery.${key} (known: initialBackoff, maxBackoff)`);
+  }
+  return options;
 }
 
 function expectType(config: Record<string, unknown>, key: string, type: string, source: string): void {

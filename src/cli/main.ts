@@ -3,6 +3,7 @@ import { EddyError } from '../util/errors.js';
 import { runBroker } from './broker.js';
 import { runPub } from './pub.js';
 import { runSub } from './sub.js';
+import { runDlq } from './dlq.js';
 
 const HELP = `Usage: eddy <command> [options]
 
@@ -10,6 +11,7 @@ Commands:
   broker     run the broker (eddy broker --help)
   pub        publish a message (eddy pub --help)
   sub        subscribe and print messages (eddy sub --help)
+  dlq        list or redrive dead letters (eddy dlq --help)
 
 Options:
   --version  print the version
@@ -29,6 +31,8 @@ export async function main(argv: string[]): Promise<number | undefined> {
         return await runPub(rest);
       case 'sub':
         return await runSub(rest);
+      case 'dlq':
+        return await runDlq(rest);
       case '--version':
       case 'version': {
         const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };

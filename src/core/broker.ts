@@ -2,7 +2,10 @@ import type { Logger } from '../util/logger.js';
 import { StorageError } from '../util/errors.js';
 import { isExpired, type Message, type QoS } from './message.js';
 import { Router, type Target } from './router.js';
-import { Session, type DropReason, type SessionLink, type WillMessage } from './session.js';
+import { Session, type DropReason, type SessionHooks, type SessionLink, type WillMessage } from './session.js';
+import { ConsumerGroup } from './group.js';
+import { ChannelPolicies, DLQ_PREFIX, type ChannelPolicy } from './channels.js';
+import { DEFAULT_REDELIVERY, Redelivery, type RedeliveryOptions } from './redelivery.js';
 import { isValidTopicFilter, parseSharedFilter, topicMatches } from './topics.js';
 import { DEFAULT_LIMITS, type AccessRules, type BrokerLimits } from './limits.js';
 import type { DurableDelivery, SessionRecord, Storage, SubscriptionOptions, SubscriptionRecord } from '../storage/types.js';
@@ -44,8 +47,14 @@ export interface BrokerStats {
 export interface BrokerOptions {
   limits?: Partial<BrokerLimits>;
   access?: Partial<AccessRules>;
+  /** Per channel pattern: maximum deliveries and retention. */
+  channels?: ChannelPolicy[];
+  redelivery?: Partial<RedeliveryOptions>;
   logger: Logger;
 }
+
+/** The broker-owned consumer group that keeps dead letters until they are redriven or consumed. */
+export const DLQ_GROUP = `$share/eddy-dlq/${DLQ_PREFIX}#`;
 
 /**
  * The broker core: sessions, routing, retained messages and wills. Front ends call it with
@@ -56,6 +65,9 @@ export class Broker {
   readonly access: AccessRules;
   readonly router = new Router();
   readonly sessions = new Map<string, Session>();
+  readonly groups = new Map<string, ConsumerGroup>();
+  readonly channels: ChannelPolicies;
+  readonly redelivery: Redelivery;
   readonly stats: BrokerStats = {
     connections: 0,
     messagesIn: 0,
@@ -67,16 +79,19 @@ export class Broker {
   private readonly log: Logger;
   private readonly willTimers = new Map<string, { timer: NodeJS.Timeout; will: WillMessage }>();
   private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
-  private readonly onDrop = (session: Session, reason: DropReason, message: Message): void => {
-    this.stats.dropped[reason]++;
-    if (reason === 'queue-full') this.logQueueFull(session, message, session.queue.pendingCount);
+  private readonly sessionHooks: SessionHooks = {
+    dropped: (session: Session, reason: DropReason, message: Message): void => {
+      this.stats.dropped[reason]++;
+      if (reason === 'queue-full') this.logQueueFull(`subscriber ${session.clientId}`, message, session.queue.pendingCount);
+    },
+    failed: (session, delivery, reason) => this.redelivery.sessionFailed(session, delivery, reason),
   };
   private queueFullLogged = 0;
 
   /** One line for the first time and then every 1000th, so a flood does not become a flood of logs. */
-  private logQueueFull(session: Session, message: Message, waiting: number): void {
+  private logQueueFull(owner: string, message: Message, waiting: number): void {
     if (this.queueFullLogged++ % 1000 !== 0) return;
-    this.log.warn({ clientId: session.clientId, topic: message.topic, waiting, limit: this.limits.maxQueued, times: this.queueFullLogged }, 'session queue full');
+    this.log.warn({ queue: owner, topic: message.topic, waiting, limit: this.limits.maxQueued, times: this.queueFullLogged }, 'session queue full');
   }
 
   constructor(
@@ -86,11 +101,25 @@ export class Broker {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.access = { denySubscribe: [], denyPublish: [], ...options.access };
     this.log = options.logger;
+    this.channels = new ChannelPolicies(options.channels);
+    this.redelivery = new Redelivery(
+      this.channels,
+      { ...DEFAULT_REDELIVERY, ...options.redelivery },
+      (message, confirm) => this.publish(message, confirm),
+      this.log,
+      () => this.stats.dropped.expired++,
+    );
   }
 
   /** Restores persistent sessions and their subscriptions from storage. */
   async start(): Promise<void> {
     await this.storage.open();
+    for (const name of await this.storage.loadGroups()) {
+      const shared = parseSharedFilter(name);
+      if (shared) this.groupFor(name, shared.filter).saved = true;
+    }
+    const dlq = this.groupFor(DLQ_GROUP, `${DLQ_PREFIX}#`);
+    dlq.pinned = true;
     const now = Date.now();
     for (const record of await this.storage.loadSessions()) {
       const left = this.expiryLeftMs(record, now);
@@ -103,6 +132,10 @@ export class Broker {
       for (const sub of record.subscriptions) this.addSubscription(session, sub);
       if (left !== undefined) this.scheduleExpiry(session, left);
     }
+    for (const group of [...this.groups.values()]) {
+      if (group.members.size === 0 && !group.pinned) this.dropGroup(group);
+    }
+    await this.saveGroup(dlq);
   }
 
   async stop(): Promise<void> {
@@ -114,6 +147,7 @@ export class Broker {
     this.willTimers.clear();
     for (const timer of this.expiryTimers.values()) clearTimeout(timer);
     this.expiryTimers.clear();
+    this.redelivery.stop();
     await this.storage.close();
   }
 
@@ -187,27 +221,25 @@ export class Broker {
    */
   publish(message: Message, confirm?: (err?: Error) => void): void {
     this.stats.messagesIn++;
-    const targets = this.router.route(message.topic, message.origin);
+    const { targets, groups } = this.router.route(message.topic, message.origin);
     if (message.qos === 0 && !message.retain) {
-      this.accept(message, targets);
+      this.accept(message, targets, groups);
       confirm?.();
       return;
     }
     const deliveries: DurableDelivery[] = [];
     for (const target of targets) {
-      const qos = effectiveQos(message, target);
+      const qos = effectiveQos(message, target.qos);
       if (qos > 0 && target.session.persistent) {
-        const waiting = target.session.queue.pendingCount;
-        if (waiting >= this.limits.maxQueued && message.qos > 0) {
-          // Refuse rather than store a message a durable subscriber could never be sent.
-          this.stats.dropped['queue-full']++;
-          this.logQueueFull(target.session, message, waiting);
-          confirm?.(new StorageError('EDDY_QUEUE_FULL', `${message.topic}: not accepted: the queue of subscriber ${target.session.clientId} holds ${waiting} messages (maxQueued ${this.limits.maxQueued})`));
-          return;
-        }
+        if (!this.hasQueueRoom(target.session.queue.pendingCount, `subscriber ${target.session.clientId}`, message, confirm)) return;
         deliveries.push({ queueId: target.session.queue.id, qos, retain: target.retainAsPublished && message.retain, subscriptionIds: target.subscriptionIds });
         target.durable = true;
       }
+    }
+    for (const group of groups) {
+      if (effectiveQos(message, group.maxQos) === 0) continue;
+      if (!this.hasQueueRoom(group.queue.pendingCount, `group ${group.name}`, message, confirm)) return;
+      if (group.durable) deliveries.push({ queueId: group.queue.id, qos: effectiveQos(message, group.maxQos), retain: false });
     }
     let stored: Promise<void> | void;
     try {
@@ -220,7 +252,7 @@ export class Broker {
       stored.then(
         () => {
           confirm?.();
-          this.accept(message, targets);
+          this.accept(message, targets, groups);
         },
         (err: Error) => confirm?.(err),
       );
@@ -229,7 +261,26 @@ export class Broker {
     // At-most-once retained messages are stored, but not waited for.
     stored?.catch((err: Error) => this.log.error({ topic: message.topic, err: err.message }, 'retained message not stored'));
     confirm?.();
-    this.accept(message, targets);
+    this.accept(message, targets, groups);
+  }
+
+  /** Publishes and resolves once the message is stored and accepted (for the broker's own publishes: redrive, HTTP). */
+  publishConfirmed(message: Message): Promise<void> {
+    return new Promise((resolve, reject) => this.publish(message, (err) => (err ? reject(err) : resolve())));
+  }
+
+  /** The broker-owned consumer group on `$DLQ/#` that keeps dead letters until redriven or consumed. */
+  get deadLetters(): ConsumerGroup {
+    return this.groups.get(DLQ_GROUP)!;
+  }
+
+  /** A QoS>0 publish bound for a full queue is refused rather than stored for a consumer that could never get it. */
+  private hasQueueRoom(waiting: number, owner: string, message: Message, confirm: ((err?: Error) => void) | undefined): boolean {
+    if (waiting < this.limits.maxQueued || message.qos === 0) return true;
+    this.stats.dropped['queue-full']++;
+    this.logQueueFull(owner, message, waiting);
+    confirm?.(new StorageError('EDDY_QUEUE_FULL', `${message.topic}: not accepted: the queue of ${owner} holds ${waiting} messages (maxQueued ${this.limits.maxQueued})`));
+    return false;
   }
 
   /**
@@ -240,12 +291,20 @@ export class Broker {
     stored?.catch((err: Error) => this.log.error({ clientId, err: err.message }, 'session change not stored'));
   }
 
-  private accept(message: Message, targets: Target[]): void {
+  private accept(message: Message, targets: Target[], groups: ConsumerGroup[]): void {
     if (message.retain) {
       void this.storage.setRetained(message.topic, message.payload.length === 0 ? undefined : message);
     }
     for (const target of targets) {
-      target.session.deliver(message, effectiveQos(message, target), target.retainAsPublished && message.retain, target.subscriptionIds, target.durable);
+      target.session.deliver(message, effectiveQos(message, target.qos), target.retainAsPublished && message.retain, target.subscriptionIds, target.durable);
+    }
+    for (const group of groups) {
+      const qos = effectiveQos(message, group.maxQos);
+      if (qos === 0 && group.queue.pendingCount >= this.limits.maxQueued) {
+        this.stats.dropped['queue-full']++;
+        continue;
+      }
+      group.push({ message, qos, retain: false }, qos > 0 && group.durable);
     }
   }
 
@@ -289,7 +348,7 @@ export class Broker {
         retainedFor.push({ filter, options });
       }
     }
-    const stored = session.persistent ? this.storage.saveSession(this.recordOf(session)) : undefined;
+    const stored = this.storeSubscriptions(session);
     const sendRetained = (): void => {
       for (const { filter, options } of retainedFor) this.sendRetained(session, filter, options);
     };
@@ -300,19 +359,71 @@ export class Broker {
   unsubscribe(session: Session, filters: string[]): { codes: number[]; stored: Promise<void> | void } {
     const codes = filters.map((filter) => {
       if (!session.subscriptions.delete(filter)) return Reason.NoSubscriptionExisted;
-      const shared = parseSharedFilter(filter);
-      this.router.remove(session, shared ? shared.filter : filter, shared ? shared.group : undefined);
+      this.removeSubscription(session, filter);
       return Reason.Success;
     });
     const stored = session.persistent ? this.storage.saveSession(this.recordOf(session)) : undefined;
     return { codes, stored };
   }
 
+  /**
+   * The durable part of a subscribe: the session record, and the queue of any consumer group that a
+   * persistent member made durable. Resolves once both are stored.
+   */
+  private storeSubscriptions(session: Session): Promise<void> | void {
+    if (!session.persistent) return undefined;
+    const pending: Array<Promise<void> | void> = [this.storage.saveSession(this.recordOf(session))];
+    for (const group of session.groups) pending.push(this.saveGroup(group));
+    const promises = pending.filter((p): p is Promise<void> => p instanceof Promise);
+    return promises.length === 0 ? undefined : Promise.all(promises).then(() => undefined);
+  }
+
+  private saveGroup(group: ConsumerGroup): Promise<void> | void {
+    if (group.saved || !group.durable) return undefined;
+    group.saved = true;
+    return this.storage.saveGroup(group.name);
+  }
+
   private addSubscription(session: Session, record: SubscriptionRecord): void {
     const shared = parseSharedFilter(record.filter);
     const { filter, ...options } = record;
     session.subscriptions.set(filter, { ...record });
-    this.router.add(session, shared ? shared.filter : filter, options, shared ? shared.group : undefined);
+    if (!shared) return this.router.add(session, filter, options);
+    const group = this.groupFor(filter, shared.filter);
+    session.joinGroup(group);
+    group.addMember(session, options);
+  }
+
+  private removeSubscription(session: Session, filter: string): void {
+    const shared = parseSharedFilter(filter);
+    if (!shared) {
+      this.router.remove(session, filter);
+      return;
+    }
+    const group = this.groups.get(filter);
+    if (!group) return;
+    group.removeMember(session);
+    if (group.members.size === 0 && !group.pinned) this.dropGroup(group);
+  }
+
+  /** The consumer group named `$share/{group}/{filter}`, created with its queue on first use. */
+  private groupFor(name: string, filter: string): ConsumerGroup {
+    let group = this.groups.get(name);
+    if (!group) {
+      group = new ConsumerGroup(name, filter, this.storage.groupQueue(name), this.redelivery);
+      this.groups.set(name, group);
+      this.router.addGroup(group);
+    }
+    return group;
+  }
+
+  /** The last member left: the group and what it still queued end, as a session's queue ends with it. */
+  private dropGroup(group: ConsumerGroup): void {
+    const waiting = group.queue.pendingCount + group.queue.inflight.size;
+    if (waiting > 0) this.log.info({ group: group.name, waiting }, 'consumer group ended with its last member; its queue is dropped');
+    this.router.removeGroup(group);
+    this.groups.delete(group.name);
+    this.persist(this.storage.deleteGroup(group.name), group.name);
   }
 
   private sendRetained(session: Session, filter: string, options: SubscriptionOptions): void {
@@ -330,7 +441,7 @@ export class Broker {
   }
 
   private newSession(clientId: string): Session {
-    const session = new Session(clientId, this.storage.queue(clientId), this.limits, this.onDrop);
+    const session = new Session(clientId, this.storage.queue(clientId), this.limits, this.sessionHooks);
     this.sessions.set(clientId, session);
     return session;
   }
@@ -355,10 +466,7 @@ export class Broker {
   }
 
   private endSession(session: Session): void {
-    for (const filter of session.subscriptions.keys()) {
-      const shared = parseSharedFilter(filter);
-      this.router.remove(session, shared ? shared.filter : filter, shared ? shared.group : undefined);
-    }
+    for (const filter of session.subscriptions.keys()) this.removeSubscription(session, filter);
     session.subscriptions.clear();
     this.sessions.delete(session.clientId);
     this.clearExpiry(session.clientId);
@@ -407,6 +515,6 @@ export class Broker {
   }
 }
 
-function effectiveQos(message: Message, target: Target): QoS {
-  return (message.qos < target.qos ? message.qos : target.qos) as QoS;
+function effectiveQos(message: Message, qos: QoS): QoS {
+  return (message.qos < qos ? message.qos : qos) as QoS;
 }

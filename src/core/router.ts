@@ -2,6 +2,7 @@ import { TopicTree } from './topic-tree.js';
 import type { Session } from './session.js';
 import type { SubscriptionOptions } from '../storage/types.js';
 import type { QoS } from './message.js';
+import type { ConsumerGroup } from './group.js';
 
 interface DirectRoute {
   kind: 'direct';
@@ -9,13 +10,10 @@ interface DirectRoute {
   options: SubscriptionOptions;
 }
 
-/** `$share/{group}/{filter}`: one route in the tree, many members behind it. */
+/** `$share/{group}/{filter}`: one route in the tree; the group picks the member. */
 interface GroupRoute {
   kind: 'group';
-  key: string;
-  members: Map<Session, SubscriptionOptions>;
-  /** Round-robin position, so members share the load in turn. */
-  cursor: number;
+  group: ConsumerGroup;
 }
 
 type Route = DirectRoute | GroupRoute;
@@ -43,63 +41,56 @@ export class Router {
   private static readonly MATCH_CACHE_LIMIT = 10_000;
 
   get subscriptionCount(): number {
-    return this.direct.size + [...this.groups.values()].reduce((n, g) => n + g.members.size, 0);
+    return this.direct.size + [...this.groups.values()].reduce((n, g) => n + g.group.members.size, 0);
   }
 
-  add(session: Session, filter: string, options: SubscriptionOptions, group?: string): void {
-    if (group === undefined) {
-      const key = `${session.clientId}\u0000${filter}`;
-      const existing = this.direct.get(key);
-      if (existing) {
-        existing.options = options;
-        return;
-      }
-      const route: DirectRoute = { kind: 'direct', session, options };
-      this.direct.set(key, route);
-      this.tree.add(filter, route);
-      this.matchCache.clear();
+  add(session: Session, filter: string, options: SubscriptionOptions): void {
+    const key = `${session.clientId}\u0000${filter}`;
+    const existing = this.direct.get(key);
+    if (existing) {
+      existing.options = options;
       return;
     }
-    const key = `${group}\u0000${filter}`;
-    let route = this.groups.get(key);
-    if (!route) {
-      route = { kind: 'group', key, members: new Map(), cursor: 0 };
-      this.groups.set(key, route);
-      this.tree.add(filter, route);
-      this.matchCache.clear();
-    }
-    route.members.set(session, options);
+    const route: DirectRoute = { kind: 'direct', session, options };
+    this.direct.set(key, route);
+    this.tree.add(filter, route);
+    this.matchCache.clear();
   }
 
-  remove(session: Session, filter: string, group?: string): boolean {
-    if (group === undefined) {
-      const key = `${session.clientId}\u0000${filter}`;
-      const route = this.direct.get(key);
-      if (!route) return false;
-      this.direct.delete(key);
-      this.tree.remove(filter, route);
-      this.matchCache.clear();
-      return true;
-    }
-    const key = `${group}\u0000${filter}`;
-    const route = this.groups.get(key);
-    if (!route || !route.members.delete(session)) return false;
-    if (route.members.size === 0) {
-      this.groups.delete(key);
-      this.tree.remove(filter, route);
-      this.matchCache.clear();
-    }
+  remove(session: Session, filter: string): boolean {
+    const key = `${session.clientId}\u0000${filter}`;
+    const route = this.direct.get(key);
+    if (!route) return false;
+    this.direct.delete(key);
+    this.tree.remove(filter, route);
+    this.matchCache.clear();
     return true;
   }
 
+  addGroup(group: ConsumerGroup): void {
+    if (this.groups.has(group.name)) return;
+    const route: GroupRoute = { kind: 'group', group };
+    this.groups.set(group.name, route);
+    this.tree.add(group.filter, route);
+    this.matchCache.clear();
+  }
+
+  removeGroup(group: ConsumerGroup): void {
+    const route = this.groups.get(group.name);
+    if (!route) return;
+    this.groups.delete(group.name);
+    this.tree.remove(group.filter, route);
+    this.matchCache.clear();
+  }
+
   /**
-   * The targets for one published message: at most one per session for its non-shared
-   * subscriptions, plus one per matching shared group (MQTT 5 §4.8.2: a group's copy is separate
+   * Where one published message goes: at most one target per session for its non-shared
+   * subscriptions, plus each matching consumer group (MQTT 5 §4.8.2: a group's copy is separate
    * from a member's own non-shared subscriptions, so one client may get both).
    */
-  route(topic: string, origin: string | undefined): Target[] {
+  route(topic: string, origin: string | undefined): { targets: Target[]; groups: ConsumerGroup[] } {
     const targets: Target[] = [];
-    let shared: Target[] | undefined;
+    const groups: ConsumerGroup[] = [];
     let bySession: Map<Session, Target> | undefined;
     const merge = (session: Session, options: SubscriptionOptions): void => {
       const existing = bySession?.get(session) ?? (targets.length === 1 && targets[0]!.session === session ? targets[0] : undefined);
@@ -120,18 +111,14 @@ export class Router {
       bySession?.set(session, target);
     };
     for (const route of this.matches(topic)) {
-      if (route.kind === 'direct') {
-        if (route.options.noLocal && origin !== undefined && route.session.clientId === origin) continue;
-        merge(route.session, route.options);
+      if (route.kind === 'group') {
+        groups.push(route.group);
         continue;
       }
-      const member = this.pickMember(route);
-      if (!member) continue;
-      const [session, options] = member;
-      const subscriptionIds = options.subscriptionId === undefined ? undefined : [options.subscriptionId];
-      (shared ??= []).push({ session, qos: options.qos, retainAsPublished: options.retainAsPublished, subscriptionIds });
+      if (route.options.noLocal && origin !== undefined && route.session.clientId === origin) continue;
+      merge(route.session, route.options);
     }
-    return shared ? targets.concat(shared) : targets;
+    return { targets, groups };
   }
 
   private matches(topic: string): Route[] {
@@ -142,21 +129,5 @@ export class Router {
     if (this.matchCache.size >= Router.MATCH_CACHE_LIMIT) this.matchCache.clear();
     this.matchCache.set(topic, found);
     return found;
-  }
-
-  /** Next connected member in turn; when none is connected, the next member in turn queues it. */
-  private pickMember(route: GroupRoute): [Session, SubscriptionOptions] | undefined {
-    const members = [...route.members];
-    if (members.length === 0) return undefined;
-    for (let i = 0; i < members.length; i++) {
-      const candidate = members[(route.cursor + i) % members.length]!;
-      if (candidate[0].connected) {
-        route.cursor = (route.cursor + i + 1) % members.length;
-        return candidate;
-      }
-    }
-    const fallback = members[route.cursor % members.length]!;
-    route.cursor = (route.cursor + 1) % members.length;
-    return fallback;
   }
 }

@@ -1,4 +1,5 @@
 import { isExpired, type Message, type QoS } from './message.js';
+import type { ConsumerGroup } from './group.js';
 import type { InflightDelivery, QueuedDelivery, SessionQueue, SubscriptionRecord } from '../storage/types.js';
 
 /**
@@ -35,6 +36,22 @@ export interface SessionLimits {
 
 export type DropReason = 'queue-full' | 'expired' | 'too-large' | 'congested' | 'offline-qos0';
 
+/** What a session reports to the broker. */
+export interface SessionHooks {
+  /** A message was not delivered to this session, for `reason` (counted and logged by the broker). */
+  dropped(session: Session, reason: DropReason, message: Message): void;
+  /** The client refused a delivery (MQTT 5 PUBACK/PUBREC >= 0x80); the broker retries it later or dead-letters it. */
+  failed(session: Session, delivery: QueuedDelivery, reason: string): void;
+}
+
+/** A consumer-group delivery in flight on this session's connection. */
+interface GroupInflight {
+  group: ConsumerGroup;
+  tag: number;
+  /** QoS 2: PUBREC came, so the group is done with it; only PUBREL/PUBCOMP remain. */
+  released: boolean;
+}
+
 /** Broker-side state of one client id, alive across reconnects for persistent sessions. */
 export class Session {
   readonly clientId: string;
@@ -44,15 +61,22 @@ export class Session {
   will: WillMessage | undefined;
   /** Packet ids of inbound QoS 2 publishes between PUBREC and PUBREL. */
   readonly inboundQos2 = new Set<number>();
+  /** Consumer groups this session is a member of. */
+  readonly groups = new Set<ConsumerGroup>();
+  private readonly groupInflight = new Map<number, GroupInflight>();
   private nextPacketId = 1;
 
   constructor(
     clientId: string,
     readonly queue: SessionQueue,
     private readonly limits: SessionLimits,
-    private readonly onDrop: (session: Session, reason: DropReason, message: Message) => void,
+    private readonly hooks: SessionHooks,
   ) {
     this.clientId = clientId;
+  }
+
+  private onDrop(session: Session, reason: DropReason, message: Message): void {
+    this.hooks.dropped(session, reason, message);
   }
 
   get connected(): boolean {
@@ -92,6 +116,13 @@ export class Session {
 
   /** PUBACK (QoS 1) or PUBCOMP (QoS 2) ended a delivery; frees a window slot. */
   completed(packetId: number): boolean {
+    const shared = this.groupInflight.get(packetId);
+    if (shared) {
+      this.groupInflight.delete(packetId);
+      if (!shared.released) shared.group.acknowledged(shared.tag);
+      this.drain();
+      return true;
+    }
     if (!this.queue.inflight.has(packetId)) return false;
     this.queue.deleteInflight(packetId);
     this.drain();
@@ -99,17 +130,83 @@ export class Session {
   }
 
   /** PUBREC for a QoS 2 delivery: answer with PUBREL and wait for PUBCOMP. */
-  received(packetId: number, failed: boolean): boolean {
-    const entry = this.queue.inflight.get(packetId);
-    if (!entry) return false;
-    if (failed) {
-      // An MQTT 5 PUBREC with a reason >= 0x80 ends the exchange (§4.3.3).
-      this.completed(packetId);
+  received(packetId: number): boolean {
+    const shared = this.groupInflight.get(packetId);
+    if (shared) {
+      // The client has the message: the group is done with it, whatever happens to PUBREL.
+      if (!shared.released) shared.group.acknowledged(shared.tag);
+      shared.released = true;
+      this.link?.sendPubrel(packetId);
       return true;
     }
+    const entry = this.queue.inflight.get(packetId);
+    if (!entry) return false;
     if (!entry.released) this.queue.setInflight({ ...entry, released: true });
     this.link?.sendPubrel(packetId);
     return true;
+  }
+
+  /**
+   * An MQTT 5 PUBACK or PUBREC with a reason >= 0x80: the client could not process the message.
+   * The exchange ends (§4.3.3) and the broker redelivers later, or dead-letters it.
+   */
+  rejected(packetId: number, reason: string): boolean {
+    const shared = this.groupInflight.get(packetId);
+    if (shared) {
+      this.groupInflight.delete(packetId);
+      if (!shared.released) shared.group.rejected(shared.tag, reason);
+      this.drain();
+      return true;
+    }
+    const entry = this.queue.inflight.get(packetId);
+    if (!entry) return false;
+    this.queue.deleteInflight(packetId);
+    const { packetId: _id, released: _released, ...delivery } = entry;
+    this.hooks.failed(this, delivery, reason);
+    this.drain();
+    return true;
+  }
+
+  /** Puts a delivery that waited out a retry backoff back in front of the queue. */
+  requeue(delivery: QueuedDelivery): void {
+    this.queue.unshift(delivery);
+    this.drain();
+  }
+
+  /** True when connected with room in the window: a consumer group may send to it now. */
+  hasRoom(): boolean {
+    return this.link !== undefined && this.hasWindow(this.link);
+  }
+
+  /**
+   * Sends a consumer group's delivery; `tag` (QoS > 0) is what the group knows it by. Returns false
+   * when the client cannot take it (larger than its Maximum Packet Size).
+   */
+  sendForGroup(group: ConsumerGroup, delivery: QueuedDelivery, tag: number | undefined): boolean {
+    const link = this.link;
+    if (!link) return false;
+    const packetId = delivery.qos > 0 ? this.allocatePacketId() : undefined;
+    if (!link.sendPublish(delivery, packetId, false)) {
+      this.onDrop(this, 'too-large', delivery.message);
+      return false;
+    }
+    if (packetId !== undefined && tag !== undefined) this.groupInflight.set(packetId, { group, tag, released: false });
+    return true;
+  }
+
+  joinGroup(group: ConsumerGroup): void {
+    this.groups.add(group);
+  }
+
+  /** Leaving a group hands what is in flight from it back to the group, for another member. */
+  leaveGroup(group: ConsumerGroup): void {
+    this.groups.delete(group);
+    for (const [packetId, entry] of this.groupInflight) {
+      if (entry.group !== group) continue;
+      this.groupInflight.delete(packetId);
+      if (!entry.released) group.returned(entry.tag);
+    }
+    group.dispatch();
   }
 
   /** Called when a link attaches: resend what was in flight (DUP set), then queued messages. */
@@ -126,8 +223,13 @@ export class Session {
     this.drain();
   }
 
+  /** The connection is gone: group deliveries in flight on it go back to their groups, for other members. */
   detach(): void {
     this.link = undefined;
+    const returned = [...this.groupInflight.values()];
+    this.groupInflight.clear();
+    for (const entry of returned) if (!entry.released) entry.group.returned(entry.tag);
+    for (const group of new Set(returned.map((e) => e.group))) group.dispatch();
   }
 
   /** Sends queued deliveries while the client's window has room. */
@@ -144,10 +246,14 @@ export class Session {
       }
       this.sendNew(link, next);
     }
+    for (const group of this.groups) {
+      if (!this.hasWindow(link)) break;
+      group.dispatch();
+    }
   }
 
   private hasWindow(link: SessionLink): boolean {
-    return this.queue.inflight.size < Math.min(link.receiveMaximum, this.limits.maxInflight);
+    return this.queue.inflight.size + this.groupInflight.size < Math.min(link.receiveMaximum, this.limits.maxInflight);
   }
 
   private sendNew(link: SessionLink, delivery: QueuedDelivery): void {
@@ -157,6 +263,7 @@ export class Session {
       qos: delivery.qos,
       retain: delivery.retain,
       subscriptionIds: delivery.subscriptionIds,
+      deliveryCount: (delivery.deliveryCount ?? 0) + 1,
       packetId,
       released: false,
     };
@@ -172,7 +279,7 @@ export class Session {
     for (;;) {
       const id = this.nextPacketId;
       this.nextPacketId = id === 65535 ? 1 : id + 1;
-      if (!this.queue.inflight.has(id)) return id;
+      if (!this.queue.inflight.has(id) && !this.groupInflight.has(id)) return id;
     }
   }
 }

@@ -8,6 +8,7 @@ export class MemorySessionQueue implements SessionQueue {
   /** Index of the oldest pending entry; shifting an array is O(n), moving a head is O(1). */
   protected head = 0;
   readonly inflight = new Map<number, InflightDelivery>();
+  readonly held = new Set<QueuedDelivery>();
 
   get pendingCount(): number {
     return this.pending.length - this.head;
@@ -29,6 +30,23 @@ export class MemorySessionQueue implements SessionQueue {
     return delivery;
   }
 
+  peek(limit: number): QueuedDelivery[] {
+    return this.pending.slice(this.head, this.head + limit);
+  }
+
+  unshift(delivery: QueuedDelivery): void {
+    if (this.head > 0) this.pending[--this.head] = delivery;
+    else this.pending.unshift(delivery);
+  }
+
+  hold(delivery: QueuedDelivery): void {
+    this.held.add(delivery);
+  }
+
+  release(delivery: QueuedDelivery): boolean {
+    return this.held.delete(delivery);
+  }
+
   setInflight(delivery: InflightDelivery): void {
     this.inflight.set(delivery.packetId, delivery);
   }
@@ -41,6 +59,7 @@ export class MemorySessionQueue implements SessionQueue {
     this.pending = [];
     this.head = 0;
     this.inflight.clear();
+    this.held.clear();
   }
 }
 
@@ -51,6 +70,7 @@ export class MemoryStorage implements Storage {
   private readonly retainedByTopic = new Map<string, Message>();
   private readonly sessions = new Map<string, SessionRecord>();
   private readonly queues = new Map<string, MemorySessionQueue>();
+  private readonly groups = new Map<string, MemorySessionQueue>();
   private nextQueueId = 1;
 
   async open(): Promise<void> {}
@@ -81,6 +101,26 @@ export class MemoryStorage implements Storage {
     this.sessions.delete(clientId);
     this.queues.get(clientId)?.clear();
     this.queues.delete(clientId);
+  }
+
+  async loadGroups(): Promise<string[]> {
+    return [...this.groups.keys()];
+  }
+
+  groupQueue(name: string): SessionQueue {
+    let queue = this.groups.get(name);
+    if (!queue) {
+      queue = new MemorySessionQueue(this.nextQueueId++);
+      this.groups.set(name, queue);
+    }
+    return queue;
+  }
+
+  saveGroup(_name: string): void {}
+
+  deleteGroup(name: string): void {
+    this.groups.get(name)?.clear();
+    this.groups.delete(name);
   }
 
   queue(clientId: string): SessionQueue {

@@ -30,6 +30,8 @@ export interface QueuedDelivery {
   qos: QoS;
   retain: boolean;
   subscriptionIds?: number[];
+  /** Times this message was already sent to this queue's consumers (0 or absent: never). */
+  deliveryCount?: number;
 }
 
 /** A delivery handed to the client with a packet id, not yet fully acknowledged. */
@@ -62,6 +64,19 @@ export interface SessionQueue {
   push(delivery: QueuedDelivery, durable: boolean): void;
   /** Takes the oldest pending delivery. */
   shift(): QueuedDelivery | undefined;
+  /** Up to `limit` pending deliveries, oldest first, without taking them (for listing dead letters). */
+  peek(limit: number): QueuedDelivery[];
+  /** Puts a delivery back in front: it goes out next (a returned or retried delivery). */
+  unshift(delivery: QueuedDelivery): void;
+  /**
+   * Keeps a delivery that is neither pending nor in flight (waiting out a retry backoff, or being
+   * dead-lettered) counted as unacknowledged, so a restart still delivers it.
+   */
+  hold(delivery: QueuedDelivery): void;
+  /** Deliveries held: waiting out a retry backoff or being dead-lettered. */
+  readonly held: ReadonlySet<QueuedDelivery>;
+  /** Ends a hold; false when the delivery was not held (the queue was cleared meanwhile). */
+  release(delivery: QueuedDelivery): boolean;
   readonly inflight: ReadonlyMap<number, InflightDelivery>;
   setInflight(delivery: InflightDelivery): void;
   deleteInflight(packetId: number): void;
@@ -95,4 +110,12 @@ export interface Storage {
   deleteSession(clientId: string): Promise<void> | void;
   /** The delivery queue of a session; created empty on first use. */
   queue(clientId: string): SessionQueue;
+
+  /** Names of the consumer groups whose queues are stored, for restoring them at start. */
+  loadGroups(): Promise<string[]>;
+  /** The delivery queue of a consumer group (`$share/{group}/{filter}`); created empty on first use. */
+  groupQueue(name: string): SessionQueue;
+  /** Records that a group's queue must survive restarts; the promise resolves once that is durable. */
+  saveGroup(name: string): Promise<void> | void;
+  deleteGroup(name: string): Promise<void> | void;
 }

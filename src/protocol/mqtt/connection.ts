@@ -123,10 +123,11 @@ export class MqttConnection implements SessionLink {
         case 'publish':
           return this.onPublish(packet);
         case 'puback':
-          this.session.completed(packet.messageId!);
-          return;
         case 'pubrec':
-          this.session.received(packet.messageId!, (packet.reasonCode ?? 0) >= 0x80);
+          if ((packet.reasonCode ?? 0) >= 0x80) {
+            this.session.rejected(packet.messageId!, this.describeRefusal(packet.reasonCode!, packet.properties?.reasonString));
+          } else if (packet.cmd === 'puback') this.session.completed(packet.messageId!);
+          else this.session.received(packet.messageId!);
           return;
         case 'pubrel':
           return this.onPubrel(packet.messageId!);
@@ -153,6 +154,12 @@ export class MqttConnection implements SessionLink {
       this.log.error({ err, clientId: this.clientId }, 'internal error while handling a packet');
       this.fail(new ProtocolError(RC.UnspecifiedError, 'internal error'));
     }
+  }
+
+  /** How a consumer's refusal reads in logs and in a dead letter's `eddy-dlq-reason`. */
+  private describeRefusal(reasonCode: number, reasonString: string | undefined): string {
+    const code = `0x${reasonCode.toString(16).padStart(2, '0')}`;
+    return `refused by ${this.clientId} with ${code}${reasonString ? `: ${reasonString}` : ''}`;
   }
 
   private onConnect(packet: IConnectPacket): void {
@@ -383,6 +390,9 @@ export class MqttConnection implements SessionLink {
       const left = remainingExpirySeconds(message, Date.now());
       if (left !== undefined) properties.messageExpiryInterval = Math.max(left, 0);
       if (delivery.subscriptionIds) properties.subscriptionIdentifier = delivery.subscriptionIds;
+      if ((delivery.deliveryCount ?? 1) > 1) {
+        properties.userProperties = { ...properties.userProperties, 'eddy-delivery-count': String(delivery.deliveryCount) };
+      }
       if (this.clientTopicAliasMax > 0) this.applyOutboundAlias(packet, properties);
       packet.properties = properties;
     }

@@ -66,6 +66,21 @@ export class DiskSessionQueue extends MemorySessionQueue {
     return super.shift();
   }
 
+  override peek(limit: number): QueuedDelivery[] {
+    const found = super.peek(limit);
+    if (found.length < limit && this.diskFrom !== undefined) {
+      this.log.read(this.diskFrom, (record, position) => {
+        if (found.length >= limit) return false;
+        if (record.type !== RecordType.Message) return;
+        const d = record.deliveries.find((x) => x.queueId === this.id);
+        if (!d) return;
+        record.message.logPosition = position;
+        found.push({ message: record.message, qos: d.qos, retain: d.retain, subscriptionIds: d.subscriptionIds });
+      }, REFILL_READ_BYTES);
+    }
+    return found;
+  }
+
   override clear(): void {
     super.clear();
     this.diskFrom = undefined;
@@ -76,11 +91,12 @@ export class DiskSessionQueue extends MemorySessionQueue {
   checkpoint(logEnd: number): QueueCheckpoint {
     let cursor = this.diskFrom ?? logEnd;
     for (const d of this.inflight.values()) if (d.message.logPosition !== undefined && d.message.logPosition < cursor) cursor = d.message.logPosition;
+    for (const d of this.held) if (d.message.logPosition !== undefined && d.message.logPosition < cursor) cursor = d.message.logPosition;
     for (let i = this.head; i < this.pending.length; i++) {
       const p = this.pending[i]!.message.logPosition;
       if (p !== undefined && p < cursor) cursor = p;
     }
-    return { id: this.id, clientId: this.clientId, cursor, unacked: this.pendingCount + this.inflight.size };
+    return { id: this.id, clientId: this.clientId, cursor, unacked: this.pendingCount + this.inflight.size + this.held.size };
   }
 
   /** Reads the next deliveries for this queue from the log into memory. */

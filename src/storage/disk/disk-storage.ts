@@ -19,6 +19,8 @@ export interface DiskStorageOptions {
 
 type StoredSession = SessionRecord & { queueId: number };
 
+const GROUP_KEY = '\u0000group:';
+
 /**
  * The durable engine: one segmented log holds every stored message (with the durable queues it
  * goes to) and every session change, so one group commit orders and protects them all; a
@@ -116,7 +118,24 @@ export class DiskStorage implements Storage {
   }
 
   async loadSessions(): Promise<SessionRecord[]> {
-    return [...this.sessions.values()];
+    return [...this.sessions.values()].filter((s) => !s.clientId.startsWith(GROUP_KEY));
+  }
+
+  async loadGroups(): Promise<string[]> {
+    return [...this.sessions.keys()].filter((k) => k.startsWith(GROUP_KEY)).map((k) => k.slice(GROUP_KEY.length));
+  }
+
+  // A group's queue is kept like a session's, under a key no client id can have (MQTT forbids U+0000).
+  groupQueue(name: string): SessionQueue {
+    return this.queue(GROUP_KEY + name);
+  }
+
+  saveGroup(name: string): Promise<void> {
+    return this.saveSession({ clientId: GROUP_KEY + name, expiryInterval: 0xffffffff, subscriptions: [] });
+  }
+
+  deleteGroup(name: string): Promise<void> {
+    return this.deleteSession(GROUP_KEY + name);
   }
 
   saveSession(record: SessionRecord): Promise<void> {

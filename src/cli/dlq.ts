@@ -1,0 +1,71 @@
+import { ConfigError, EddyError } from '../util/errors.js';
+import type { DeadLetterView } from '../core/dead-letters.js';
+import { parseFlags, parseInteger } from './args.js';
+
+export const DLQ_HELP = `Usage: eddy dlq list|redrive [options]
+
+Dead letters are messages that failed their last allowed delivery; the broker keeps them on
+$DLQ/<original topic> in its dead-letter queue. This command talks to the broker's HTTP port.
+
+  eddy dlq list       prints the waiting dead letters, oldest first
+  eddy dlq redrive    publishes them again on their original topics and removes them
+
+Options:
+  --http URL       broker HTTP address (default $EDDY_HTTP_URL or http://127.0.0.1:8080)
+  --topic FILTER   only dead letters whose original topic matches FILTER
+  --limit N        at most N dead letters (default 100 for list, all for redrive)
+  --json           list: one JSON object per line
+`;
+
+const FLAGS = {
+  http: { type: 'string' },
+  topic: { type: 'string' },
+  limit: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export async function runDlq(args: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(args, FLAGS, 'eddy dlq');
+  if (values.help) {
+    process.stdout.write(DLQ_HELP);
+    return 0;
+  }
+  const [action, extra] = positionals;
+  if (action !== 'list' && action !== 'redrive') throw new ConfigError(`eddy dlq: expected list or redrive, got ${action === undefined ? 'nothing' : JSON.stringify(action)}`);
+  if (extra !== undefined) throw new ConfigError(`eddy dlq: unexpected argument "${extra}"`);
+  const base = values.http ?? process.env.EDDY_HTTP_URL ?? 'http://127.0.0.1:8080';
+  const limit = parseInteger(values.limit, '--limit', 1, Number.MAX_SAFE_INTEGER) ?? (action === 'list' ? 100 : Number.MAX_SAFE_INTEGER);
+  const url = new URL(action === 'list' ? '/v1/dlq' : '/v1/dlq/redrive', base);
+  url.searchParams.set('limit', String(limit));
+  if (values.topic) url.searchParams.set('topic', values.topic);
+  const body = await request(url, action === 'list' ? 'GET' : 'POST');
+  if (action === 'redrive') {
+    const result = body as { redriven: number; failed: number; error?: string };
+    process.stdout.write(`redriven ${result.redriven}${result.failed ? `, failed ${result.failed}: ${result.error}` : ''}\n`);
+    return result.failed > 0 ? 1 : 0;
+  }
+  const { messages, waiting } = body as { messages: DeadLetterView[]; waiting: number };
+  for (const m of messages) {
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify(m)}\n`);
+      continue;
+    }
+    const who = m.group ? `group ${m.group}` : `client ${m.clientId ?? '?'}`;
+    process.stdout.write(`${m.deadLetteredAt}  ${m.originalTopic}  seq=${m.seq ?? '-'}  deliveries=${m.deliveryCount ?? '-'}  ${who}\n  reason: ${m.reason ?? '-'}\n  payload: ${m.encoding === 'base64' ? `(base64) ${m.payload}` : m.payload}\n`);
+  }
+  if (!values.json) process.stdout.write(`${messages.length} shown, ${waiting} waiting\n`);
+  return 0;
+}
+
+async function request(url: URL, method: string): Promise<unknown> {
+  let res: Response;
+  try {
+    res = await fetch(url, { method });
+  } catch (err) {
+    throw new EddyError('EDDY_CONNECT', `cannot reach the broker at ${url.origin}: ${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message}`);
+  }
+  const body = (await res.json().catch(() => ({}))) as { message?: string };
+  if (res.status >= 400 && res.status !== 507) throw new EddyError('EDDY_HTTP', `${method} ${url.pathname}: ${res.status} ${body.message ?? res.statusText}`);
+  return body;
+}

@@ -1,0 +1,122 @@
+import type { QueuedDelivery } from '../storage/types.js';
+import { DLQ_PREFIX } from './channels.js';
+import type { ConsumerGroup } from './group.js';
+import type { Message, UserProperties } from './message.js';
+import { topicMatches } from './topics.js';
+
+/** The user properties a dead letter carries (README "Eddy's MQTT user properties"). */
+const DLQ_PROPERTIES = ['eddy-dlq-reason', 'eddy-delivery-count', 'eddy-original-topic', 'eddy-original-seq', 'eddy-group', 'eddy-client-id'];
+
+/** One dead letter as `GET /v1/dlq` and `eddy dlq list` show it. */
+export interface DeadLetterView {
+  seq: number | undefined;
+  topic: string;
+  originalTopic: string;
+  reason: string | undefined;
+  deliveryCount: number | undefined;
+  group: string | undefined;
+  clientId: string | undefined;
+  deadLetteredAt: string;
+  contentType: string | undefined;
+  /** UTF-8 text when the payload is valid UTF-8, base64 otherwise (see `encoding`). */
+  payload: string;
+  encoding: 'utf8' | 'base64';
+  headers: UserProperties;
+}
+
+function property(message: Message, key: string): string | undefined {
+  const value = message.properties.userProperties?.[key];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function originalTopicOf(message: Message): string {
+  return property(message, 'eddy-original-topic') ?? message.topic.slice(DLQ_PREFIX.length);
+}
+
+export function viewDeadLetter(message: Message): DeadLetterView {
+  const text = message.payload.toString('utf8');
+  const isText = Buffer.from(text, 'utf8').equals(message.payload);
+  const count = property(message, 'eddy-delivery-count');
+  const headers: UserProperties = { ...message.properties.userProperties };
+  for (const key of DLQ_PROPERTIES) delete headers[key];
+  return {
+    seq: message.seq,
+    topic: message.topic,
+    originalTopic: originalTopicOf(message),
+    reason: property(message, 'eddy-dlq-reason'),
+    deliveryCount: count === undefined ? undefined : Number(count),
+    group: property(message, 'eddy-group'),
+    clientId: property(message, 'eddy-client-id'),
+    deadLetteredAt: new Date(message.publishedAt).toISOString(),
+    contentType: message.properties.contentType,
+    payload: isText ? text : message.payload.toString('base64'),
+    encoding: isText ? 'utf8' : 'base64',
+    headers,
+  };
+}
+
+/** Dead letters waiting in the broker's dead-letter group, oldest first; `filter` matches the original topic. */
+export function listDeadLetters(dlq: ConsumerGroup, limit: number, filter?: string): DeadLetterView[] {
+  const waiting = [...dlq.queue.inflight.values(), ...dlq.queue.peek(filter ? Number.MAX_SAFE_INTEGER : limit)];
+  return waiting
+    .map((d) => d.message)
+    .filter((m) => !filter || topicMatches(filter, originalTopicOf(m)))
+    .slice(0, limit)
+    .map(viewDeadLetter);
+}
+
+/**
+ * Publishes waiting dead letters again on their original topics, without the `eddy-dlq-*`
+ * properties, and removes each from the dead-letter queue once its republished copy is stored.
+ * Returns how many were redriven; a dead letter whose copy could not be stored stays queued.
+ */
+export async function redriveDeadLetters(
+  dlq: ConsumerGroup,
+  publish: (message: Message) => Promise<void>,
+  options: { limit: number; filter?: string },
+): Promise<{ redriven: number; failed: number; error?: string }> {
+  const skipped: QueuedDelivery[] = [];
+  const taken: QueuedDelivery[] = [];
+  while (taken.length < options.limit && dlq.queue.pendingCount > 0) {
+    const delivery = dlq.queue.shift();
+    if (!delivery) break;
+    if (options.filter && !topicMatches(options.filter, originalTopicOf(delivery.message))) skipped.push(delivery);
+    else taken.push(delivery);
+  }
+  for (const d of skipped.reverse()) dlq.queue.unshift(d);
+  // Held, not gone: a crash before the copy is stored still finds the dead letter.
+  for (const d of taken) dlq.queue.hold(d);
+  const results = await Promise.allSettled(
+    taken.map(async (d) => {
+      await publish(redriven(d.message));
+      dlq.queue.release(d);
+    }),
+  );
+  let failed = 0;
+  let error: string | undefined;
+  for (let i = taken.length - 1; i >= 0; i--) {
+    const result = results[i]!;
+    if (result.status === 'fulfilled') continue;
+    failed++;
+    error = (result.reason as Error).message;
+    if (dlq.queue.release(taken[i]!)) dlq.queue.unshift(taken[i]!);
+  }
+  dlq.dispatch();
+  return { redriven: taken.length - failed, failed, ...(error ? { error } : {}) };
+}
+
+function redriven(letter: Message): Message {
+  const userProperties: UserProperties = { ...letter.properties.userProperties };
+  for (const key of DLQ_PROPERTIES) delete userProperties[key];
+  if (letter.seq !== undefined) userProperties['eddy-redriven-from'] = String(letter.seq);
+  const message: Message = {
+    topic: originalTopicOf(letter),
+    payload: letter.payload,
+    qos: 1,
+    retain: false,
+    properties: { ...letter.properties, userProperties },
+    publishedAt: Date.now(),
+  };
+  if (letter.expiresAt !== undefined) message.expiresAt = letter.expiresAt;
+  return message;
+}

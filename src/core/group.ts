@@ -1,0 +1,147 @@
+import { isExpired, type QoS } from './message.js';
+import type { Session } from './session.js';
+import type { InflightDelivery, QueuedDelivery, SessionQueue, SubscriptionOptions } from '../storage/types.js';
+
+/** What a group needs from the broker when a delivery fails: retry later, or dead-letter it. */
+export interface DeliveryFailureHandler {
+  /** A member refused the delivery (nack) or left with it in flight; the handler holds it and requeues it later. */
+  failed(group: ConsumerGroup, delivery: QueuedDelivery, reason: string, retryNow: boolean): void;
+  expired(group: ConsumerGroup, delivery: QueuedDelivery): void;
+}
+
+/**
+ * A consumer group, `$share/{group}/{filter}`: one queue that the group owns, whatever members come
+ * and go. Each message goes to one connected member at a time, in turn among those with room in
+ * their window; what is in flight to a member that leaves goes back to the front of the queue
+ * for another member. With no member connected, the queue keeps filling (durably, when a member
+ * has a persistent session).
+ */
+export class ConsumerGroup {
+  readonly members = new Map<Session, SubscriptionOptions>();
+  /** Round-robin position among members. */
+  private cursor = 0;
+  private nextTag = 1;
+  /** Set for groups the broker owns (the dead-letter group): they live on without members. */
+  pinned = false;
+  /** True once storage keeps this group's queue across restarts. */
+  saved = false;
+
+  constructor(
+    /** `$share/{group}/{filter}` */
+    readonly name: string,
+    readonly filter: string,
+    readonly queue: SessionQueue,
+    private readonly failures: DeliveryFailureHandler,
+  ) {}
+
+  /** Deliveries to this group are stored with the message when a member session is persistent. */
+  get durable(): boolean {
+    if (this.pinned) return true;
+    for (const session of this.members.keys()) if (session.persistent) return true;
+    return false;
+  }
+
+  /** Highest QoS any member subscribed with: the QoS the group's copy is queued at. */
+  get maxQos(): QoS {
+    let qos: QoS = 0;
+    for (const options of this.members.values()) if (options.qos > qos) qos = options.qos;
+    return this.pinned ? 2 : qos;
+  }
+
+  push(delivery: QueuedDelivery, durable: boolean): void {
+    this.queue.push(delivery, durable);
+    this.dispatch();
+  }
+
+  /** Sends pending deliveries to connected members with room, in turn. */
+  dispatch(): void {
+    const members = [...this.members];
+    if (members.length === 0) return;
+    const now = Date.now();
+    while (this.queue.pendingCount > 0) {
+      const member = this.nextMemberWithRoom(members);
+      if (!member) return;
+      const delivery = this.queue.shift();
+      if (!delivery) return;
+      if (isExpired(delivery.message, now)) {
+        this.failures.expired(this, delivery);
+        continue;
+      }
+      this.sendTo(member[0], member[1], delivery);
+    }
+  }
+
+  /** A member acknowledged (PUBACK, PUBREC or PUBCOMP) the delivery with this tag. */
+  acknowledged(tag: number): void {
+    this.queue.deleteInflight(tag);
+    this.dispatch();
+  }
+
+  /** A member refused the delivery (MQTT 5 PUBACK/PUBREC reason >= 0x80): retry after a backoff, or dead-letter. */
+  rejected(tag: number, reason: string): void {
+    const entry = this.take(tag);
+    if (entry) this.failures.failed(this, entry, reason, false);
+    this.dispatch();
+  }
+
+  /** The member holding this delivery left (disconnect or unsubscribe): it goes to another member. */
+  returned(tag: number): void {
+    const entry = this.take(tag);
+    if (entry) this.failures.failed(this, entry, 'the member it was sent to disconnected before acknowledging it', true);
+  }
+
+  /** Puts a delivery back at the front (after a return or a backoff) and sends it on. */
+  requeue(delivery: QueuedDelivery): void {
+    this.queue.unshift(delivery);
+    this.dispatch();
+  }
+
+  addMember(session: Session, options: SubscriptionOptions): void {
+    this.members.set(session, options);
+    this.dispatch();
+  }
+
+  removeMember(session: Session): void {
+    this.members.delete(session);
+    session.leaveGroup(this);
+  }
+
+  private take(tag: number): QueuedDelivery | undefined {
+    const entry = this.queue.inflight.get(tag);
+    if (!entry) return undefined;
+    this.queue.deleteInflight(tag);
+    const { packetId: _tag, released: _released, ...delivery } = entry;
+    return delivery;
+  }
+
+  private sendTo(session: Session, options: SubscriptionOptions, delivery: QueuedDelivery): void {
+    const qos = (delivery.message.qos < options.qos ? delivery.message.qos : options.qos) as QoS;
+    const sent: QueuedDelivery = {
+      message: delivery.message,
+      qos,
+      retain: false,
+      subscriptionIds: options.subscriptionId === undefined ? undefined : [options.subscriptionId],
+      deliveryCount: (delivery.deliveryCount ?? 0) + 1,
+    };
+    if (qos === 0) {
+      // At most once: the group's job ends when it is written.
+      session.sendForGroup(this, sent, undefined);
+      return;
+    }
+    const tag = this.nextTag++;
+    const entry: InflightDelivery = { ...delivery, deliveryCount: sent.deliveryCount, packetId: tag, released: false };
+    this.queue.setInflight(entry);
+    if (!session.sendForGroup(this, sent, tag)) this.queue.deleteInflight(tag);
+  }
+
+  private nextMemberWithRoom(members: Array<[Session, SubscriptionOptions]>): [Session, SubscriptionOptions] | undefined {
+    for (let i = 0; i < members.length; i++) {
+      const candidate = members[(this.cursor + i) % members.length]!;
+      if (candidate[0].hasRoom()) {
+        this.cursor = (this.cursor + i + 1) % members.length;
+        return candidate;
+      }
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,55 @@
+import type { Message } from './message.js';
+import type { ChannelPolicies } from './channels.js';
+import { topicMatches } from './topics.js';
+
+/** Where a replay starts: SUBSCRIBE user property `eddy-from` (and `eddy sub --from`). */
+export type ReplayStart = { kind: 'earliest' } | { kind: 'seq'; seq: number } | { kind: 'time'; ms: number };
+
+/** Parses `earliest` | `seq:<n>` | `time:<RFC 3339>`; undefined when the text is none of these. */
+export function parseReplayStart(text: string): ReplayStart | undefined {
+  if (text === 'earliest') return { kind: 'earliest' };
+  const seq = /^seq:(\d+)$/.exec(text);
+  if (seq) return { kind: 'seq', seq: Number(seq[1]) };
+  if (text.startsWith('time:')) {
+    const iso = text.slice(5);
+    // RFC 3339 needs a date, a time and a zone; Date.parse alone accepts far looser text.
+    if (!/^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})$/.test(iso)) return undefined;
+    const ms = Date.parse(iso);
+    return Number.isNaN(ms) ? undefined : { kind: 'time', ms };
+  }
+  return undefined;
+}
+
+/**
+ * Reads stored history in order, in batches. `next` returns up to `max` messages and an empty
+ * list once the history up to the replay's end is exhausted.
+ */
+export interface HistoryReader {
+  next(max: number): Message[];
+}
+
+/** What decides whether a stored message belongs in a replay. */
+export interface HistoryQuery {
+  filters: string[];
+  start: ReplayStart;
+  /** Last seq that belongs to history: later messages reach the subscriber live. */
+  untilSeq: number;
+  channels: ChannelPolicies;
+}
+
+/**
+ * True when a stored message is part of the replay: its channel keeps history, it is inside the
+ * retention age, inside the requested start, and a filter matches it. Byte limits are applied by
+ * the engine, which knows where the kept history begins.
+ */
+export function inHistory(message: Message, query: HistoryQuery, now: number): boolean {
+  const seq = message.seq ?? 0;
+  if (seq > query.untilSeq) return false;
+  if (query.start.kind === 'seq' && seq < query.start.seq) return false;
+  if (query.start.kind === 'time' && message.publishedAt < query.start.ms) return false;
+  const retention = query.channels.for(message.topic).retention;
+  if (!retention) return false;
+  if (retention.maxAgeMs !== undefined && message.publishedAt < now - retention.maxAgeMs) return false;
+  if (message.expiresAt !== undefined && message.expiresAt <= now) return false;
+  return query.filters.some((f) => topicMatches(f, message.topic));
+}
