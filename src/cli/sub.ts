@@ -2,6 +2,7 @@ import type { IClientSubscribeOptions, IPublishPacket } from 'mqtt';
 import { ConfigError, EddyError } from '../util/errors.js';
 import { parseFlags, parseInteger, parseQos } from './args.js';
 import { DEFAULT_URL, connectCli, describeReason } from './client.js';
+import { parseReplayStart } from '../core/replay.js';
 
 export const SUB_HELP = `Usage: eddy sub FILTER [options]
 
@@ -11,6 +12,8 @@ Options:
   --url URL              broker (default $EDDY_URL or mqtt://127.0.0.1:1883)
   --qos 0|1|2            maximum quality of service (default 1)
   --group NAME           join consumer group NAME ($share/NAME/FILTER): one member gets each message
+  --from START           replay stored history first: earliest | seq:N | time:RFC3339 (channels
+                         with retention; see README), then live messages; each carries eddy-seq
   --count N              exit after N messages
   --json                 print one JSON object per message: channel, payload, qos, retain, headers, ...
   --verbose, -v          print "channel payload" instead of the payload alone
@@ -22,6 +25,7 @@ const FLAGS = {
   url: { type: 'string' },
   qos: { type: 'string' },
   group: { type: 'string' },
+  from: { type: 'string' },
   count: { type: 'string' },
   json: { type: 'boolean' },
   verbose: { type: 'boolean', short: 'v' },
@@ -43,6 +47,8 @@ export function messageToJson(packet: IPublishPacket): Record<string, unknown> {
   }
   const p = packet.properties;
   if (p?.userProperties) out.headers = p.userProperties;
+  const seq = p?.userProperties?.['eddy-seq'];
+  if (seq !== undefined) out.seq = Number(Array.isArray(seq) ? seq[0] : seq);
   if (p?.contentType) out.contentType = p.contentType;
   if (p?.responseTopic) out.responseTopic = p.responseTopic;
   if (p?.correlationData) out.correlationData = Buffer.from(p.correlationData).toString('base64');
@@ -63,6 +69,9 @@ export async function runSub(args: string[]): Promise<number> {
   const count = parseInteger(values.count, '--count', 1, Number.MAX_SAFE_INTEGER);
   const sessionExpiry = parseInteger(values['session-expiry'], '--session-expiry', 0, 0xffffffff) ?? 0;
   const target = values.group ? `$share/${values.group}/${filter}` : filter;
+  if (values.from !== undefined && !parseReplayStart(values.from)) {
+    throw new ConfigError(`--from must be earliest, seq:<n> or time:<RFC 3339>, got ${JSON.stringify(values.from)}`);
+  }
 
   const client = await connectCli(values.url ?? DEFAULT_URL, {
     clientId: values['client-id'] ?? '',
@@ -89,6 +98,7 @@ export async function runSub(args: string[]): Promise<number> {
   // Ending the client after a refused SUBACK closes it: that rejection is expected, not unhandled.
   done.catch(() => {});
   const subscribeOptions: IClientSubscribeOptions = { qos };
+  if (values.from !== undefined) subscribeOptions.properties = { userProperties: { 'eddy-from': values.from } };
   const granted = await client.subscribeAsync(target, subscribeOptions).catch(async (err: unknown) => {
     // mqtt.js v5 rejects a SUBACK failure; close the client (or the process never exits) and
     // take the reason code from the SUBACK, since the rejection does not carry it.

@@ -6,6 +6,7 @@ import { Session, type DropReason, type SessionHooks, type SessionLink, type Wil
 import { ConsumerGroup } from './group.js';
 import { ChannelPolicies, DLQ_PREFIX, type ChannelPolicy } from './channels.js';
 import { DEFAULT_REDELIVERY, Redelivery, type RedeliveryOptions } from './redelivery.js';
+import type { ReplayStart } from './replay.js';
 import { isValidTopicFilter, parseSharedFilter, topicMatches } from './topics.js';
 import { DEFAULT_LIMITS, type AccessRules, type BrokerLimits } from './limits.js';
 import type { DurableDelivery, SessionRecord, Storage, SubscriptionOptions, SubscriptionRecord } from '../storage/types.js';
@@ -19,6 +20,7 @@ export const Reason = {
   NotAuthorized: 0x87,
   TopicFilterInvalid: 0x8f,
   SharedSubscriptionsNotSupported: 0x9e,
+  ImplementationSpecificError: 0x83,
   NoSubscriptionExisted: 0x11,
 } as const;
 
@@ -31,6 +33,19 @@ export interface OpenSessionRequest {
 
 export interface SubscribeRequest extends SubscriptionOptions {
   filter: string;
+}
+
+export interface SubscribeOutcome {
+  /** One MQTT 5 reason code (granted QoS or failure) per request. */
+  codes: number[];
+  /** A promise while the change is not yet durable: answer SUBACK after it. */
+  stored: Promise<void> | void;
+  /** Sends retained messages, or starts a replay; the front end calls it once SUBACK is written. */
+  afterSuback: () => void;
+  /** For a replay: the last seq sent as history (later messages arrive live). */
+  replayUntil?: number;
+  /** Why a request was refused, when the core knows better than the reason code says. */
+  reason?: string;
 }
 
 export interface BrokerStats {
@@ -113,7 +128,7 @@ export class Broker {
 
   /** Restores persistent sessions and their subscriptions from storage. */
   async start(): Promise<void> {
-    await this.storage.open();
+    await this.storage.open({ channels: this.channels });
     for (const name of await this.storage.loadGroups()) {
       const shared = parseSharedFilter(name);
       if (shared) this.groupFor(name, shared.filter).saved = true;
@@ -222,7 +237,7 @@ export class Broker {
   publish(message: Message, confirm?: (err?: Error) => void): void {
     this.stats.messagesIn++;
     const { targets, groups } = this.router.route(message.topic, message.origin);
-    if (message.qos === 0 && !message.retain) {
+    if (message.qos === 0 && !message.retain && !this.channels.for(message.topic).retention) {
       this.accept(message, targets, groups);
       confirm?.();
       return;
@@ -258,8 +273,8 @@ export class Broker {
       );
       return;
     }
-    // At-most-once retained messages are stored, but not waited for.
-    stored?.catch((err: Error) => this.log.error({ topic: message.topic, err: err.message }, 'retained message not stored'));
+    // At-most-once messages (retained, or kept as history) are stored, but not waited for.
+    stored?.catch((err: Error) => this.log.error({ topic: message.topic, err: err.message }, 'QoS 0 message not stored'));
     confirm?.();
     this.accept(message, targets, groups);
   }
@@ -324,9 +339,11 @@ export class Broker {
    * `stored` (a promise while the change is not yet durable: answer SUBACK after it), and
    * `sendRetained`, which the front end calls after it has written the SUBACK.
    */
-  subscribe(session: Session, requests: SubscribeRequest[]): { codes: number[]; stored: Promise<void> | void; sendRetained: () => void } {
+  subscribe(session: Session, requests: SubscribeRequest[], replay?: ReplayStart): SubscribeOutcome {
     const codes: number[] = [];
     const retainedFor: Array<{ filter: string; options: SubscriptionOptions }> = [];
+    const replayed = new Map<string, SubscriptionOptions>();
+    let reason: string | undefined;
     for (const request of requests) {
       const shared = parseSharedFilter(request.filter);
       if (shared === null || !isValidTopicFilter(request.filter)) {
@@ -339,20 +356,46 @@ export class Broker {
         codes.push(Reason.UnspecifiedError);
         continue;
       }
+      if (replay && shared) {
+        codes.push(Reason.ImplementationSpecificError);
+        reason = `eddy-from applies to non-shared subscriptions only, not ${request.filter}`;
+        continue;
+      }
       const { filter, ...options } = request;
       const existed = session.subscriptions.has(filter);
       this.addSubscription(session, request);
       codes.push(request.qos);
+      if (replay) {
+        // History replaces retained messages: it already holds them, in order.
+        replayed.set(filter, options);
+        continue;
+      }
       // Shared subscriptions get no retained messages (MQTT 5 §4.8.2).
       if (!shared && (options.retainHandling === 0 || (options.retainHandling === 1 && !existed))) {
         retainedFor.push({ filter, options });
       }
     }
     const stored = this.storeSubscriptions(session);
-    const sendRetained = (): void => {
+    let replayUntil: number | undefined;
+    let startReplay: (() => void) | undefined;
+    if (replay && replayed.size > 0) {
+      // Everything up to this seq was routed before the subscription existed, so it is history;
+      // everything after reaches the subscription live. Live deliveries wait until history is sent.
+      const untilSeq = this.storage.lastSeq;
+      replayUntil = untilSeq;
+      session.holdForReplay();
+      startReplay = () => {
+        this.storage.settled().then(() => {
+          const reader = this.storage.history({ filters: [...replayed.keys()], start: replay, untilSeq, channels: this.channels });
+          session.replay(reader, replayed);
+        }, (err: Error) => this.log.error({ clientId: session.clientId, err: err.message }, 'replay not started'));
+      };
+    }
+    const afterSuback = (): void => {
       for (const { filter, options } of retainedFor) this.sendRetained(session, filter, options);
+      startReplay?.();
     };
-    return { codes, stored, sendRetained };
+    return { codes, stored, afterSuback, replayUntil, reason };
   }
 
   /** Removes subscriptions; returns 0x00 or 0x11 (no subscription existed) per filter, and `stored` as for subscribe. */

@@ -1,4 +1,5 @@
-import type { Message } from './message.js';
+import type { Message, QoS } from './message.js';
+import type { QueuedDelivery, SubscriptionOptions } from '../storage/types.js';
 import type { ChannelPolicies } from './channels.js';
 import { topicMatches } from './topics.js';
 
@@ -52,4 +53,42 @@ export function inHistory(message: Message, query: HistoryQuery, now: number): b
   if (retention.maxAgeMs !== undefined && message.publishedAt < now - retention.maxAgeMs) return false;
   if (message.expiresAt !== undefined && message.expiresAt <= now) return false;
   return query.filters.some((f) => topicMatches(f, message.topic));
+}
+
+/** One replay in progress on a session: history read in batches, matched against the replayed filters. */
+export class ReplayRun {
+  private buffer: Message[] = [];
+  private index = 0;
+
+  constructor(
+    private readonly reader: HistoryReader,
+    private readonly filters: ReadonlyMap<string, SubscriptionOptions>,
+  ) {}
+
+  /** The next history message, or undefined once history is exhausted. */
+  peek(): Message | undefined {
+    if (this.index >= this.buffer.length) {
+      this.buffer = this.reader.next(256);
+      this.index = 0;
+    }
+    return this.buffer[this.index];
+  }
+
+  take(): void {
+    this.index++;
+  }
+
+  /** The QoS and subscription ids a history message is delivered with, as for a live one. */
+  deliveryFor(message: Message): QueuedDelivery {
+    let qos: QoS = 0;
+    let subscriptionIds: number[] | undefined;
+    for (const [filter, options] of this.filters) {
+      if (!topicMatches(filter, message.topic)) continue;
+      if (options.qos > qos) qos = options.qos;
+      if (options.subscriptionId !== undefined) (subscriptionIds ??= []).push(options.subscriptionId);
+    }
+    // A copy without the log position: this record does not name the session's queue.
+    const { logPosition: _position, ...copy } = message;
+    return { message: copy, qos: (message.qos < qos ? message.qos : qos) as QoS, retain: false, subscriptionIds };
+  }
 }

@@ -1,6 +1,7 @@
 import { isExpired, type Message, type QoS } from './message.js';
 import type { ConsumerGroup } from './group.js';
-import type { InflightDelivery, QueuedDelivery, SessionQueue, SubscriptionRecord } from '../storage/types.js';
+import { ReplayRun, type HistoryReader } from './replay.js';
+import type { InflightDelivery, QueuedDelivery, SessionQueue, SubscriptionOptions, SubscriptionRecord } from '../storage/types.js';
 
 /**
  * What a protocol front end provides for a connected session. The core hands it deliveries;
@@ -64,6 +65,10 @@ export class Session {
   /** Consumer groups this session is a member of. */
   readonly groups = new Set<ConsumerGroup>();
   private readonly groupInflight = new Map<number, GroupInflight>();
+  /** Replays in progress, oldest first; while any is announced, live deliveries queue behind history. */
+  private readonly replays: ReplayRun[] = [];
+  private replayHolds = 0;
+  private replayRetry: NodeJS.Timeout | undefined;
   private nextPacketId = 1;
 
   constructor(
@@ -93,6 +98,12 @@ export class Session {
    */
   deliver(message: Message, qos: QoS, retain: boolean, subscriptionIds: number[] | undefined, durable = false): void {
     const link = this.link;
+    if (this.replayHolds > 0) {
+      // History goes first: a live message waits in the queue until the replay has caught up.
+      if (!durable && this.queue.pendingCount >= this.limits.maxQueued) return this.onDrop(this, 'queue-full', message);
+      this.queue.push({ message, qos, retain, subscriptionIds }, durable && qos > 0);
+      return;
+    }
     if (qos === 0) {
       if (!link) return this.onDrop(this, 'offline-qos0', message);
       if (link.congested) return this.onDrop(this, 'congested', message);
@@ -232,12 +243,52 @@ export class Session {
     for (const group of new Set(returned.map((e) => e.group))) group.dispatch();
   }
 
+  /** A replay was announced (SUBACK pending): from now on live deliveries queue behind its history. */
+  holdForReplay(): void {
+    this.replayHolds++;
+  }
+
+  /** Starts sending a replay's history; live deliveries follow once it is exhausted. */
+  replay(reader: HistoryReader, filters: ReadonlyMap<string, SubscriptionOptions>): void {
+    this.replays.push(new ReplayRun(reader, filters));
+    this.drain();
+  }
+
+  /** Sends history while the window (QoS > 0) or the socket (QoS 0) has room; true once every replay is done. */
+  private drainReplays(link: SessionLink): boolean {
+    let sent = 0;
+    while (this.replays.length > 0) {
+      const run = this.replays[0]!;
+      const message = run.peek();
+      if (!message) {
+        this.replays.shift();
+        this.replayHolds--;
+        continue;
+      }
+      const delivery = run.deliveryFor(message);
+      if (delivery.qos > 0 && !this.hasWindow(link)) return false; // an acknowledgement resumes it
+      if (link.congested || sent++ >= 256) {
+        // Yield to the event loop (and to the socket) rather than read all history in one go.
+        this.replayRetry ??= setTimeout(() => {
+          this.replayRetry = undefined;
+          this.drain();
+        }, link.congested ? 10 : 0);
+        return false;
+      }
+      run.take();
+      this.sendNew(link, delivery);
+    }
+    return true;
+  }
+
   /** Sends queued deliveries while the client's window has room. */
   drain(): void {
     const link = this.link;
     if (!link) return;
+    if (this.replays.length > 0 && !this.drainReplays(link)) return;
     const now = Date.now();
     while (this.queue.pendingCount > 0 && this.hasWindow(link)) {
+      if (this.replayHolds > 0) return; // a replay announced but not started yet: history first
       const next = this.queue.shift();
       if (!next) break; // a durable queue's count of what waits on disk is an estimate
       if (isExpired(next.message, now)) {
@@ -257,6 +308,10 @@ export class Session {
   }
 
   private sendNew(link: SessionLink, delivery: QueuedDelivery): void {
+    if (delivery.qos === 0) {
+      if (!link.sendPublish(delivery, undefined, false)) this.onDrop(this, 'too-large', delivery.message);
+      return;
+    }
     const packetId = this.allocatePacketId();
     const entry: InflightDelivery = {
       message: delivery.message,

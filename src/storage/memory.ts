@@ -1,5 +1,13 @@
 import type { Message } from '../core/message.js';
-import type { DurableDelivery, InflightDelivery, QueuedDelivery, SessionQueue, SessionRecord, Storage } from './types.js';
+import type { DurableDelivery, InflightDelivery, QueuedDelivery, SessionQueue, SessionRecord, Storage, StorageContext } from './types.js';
+import { ChannelPolicies } from '../core/channels.js';
+import { inHistory, type HistoryQuery, type HistoryReader } from '../core/replay.js';
+
+/** The history of one retained channel pattern, trimmed by its byte limit as it grows. */
+interface PatternHistory {
+  messages: Message[];
+  bytes: number;
+}
 
 /** A session's queue held in memory: the memory engine's queue, and the base of the disk engine's. */
 export class MemorySessionQueue implements SessionQueue {
@@ -73,11 +81,54 @@ export class MemoryStorage implements Storage {
   private readonly groups = new Map<string, MemorySessionQueue>();
   private nextQueueId = 1;
 
-  async open(): Promise<void> {}
+  private channels = new ChannelPolicies();
+  private readonly histories = new Map<string, PatternHistory>();
+
+  async open(context?: StorageContext): Promise<void> {
+    if (context) this.channels = context.channels;
+  }
   async close(): Promise<void> {}
 
   append(message: Message, _deliveries: DurableDelivery[]): void {
     message.seq = ++this.seq;
+    const policy = this.channels.for(message.topic);
+    if (!policy.retention) return;
+    let history = this.histories.get(policy.pattern);
+    if (!history) this.histories.set(policy.pattern, (history = { messages: [], bytes: 0 }));
+    history.messages.push(message);
+    history.bytes += message.payload.length;
+    const now = Date.now();
+    const { maxAgeMs, maxBytes } = policy.retention;
+    let drop = 0;
+    for (const m of history.messages) {
+      const tooOld = maxAgeMs !== undefined && m.publishedAt < now - maxAgeMs;
+      const tooMuch = maxBytes !== undefined && history.bytes > maxBytes;
+      if (!tooOld && !tooMuch) break;
+      history.bytes -= m.payload.length;
+      drop++;
+    }
+    if (drop > 0) history.messages.splice(0, drop);
+  }
+
+  get lastSeq(): number {
+    return this.seq;
+  }
+
+  async settled(): Promise<void> {}
+
+  history(query: HistoryQuery): HistoryReader {
+    const now = Date.now();
+    const found: Message[] = [];
+    for (const history of this.histories.values()) for (const m of history.messages) if (inHistory(m, query, now)) found.push(m);
+    found.sort((a, b) => a.seq! - b.seq!);
+    let next = 0;
+    return {
+      next: (max) => {
+        const batch = found.slice(next, next + max);
+        next += batch.length;
+        return batch;
+      },
+    };
   }
 
   async setRetained(topic: string, message: Message | undefined): Promise<void> {

@@ -1,4 +1,12 @@
 import type { Message, QoS } from '../core/message.js';
+import type { ChannelPolicies } from '../core/channels.js';
+import type { HistoryQuery, HistoryReader } from '../core/replay.js';
+
+/** What the broker tells storage when it opens it. */
+export interface StorageContext {
+  /** Which channels keep history (retention) for replay. */
+  channels: ChannelPolicies;
+}
 
 /** Options of one subscription, as MQTT 5 defines them (3.1.1 uses only qos). */
 export interface SubscriptionOptions {
@@ -91,7 +99,7 @@ export interface SessionQueue {
  */
 export interface Storage {
   readonly kind: string;
-  open(): Promise<void>;
+  open(context?: StorageContext): Promise<void>;
   close(): Promise<void>;
 
   /**
@@ -99,6 +107,12 @@ export interface Storage {
    * that resolves once the message is safe, or nothing when it is safe on return (memory engine).
    */
   append(message: Message, deliveries: DurableDelivery[]): Promise<void> | void;
+  /** The seq of the last message stored (0 before the first). */
+  readonly lastSeq: number;
+  /** Resolves once every append made so far is settled, so a history reader sees all of them. */
+  settled(): Promise<void>;
+  /** Reads the stored history of retained channels for a replay, oldest first. */
+  history(query: HistoryQuery): HistoryReader;
 
   setRetained(topic: string, message: Message | undefined): Promise<void>;
   /** Every retained message, for matching against a new subscription. */

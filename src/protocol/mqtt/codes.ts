@@ -7,6 +7,7 @@ export const RC = {
   UnspecifiedError: 0x80,
   MalformedPacket: 0x81,
   ProtocolError: 0x82,
+  ImplementationSpecificError: 0x83,
   UnsupportedProtocolVersion: 0x84,
   ClientIdentifierNotValid: 0x85,
   NotAuthorized: 0x87,

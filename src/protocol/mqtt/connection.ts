@@ -3,6 +3,7 @@ import mqttPacket, {
   type IConnectPacket,
   type IDisconnectPacket,
   type IPublishPacket,
+  type ISubackPacket,
   type ISubscribePacket,
   type IUnsubscribePacket,
   type Packet,
@@ -18,6 +19,11 @@ import { ProtocolError, type EddyError } from '../../util/errors.js';
 import { RC, fixedHeaderSize, isValidUtf8, v3ConnackCode } from './codes.js';
 import { connectToSession, type ConnectOutcome } from './connect.js';
 import { countBy, messagePropertiesOf } from './properties.js';
+import { parseReplayStart } from '../../core/replay.js';
+
+function firstValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
 
 const sharedEncodings = new WeakMap<Message, Array<Buffer | undefined>>();
 
@@ -64,6 +70,8 @@ export class MqttConnection implements SessionLink {
   private inboundUnacked = 0;
   private corked = false;
   private publishWillOnClose = true;
+  /** Deliveries carry the user property `eddy-seq` (asked for at CONNECT, or by a replay). */
+  private includeSeq = false;
 
   constructor(
     private readonly stream: Duplex,
@@ -175,6 +183,7 @@ export class MqttConnection implements SessionLink {
     this.clientMaxPacketSize = outcome.clientMaxPacketSize;
     this.clientTopicAliasMax = outcome.clientTopicAliasMax;
     this.problemInfo = outcome.requestProblemInformation;
+    this.includeSeq = ['true', '1', 'on'].includes(firstValue(packet.properties?.userProperties?.['eddy-seq']) ?? '');
     this.clientId = outcome.session.clientId;
     this.session = outcome.session;
     this.sendConnack(RC.Success, outcome.sessionPresent, outcome.connackProperties);
@@ -306,14 +315,26 @@ export class MqttConnection implements SessionLink {
         subscriptionId,
       };
     });
-    const { codes, stored, sendRetained } = this.broker.subscribe(this.session!, requests);
+    const from = v5 ? firstValue(packet.properties?.userProperties?.['eddy-from']) : undefined;
+    const replay = from === undefined ? undefined : parseReplayStart(from);
+    if (from !== undefined && !replay) {
+      const reason = `eddy-from must be earliest, seq:<n> or time:<RFC 3339>, got ${JSON.stringify(from)}`;
+      this.log.info({ clientId: this.clientId, reason }, 'subscription refused');
+      return this.send({ cmd: 'suback', messageId: packet.messageId!, granted: requests.map(() => RC.ImplementationSpecificError), properties: this.reasonProps(reason) });
+    }
+    // A replaying subscriber needs each message's seq to resume from, so it gets `eddy-seq` from now on.
+    if (replay) this.includeSeq = true;
+    const outcome = this.broker.subscribe(this.session!, requests, replay);
+    const { codes, stored } = outcome;
     const granted = v5 ? codes : codes.map((c) => (c >= 0x80 ? 0x80 : c));
     const refused = requests.filter((_, i) => codes[i]! >= 0x80).map((r) => r.filter);
-    if (refused.length > 0) this.log.info({ clientId: this.clientId, refused }, 'subscription refused');
-    const properties = v5 && refused.length > 0 ? this.reasonProps(`subscription refused for ${refused.join(', ')}`) : undefined;
+    if (refused.length > 0) this.log.info({ clientId: this.clientId, refused, reason: outcome.reason }, 'subscription refused');
+    let properties: ISubackPacket['properties'];
+    if (v5 && refused.length > 0) properties = this.reasonProps(outcome.reason ?? `subscription refused for ${refused.join(', ')}`);
+    if (v5 && outcome.replayUntil !== undefined) properties = { ...properties, userProperties: { 'eddy-replay-until': String(outcome.replayUntil) } };
     this.afterStored(stored, () => {
       this.send({ cmd: 'suback', messageId: packet.messageId!, granted, properties });
-      sendRetained();
+      outcome.afterSuback();
     });
   }
 
@@ -351,7 +372,7 @@ export class MqttConnection implements SessionLink {
   sendPublish(delivery: QueuedDelivery, packetId: number | undefined, dup: boolean): boolean {
     if (this.closed) return true; // the session keeps it in flight; it is resent on reconnect
     const { message } = delivery;
-    const shareable = delivery.qos === 0 && !delivery.subscriptionIds && message.expiresAt === undefined && this.clientTopicAliasMax === 0;
+    const shareable = delivery.qos === 0 && !delivery.subscriptionIds && message.expiresAt === undefined && this.clientTopicAliasMax === 0 && !this.includeSeq;
     const bytes = shareable ? this.sharedEncoding(delivery) : this.encodePublish(delivery, packetId, dup);
     if (!bytes) return true;
     if (bytes.length > this.clientMaxPacketSize) return false;
@@ -392,6 +413,9 @@ export class MqttConnection implements SessionLink {
       if (delivery.subscriptionIds) properties.subscriptionIdentifier = delivery.subscriptionIds;
       if ((delivery.deliveryCount ?? 1) > 1) {
         properties.userProperties = { ...properties.userProperties, 'eddy-delivery-count': String(delivery.deliveryCount) };
+      }
+      if (this.includeSeq && message.seq !== undefined) {
+        properties.userProperties = { ...properties.userProperties, 'eddy-seq': String(message.seq) };
       }
       if (this.clientTopicAliasMax > 0) this.applyOutboundAlias(packet, properties);
       packet.properties = properties;

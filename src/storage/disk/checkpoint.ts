@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { SessionRecord } from '../types.js';
 import type { QueueCheckpoint } from './disk-queue.js';
+import type { HistoryIndexState } from './history-index.js';
 import { syncDirectory } from './segmented-log.js';
 import { StorageError } from '../../util/errors.js';
 
@@ -19,6 +20,8 @@ export interface Checkpoint {
   queues: QueueCheckpoint[];
   /** Retained messages as base64 log records (they carry everything a message has). */
   retained: string[];
+  /** Sparse index for replay and retention (absent in checkpoints written before it existed). */
+  history?: HistoryIndexState;
 }
 
 const FILE = 'checkpoint.json';

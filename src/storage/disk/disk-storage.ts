@@ -3,7 +3,10 @@ import path from 'node:path';
 import type { Message } from '../../core/message.js';
 import type { Logger } from '../../util/logger.js';
 import { StorageError } from '../../util/errors.js';
-import type { DurableDelivery, SessionQueue, SessionRecord, Storage } from '../types.js';
+import type { DurableDelivery, SessionQueue, SessionRecord, Storage, StorageContext } from '../types.js';
+import { ChannelPolicies } from '../../core/channels.js';
+import { inHistory, type HistoryQuery, type HistoryReader } from '../../core/replay.js';
+import { HistoryIndex } from './history-index.js';
 import { readCheckpoint, writeCheckpoint, type Checkpoint } from './checkpoint.js';
 import { DiskSessionQueue } from './disk-queue.js';
 import { decodeRecord, encodeMessageRecord, encodeStateRecord, RecordType, type LogRecord, type StateChange } from './record.js';
@@ -38,6 +41,8 @@ export class DiskStorage implements Storage {
   private checkpointedAt = -1;
   private checkpointedQueues = '';
   private readonly lockFile: string;
+  private channels = new ChannelPolicies();
+  private index!: HistoryIndex;
 
   constructor(private readonly options: DiskStorageOptions) {
     this.lockFile = path.join(options.dir, 'LOCK');
@@ -47,11 +52,13 @@ export class DiskStorage implements Storage {
     return this.log.stats;
   }
 
-  async open(): Promise<void> {
+  async open(context?: StorageContext): Promise<void> {
     const started = performance.now();
+    if (context) this.channels = context.channels;
     fs.mkdirSync(this.options.dir, { recursive: true });
     this.lock();
     const checkpoint = readCheckpoint(this.options.dir);
+    this.index = HistoryIndex.restore(this.channels, checkpoint?.history);
     const pendingQueues = new Map<number, { cursor: number; unacked: number }>();
     if (checkpoint) {
       this.seq = checkpoint.seq;
@@ -70,8 +77,9 @@ export class DiskStorage implements Storage {
       path.join(this.options.dir, 'log'),
       { segmentBytes: this.options.segmentBytes ?? 64 * 1024 * 1024, fsync: this.options.fsync, logger: this.options.logger, maxRecordBytes: 512 * 1024 * 1024 },
       checkpoint?.position ?? 0,
-      (record, position) => {
+      (record, position, size) => {
         replayed++;
+        if (record.type === RecordType.Message) this.index.note(record.message, position, size);
         this.replay(record, position, found);
       },
     );
@@ -102,9 +110,51 @@ export class DiskStorage implements Storage {
 
   append(message: Message, deliveries: DurableDelivery[]): Promise<void> {
     message.seq = ++this.seq;
-    return this.log.append(encodeMessageRecord(message, deliveries)).then((position) => {
+    const record = encodeMessageRecord(message, deliveries);
+    return this.log.append(record).then((position) => {
       message.logPosition = position;
+      this.index.note(message, position, record.length);
     });
+  }
+
+  get lastSeq(): number {
+    return this.seq;
+  }
+
+  settled(): Promise<void> {
+    return this.log.settled();
+  }
+
+  /**
+   * Reads a replay's history from the log, starting at the index point before its start. Reads
+   * are batched and synchronous, like queue refills: recent history is in the page cache.
+   */
+  history(query: HistoryQuery): HistoryReader {
+    let position = this.index.startPosition(query.start, this.log.start);
+    const floors = this.index.byteFloors();
+    let done = false;
+    return {
+      next: (max) => {
+        if (done) return [];
+        const found: Message[] = [];
+        const now = Date.now();
+        position = this.log.read(position, (record, at) => {
+          if (found.length >= max) return false;
+          if (record.type !== RecordType.Message) return;
+          const { message } = record;
+          if ((message.seq ?? 0) > query.untilSeq) {
+            done = true;
+            return false;
+          }
+          if (at < (floors.get(this.channels.for(message.topic).pattern) ?? 0)) return;
+          if (!inHistory(message, query, now)) return;
+          message.logPosition = at;
+          found.push(message);
+        }, 256 * 1024);
+        if (found.length < max) done = true;
+        return found;
+      },
+    };
   }
 
   /** The retained map changes in memory; the message's own log record makes it durable. */
@@ -213,6 +263,8 @@ export class DiskStorage implements Storage {
       queues.push(state);
       if (state.unacked > 0 && state.cursor < oldestNeeded) oldestNeeded = state.cursor;
     }
+    const retentionFloor = this.index.retentionFloor(Date.now());
+    if (retentionFloor < oldestNeeded) oldestNeeded = retentionFloor;
     const queueState = JSON.stringify(queues);
     if (position === this.checkpointedAt && queueState === this.checkpointedQueues) return;
     this.checkpointedQueues = queueState;
@@ -224,10 +276,11 @@ export class DiskStorage implements Storage {
       sessions: [...this.sessions.values()],
       queues,
       retained: [...this.retainedByTopic.values()].map((m) => encodeMessageRecord(m, []).toString('base64')),
+      history: this.index.toJSON(),
     };
     writeCheckpoint(this.options.dir, checkpoint);
     this.checkpointedAt = position;
-    this.log.deleteBefore(oldestNeeded);
+    if (this.log.deleteBefore(oldestNeeded) > 0) this.index.dropBefore(this.log.start);
   }
 
   private lock(): void {

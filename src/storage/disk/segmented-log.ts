@@ -56,6 +56,8 @@ const READ_CHUNK = 1 << 20;
 export class SegmentedLog {
   readonly stats: LogStats = { fsyncs: 0, appended: 0, lastFsyncMs: 0 };
   private pending: PendingAppend[] = [];
+  /** The newest append, settled or not: appends settle in order, so waiting for it waits for all. */
+  private lastAppend: Promise<unknown> = Promise.resolve();
   private flushing = false;
   private closed = false;
   private intervalTimer: NodeJS.Timeout | undefined;
@@ -79,7 +81,7 @@ export class SegmentedLog {
    * record. A torn or corrupt record ends the log there: the file is cut at that point, later
    * segments are removed, and a log line says how much was cut.
    */
-  static async open(dir: string, options: SegmentedLogOptions, scanFrom: number, visit: (record: LogRecord, position: number) => void): Promise<SegmentedLog> {
+  static async open(dir: string, options: SegmentedLogOptions, scanFrom: number, visit: (record: LogRecord, position: number, size: number) => void): Promise<SegmentedLog> {
     await fsp.mkdir(dir, { recursive: true });
     const names = (await fsp.readdir(dir)).filter((n) => SEGMENT_NAME.test(n)).sort();
     const segments: Segment[] = [];
@@ -119,7 +121,7 @@ export class SegmentedLog {
   /** Appends one encoded record; resolves with its position once it is as safe as the policy says. */
   append(record: Buffer): Promise<number> {
     if (this.closed) return Promise.reject(new StorageError('EDDY_STORAGE_CLOSED', 'storage is closed'));
-    return new Promise((resolve, reject) => {
+    const appended = new Promise<number>((resolve, reject) => {
       this.pending.push({ record, resolve, reject });
       if (!this.flushing) {
         this.flushing = true;
@@ -127,6 +129,13 @@ export class SegmentedLog {
         setImmediate(() => void this.flushLoop());
       }
     });
+    this.lastAppend = appended.catch(() => undefined);
+    return appended;
+  }
+
+  /** Resolves once every append made so far has settled (confirmed or refused). */
+  async settled(): Promise<void> {
+    await this.lastAppend;
   }
 
   /**
@@ -290,7 +299,7 @@ export class SegmentedLog {
     this.segments.push(segment);
   }
 
-  private async recover(scanFrom: number, visit: (record: LogRecord, position: number) => void): Promise<void> {
+  private async recover(scanFrom: number, visit: (record: LogRecord, position: number, size: number) => void): Promise<void> {
     const log = this.options.logger;
     for (let i = 0; i < this.segments.length; i++) {
       const segment = this.segments[i]!;
@@ -310,7 +319,7 @@ export class SegmentedLog {
   }
 
   /** Visits the records of one segment; returns where it must be cut, if it must. */
-  private scanSegment(segment: Segment, from: number, visit: (record: LogRecord, position: number) => void): { offset: number; reason: string } | undefined {
+  private scanSegment(segment: Segment, from: number, visit: (record: LogRecord, position: number, size: number) => void): { offset: number; reason: string } | undefined {
     const fd = fs.openSync(segment.file, 'r');
     try {
       let buf = Buffer.allocUnsafe(READ_CHUNK);
@@ -322,7 +331,7 @@ export class SegmentedLog {
           const result = decodeRecord(buf.subarray(0, got), used, this.options.maxRecordBytes);
           if (result.kind === 'corrupt') return { offset: offset + used, reason: result.reason };
           if (result.kind === 'incomplete') break;
-          visit(result.record, segment.base + offset + used);
+          visit(result.record, segment.base + offset + used, result.size);
           used += result.size;
         }
         if (used === 0) {
