@@ -40,6 +40,9 @@ function violations(report: CrashReport): string[] {
     if (s.sessionLost > 0) out.push(`${who} found no session on ${s.sessionLost} reconnect(s) with clean start false`);
     if (s.unexpected > 0) out.push(`${who} received ${s.unexpected} messages that were never published`);
   }
+  for (const g of report.groups) {
+    if (g.missing > 0) out.push(`consumer group ${g.group} is missing ${g.missing} of ${report.confirmed} confirmed messages, e.g. ${g.missingSamples.join(', ')}`);
+  }
   for (const e of report.errors) out.push(`harness: ${e}`);
   return out;
 }
@@ -56,8 +59,8 @@ describe('crash recovery: SIGKILL and restart on the same --data-dir', () => {
     await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
   });
 
-  test('every confirmed QoS 1 message reaches every durable subscriber across 6 random kills', { timeout: 90_000 }, async (t) => {
-    const report = await runCrashRounds({ rounds: 6, publishers: 3, subscribers: 4, dataDir: await dataDir(), seed });
+  test('every confirmed QoS 1 message reaches every durable subscriber and consumer group across 6 random kills', { timeout: 90_000 }, async (t) => {
+    const report = await runCrashRounds({ rounds: 6, publishers: 3, subscribers: 4, groupMembers: 2, dataDir: await dataDir(), seed });
     for (const line of summarize(report).split('\n')) t.diagnostic(line);
     assert.ok(report.confirmed > 0, `no publish was confirmed at all (seed ${report.seed}): ${report.errors.join('; ')}`);
     const problems = violations(report);

@@ -3,8 +3,9 @@ import { StorageError } from '../util/errors.js';
 import { isExpired, type Message, type QoS } from './message.js';
 import { Router, type Target } from './router.js';
 import { Session, type DropReason, type SessionHooks, type SessionLink, type WillMessage } from './session.js';
-import { ConsumerGroup } from './group.js';
-import { ChannelPolicies, DLQ_PREFIX, type ChannelPolicy } from './channels.js';
+import type { ConsumerGroup } from './group.js';
+import { GroupRegistry } from './groups.js';
+import { ChannelPolicies, type ChannelPolicy } from './channels.js';
 import { DEFAULT_REDELIVERY, Redelivery, type RedeliveryOptions } from './redelivery.js';
 import type { ReplayStart } from './replay.js';
 import { isValidTopicFilter, parseSharedFilter, topicMatches } from './topics.js';
@@ -68,8 +69,7 @@ export interface BrokerOptions {
   logger: Logger;
 }
 
-/** The broker-owned consumer group that keeps dead letters until they are redriven or consumed. */
-export const DLQ_GROUP = `$share/eddy-dlq/${DLQ_PREFIX}#`;
+
 
 /**
  * The broker core: sessions, routing, retained messages and wills. Front ends call it with
@@ -80,7 +80,7 @@ export class Broker {
   readonly access: AccessRules;
   readonly router = new Router();
   readonly sessions = new Map<string, Session>();
-  readonly groups = new Map<string, ConsumerGroup>();
+  readonly groups: GroupRegistry;
   readonly channels: ChannelPolicies;
   readonly redelivery: Redelivery;
   readonly stats: BrokerStats = {
@@ -124,17 +124,13 @@ export class Broker {
       this.log,
       () => this.stats.dropped.expired++,
     );
+    this.groups = new GroupRegistry(storage, this.router, this.redelivery, this.log);
   }
 
   /** Restores persistent sessions and their subscriptions from storage. */
   async start(): Promise<void> {
     await this.storage.open({ channels: this.channels });
-    for (const name of await this.storage.loadGroups()) {
-      const shared = parseSharedFilter(name);
-      if (shared) this.groupFor(name, shared.filter).saved = true;
-    }
-    const dlq = this.groupFor(DLQ_GROUP, `${DLQ_PREFIX}#`);
-    dlq.pinned = true;
+    await this.groups.restore();
     const now = Date.now();
     for (const record of await this.storage.loadSessions()) {
       const left = this.expiryLeftMs(record, now);
@@ -147,10 +143,7 @@ export class Broker {
       for (const sub of record.subscriptions) this.addSubscription(session, sub);
       if (left !== undefined) this.scheduleExpiry(session, left);
     }
-    for (const group of [...this.groups.values()]) {
-      if (group.members.size === 0 && !group.pinned) this.dropGroup(group);
-    }
-    await this.saveGroup(dlq);
+    await this.groups.settle();
   }
 
   async stop(): Promise<void> {
@@ -286,7 +279,7 @@ export class Broker {
 
   /** The broker-owned consumer group on `$DLQ/#` that keeps dead letters until redriven or consumed. */
   get deadLetters(): ConsumerGroup {
-    return this.groups.get(DLQ_GROUP)!;
+    return this.groups.deadLetters;
   }
 
   /** A QoS>0 publish bound for a full queue is refused rather than stored for a consumer that could never get it. */
@@ -416,15 +409,9 @@ export class Broker {
   private storeSubscriptions(session: Session): Promise<void> | void {
     if (!session.persistent) return undefined;
     const pending: Array<Promise<void> | void> = [this.storage.saveSession(this.recordOf(session))];
-    for (const group of session.groups) pending.push(this.saveGroup(group));
+    for (const group of session.groups) pending.push(this.groups.save(group));
     const promises = pending.filter((p): p is Promise<void> => p instanceof Promise);
     return promises.length === 0 ? undefined : Promise.all(promises).then(() => undefined);
-  }
-
-  private saveGroup(group: ConsumerGroup): Promise<void> | void {
-    if (group.saved || !group.durable) return undefined;
-    group.saved = true;
-    return this.storage.saveGroup(group.name);
   }
 
   private addSubscription(session: Session, record: SubscriptionRecord): void {
@@ -432,9 +419,7 @@ export class Broker {
     const { filter, ...options } = record;
     session.subscriptions.set(filter, { ...record });
     if (!shared) return this.router.add(session, filter, options);
-    const group = this.groupFor(filter, shared.filter);
-    session.joinGroup(group);
-    group.addMember(session, options);
+    this.groups.join(session, filter, shared.filter, options);
   }
 
   private removeSubscription(session: Session, filter: string): void {
@@ -443,30 +428,7 @@ export class Broker {
       this.router.remove(session, filter);
       return;
     }
-    const group = this.groups.get(filter);
-    if (!group) return;
-    group.removeMember(session);
-    if (group.members.size === 0 && !group.pinned) this.dropGroup(group);
-  }
-
-  /** The consumer group named `$share/{group}/{filter}`, created with its queue on first use. */
-  private groupFor(name: string, filter: string): ConsumerGroup {
-    let group = this.groups.get(name);
-    if (!group) {
-      group = new ConsumerGroup(name, filter, this.storage.groupQueue(name), this.redelivery);
-      this.groups.set(name, group);
-      this.router.addGroup(group);
-    }
-    return group;
-  }
-
-  /** The last member left: the group and what it still queued end, as a session's queue ends with it. */
-  private dropGroup(group: ConsumerGroup): void {
-    const waiting = group.queue.pendingCount + group.queue.inflight.size;
-    if (waiting > 0) this.log.info({ group: group.name, waiting }, 'consumer group ended with its last member; its queue is dropped');
-    this.router.removeGroup(group);
-    this.groups.delete(group.name);
-    this.persist(this.storage.deleteGroup(group.name), group.name);
+    this.groups.leave(session, filter);
   }
 
   private sendRetained(session: Session, filter: string, options: SubscriptionOptions): void {

@@ -260,6 +260,18 @@ export interface SubscriberSpec {
   clientId: string;
   kind: SubscriberKind;
   protocolVersion: 4 | 5;
+  /** Member of this consumer group ($share/{group}/crash/#): the group as a whole must get every message. */
+  group?: string;
+}
+
+/** Members of the harness's consumer group `crashers`: one always connected, one coming and going. */
+export function groupMembers(count: number): SubscriberSpec[] {
+  return Array.from({ length: count }, (_, i) => ({
+    clientId: `crash-grp-${i}`,
+    kind: i % 2 === 0 ? ('connected' as const) : ('intermittent' as const),
+    protocolVersion: i % 2 === 0 ? (5 as const) : (4 as const),
+    group: 'crashers',
+  }));
 }
 
 const SUBSCRIBER_PATTERN: Array<[SubscriberKind, 4 | 5]> = [
@@ -284,6 +296,8 @@ export interface CrashOptions {
   publishers: number;
   /** A count (default mix, see defaultSubscribers) or explicit specs. Default 4. */
   subscribers?: number | SubscriberSpec[];
+  /** Members of one consumer group, added to the subscribers (see groupMembers). Default 0. */
+  groupMembers?: number;
   /** Must be empty or absent; a temporary directory (removed at the end) when not given. */
   dataDir?: string;
   /** Keep a temporary data directory instead of removing it (for post-mortems). */
@@ -331,6 +345,16 @@ export interface SubscriberResult extends SubscriberSpec {
   unconfirmedDelivered: number;
 }
 
+export interface GroupResult {
+  group: string;
+  members: string[];
+  delivered: number;
+  missing: number;
+  missingSamples: string[];
+  /** Receptions beyond the first, across members (a member that left with messages in flight). */
+  duplicates: number;
+}
+
 export interface CrashReport {
   ok: boolean;
   seed: number;
@@ -349,6 +373,8 @@ export interface CrashReport {
   duplicatesPerSubscriber: Record<string, number>;
   reorderingsPerSubscriber: Record<string, number>;
   subscribers: SubscriberResult[];
+  /** Consumer groups: what the members received together. */
+  groups: GroupResult[];
   kills: { total: number; early: number; delaysMs: { min: number; max: number } };
   restarts: { count: number; maxReadyMs: number; avgReadyMs: number };
   /** Harness-level problems: a broker that exited on its own, failed to start, a drain that never went quiet... */
@@ -460,7 +486,10 @@ export async function runCrashRounds(options: CrashOptions): Promise<CrashReport
   const drainTimeoutMs = options.drainTimeoutMs ?? 120_000;
   const readyTimeoutMs = options.readyTimeoutMs ?? 30_000;
   const log = options.log ?? (() => {});
-  const specs = Array.isArray(options.subscribers) ? options.subscribers : defaultSubscribers(options.subscribers ?? 4);
+  const specs = [
+    ...(Array.isArray(options.subscribers) ? options.subscribers : defaultSubscribers(options.subscribers ?? 4)),
+    ...groupMembers(options.groupMembers ?? 0),
+  ];
   if (options.rounds < 0 || options.publishers < 1 || specs.length < 1) throw new Error('runCrashRounds: need rounds >= 0, publishers >= 1, subscribers >= 1');
 
   let dataDir = options.dataDir;
@@ -517,7 +546,7 @@ export async function runCrashRounds(options: CrashOptions): Promise<CrashReport
     for (const sub of subs) {
       const opened = track(await openClient(broker.url, durableSessionOptions(sub.spec.clientId, sub.spec.protocolVersion, true), 5000, (c) => sub.attach(c)));
       if (!opened.connack) throw new Error(`setup: ${sub.spec.clientId} could not connect: ${opened.error?.message}`);
-      const granted = await opened.client.subscribeAsync('crash/#', { qos: 1 });
+      const granted = await opened.client.subscribeAsync(sub.spec.group ? `$share/${sub.spec.group}/crash/#` : 'crash/#', { qos: 1 });
       if (granted[0]?.qos !== 1) throw new Error(`setup: ${sub.spec.clientId} subscription granted ${JSON.stringify(granted)}`);
       sub.client = opened.client;
       if (sub.spec.kind !== 'connected') await endClient(opened.client);
@@ -626,7 +655,22 @@ export async function runCrashRounds(options: CrashOptions): Promise<CrashReport
   }
 
   // --- the verdict ------------------------------------------------------------------------------
-  const results: SubscriberResult[] = subs.map((sub) => {
+  const groupResults: GroupResult[] = [];
+  for (const group of new Set(subs.map((s) => s.spec.group).filter((g): g is string => g !== undefined))) {
+    const members = subs.filter((s) => s.spec.group === group);
+    const union = new Map<number, number>();
+    for (const m of members) for (const [key, n] of m.counts) union.set(key, (union.get(key) ?? 0) + n);
+    const missingKeys = [...confirmed].filter(([key]) => !union.has(key));
+    groupResults.push({
+      group,
+      members: members.map((m) => m.spec.clientId),
+      delivered: union.size,
+      missing: missingKeys.length,
+      missingSamples: missingKeys.slice(0, 10).map(([key, round]) => `${formatKey(key)}@${round}`),
+      duplicates: [...union.values()].reduce((a, n) => a + n - 1, 0),
+    });
+  }
+  const results: SubscriberResult[] = subs.filter((sub) => sub.spec.group === undefined).map((sub) => {
     let missing = 0;
     const missingSamples: string[] = [];
     for (const [key, round] of confirmed) {
@@ -653,7 +697,10 @@ export async function runCrashRounds(options: CrashOptions): Promise<CrashReport
     if (sub.unexpectedSamples.length > 0) errors.push(`${sub.spec.clientId} received messages never published, e.g. ${sub.unexpectedSamples.join(' | ')}`);
   }
   const perSub = (f: (r: SubscriberResult) => number): Record<string, number> => Object.fromEntries(results.map((r) => [r.clientId, f(r)]));
-  const ok = errors.length === 0 && results.every((r) => r.missing === 0 && r.unexpected === 0 && r.sessionLost === 0);
+  const ok =
+    errors.length === 0 &&
+    results.every((r) => r.missing === 0 && r.unexpected === 0 && r.sessionLost === 0) &&
+    groupResults.every((g) => g.missing === 0);
   return {
     ok,
     seed,
@@ -668,6 +715,7 @@ export async function runCrashRounds(options: CrashOptions): Promise<CrashReport
     duplicatesPerSubscriber: perSub((r) => r.duplicates),
     reorderingsPerSubscriber: perSub((r) => r.reorderings),
     subscribers: results,
+    groups: groupResults,
     kills: { total: killDelays.length, early: earlyKills, delaysMs: { min: killDelays.length ? Math.min(...killDelays) : 0, max: killDelays.length ? Math.max(...killDelays) : 0 } },
     restarts: {
       count: Math.max(readyTimes.length - 1, 0),
@@ -719,6 +767,11 @@ export function summarize(report: CrashReport): string {
         `${r.unexpected ? `, UNEXPECTED ${r.unexpected}` : ''}${r.sessionLost ? `, SESSION LOST ${r.sessionLost}x` : ''}`,
     );
   }
+  for (const g of report.groups) {
+    lines.push(
+      `  group ${g.group} (${g.members.join(', ')}): delivered ${g.delivered}, missing ${g.missing}${g.missing ? ` (e.g. ${g.missingSamples.join(', ')})` : ''}, duplicates ${g.duplicates}`,
+    );
+  }
   for (const e of report.errors) lines.push(`  error: ${e.split('\n')[0]}`);
   return lines.join('\n');
 }
@@ -736,6 +789,7 @@ subscriber. Exit status 0 when nothing confirmed was lost, 1 otherwise.
   --rounds N            kill/restart rounds (default 200)
   --clients N           publishers (alias --publishers; default 4)
   --subscribers N       durable subscribers, mixed kinds/versions (default 4)
+  --group-members N     members of one consumer group $share/crashers/crash/# (default 2)
   --seed N              replay the random kill moments of an earlier run
   --min-kill-ms MS      shortest delay from publishing to SIGKILL (default 50)
   --max-kill-ms MS      longest (default 400)
@@ -758,6 +812,7 @@ async function main(argv: string[]): Promise<number> {
       clients: { type: 'string' },
       publishers: { type: 'string' },
       subscribers: { type: 'string' },
+      'group-members': { type: 'string' },
       seed: { type: 'string' },
       'min-kill-ms': { type: 'string' },
       'max-kill-ms': { type: 'string' },
@@ -787,6 +842,7 @@ async function main(argv: string[]): Promise<number> {
     rounds: num(values.rounds, 200),
     publishers: num(values.publishers ?? values.clients, 4),
     subscribers: num(values.subscribers, 4),
+    groupMembers: num(values['group-members'], 2),
     seed: values.seed === undefined ? undefined : num(values.seed, 0),
     killDelayMs: [num(values['min-kill-ms'], 50), num(values['max-kill-ms'], 400)],
     earlyKillChance: num(values['early-kill'], 0.15),
