@@ -39,11 +39,15 @@ export class DiskSessionQueue extends MemorySessionQueue {
     super(id);
   }
 
-  /** Recovery: `count` deliveries owed to this queue are in the log from `from` on. */
+  /**
+   * Recovery: about `count` deliveries owed to this queue are in the log from `from` on. The count is
+   * an estimate (a cursor logged before a delivery's commit does not count it), so any position
+   * before the log's end is scanned, whatever the count says; only the end of the log ends the scan.
+   */
   restore(from: number, count: number): void {
-    if (count <= 0) return;
+    if (from >= this.log.end) return;
     if (this.diskFrom === undefined || from < this.diskFrom) this.diskFrom = from;
-    this.onDisk += count;
+    this.onDisk += Math.max(count, 0);
   }
 
   override get pendingCount(): number {

@@ -8,7 +8,7 @@ import { ChannelPolicies } from '../../core/channels.js';
 import { inHistory, type HistoryQuery, type HistoryReader } from '../../core/replay.js';
 import { HistoryIndex } from './history-index.js';
 import { readCheckpoint, writeCheckpoint, type Checkpoint } from './checkpoint.js';
-import { DiskSessionQueue } from './disk-queue.js';
+import { DiskSessionQueue, type QueueCheckpoint } from './disk-queue.js';
 import { decodeRecord, encodeMessageRecord, encodeStateRecord, RecordType, type LogRecord, type StateChange } from './record.js';
 import { SegmentedLog, type FsyncPolicy } from './segmented-log.js';
 
@@ -18,7 +18,11 @@ export interface DiskStorageOptions {
   logger: Logger;
   segmentBytes?: number;
   checkpointIntervalMs?: number;
+  /** How often queue positions that moved (acknowledgements) are logged between checkpoints. */
+  cursorIntervalMs?: number;
 }
+
+type QueueState = { cursor: number; unacked: number };
 
 type StoredSession = SessionRecord & { queueId: number };
 
@@ -38,6 +42,9 @@ export class DiskStorage implements Storage {
   private readonly queues = new Map<string, DiskSessionQueue>();
   private readonly retainedByTopic = new Map<string, Message>();
   private checkpointTimer: NodeJS.Timeout | undefined;
+  private cursorTimer: NodeJS.Timeout | undefined;
+  /** Per queue id, the cursor and count last written to the log or the checkpoint. */
+  private readonly loggedCursors = new Map<number, string>();
   private checkpointedAt = -1;
   private checkpointedQueues = '';
   private readonly lockFile: string;
@@ -59,7 +66,7 @@ export class DiskStorage implements Storage {
     this.lock();
     const checkpoint = readCheckpoint(this.options.dir);
     this.index = HistoryIndex.restore(this.channels, checkpoint?.history);
-    const pendingQueues = new Map<number, { cursor: number; unacked: number }>();
+    const pendingQueues = new Map<number, QueueState>();
     if (checkpoint) {
       this.seq = checkpoint.seq;
       this.nextQueueId = checkpoint.nextQueueId;
@@ -80,7 +87,7 @@ export class DiskStorage implements Storage {
       (record, position, size) => {
         replayed++;
         if (record.type === RecordType.Message) this.index.note(record.message, position, size);
-        this.replay(record, position, found);
+        this.replay(record, position, found, pendingQueues);
       },
     );
     for (const session of this.sessions.values()) {
@@ -94,6 +101,8 @@ export class DiskStorage implements Storage {
     const interval = this.options.checkpointIntervalMs ?? 1000;
     this.checkpointTimer = setInterval(() => this.checkpointSafely(), interval);
     this.checkpointTimer.unref();
+    this.cursorTimer = setInterval(() => this.logCursors(), this.options.cursorIntervalMs ?? 100);
+    this.cursorTimer.unref();
     this.options.logger.info(
       { dir: this.options.dir, sessions: this.sessions.size, retained: this.retainedByTopic.size, replayedRecords: replayed, logBytes: this.log.end - this.log.start, ms: Math.round(performance.now() - started) },
       'storage recovered',
@@ -102,6 +111,7 @@ export class DiskStorage implements Storage {
 
   async close(): Promise<void> {
     clearInterval(this.checkpointTimer);
+    clearInterval(this.cursorTimer);
     await this.log.close();
     this.checkpoint();
     fs.rmSync(this.lockFile, { force: true });
@@ -216,9 +226,17 @@ export class DiskStorage implements Storage {
     return this.log.append(encodeStateRecord(change)).then(() => undefined);
   }
 
-  private replay(record: LogRecord, position: number, found: Map<number, { first: number; count: number }>): void {
+  private replay(record: LogRecord, position: number, found: Map<number, { first: number; count: number }>, queues: Map<number, QueueState>): void {
     if (record.type === RecordType.State) {
       const change = record.change;
+      if (change.op === 'cursors') {
+        // A later, better starting point: its count already includes every delivery before it.
+        for (const q of change.queues) {
+          queues.set(q.id, { cursor: q.cursor, unacked: q.unacked });
+          found.delete(q.id);
+        }
+        return;
+      }
       if (change.op === 'session') {
         this.sessions.set(change.record.clientId, { ...change.record, queueId: change.queueId });
         if (change.queueId >= this.nextQueueId) this.nextQueueId = change.queueId + 1;
@@ -238,6 +256,31 @@ export class DiskStorage implements Storage {
       if (entry) entry.count++;
       else found.set(d.queueId, { first: position, count: 1 });
     }
+  }
+
+  /**
+   * Logs the position of every queue that moved since it was last logged. Without this, queues
+   * move on disk only at checkpoints, and a crash resends everything acknowledged since the last one.
+   */
+  private logCursors(): void {
+    const end = this.log.confirmedEnd;
+    const moved: QueueCheckpoint[] = [];
+    for (const session of this.sessions.values()) {
+      const queue = this.queues.get(session.clientId);
+      if (!queue) continue;
+      const state = queue.checkpoint(end);
+      // An empty queue's cursor follows the log end, which this very record moves: it counts as unchanged.
+      const key = state.unacked === 0 ? 'empty' : `${state.cursor}/${state.unacked}`;
+      if (this.loggedCursors.get(state.id) === key) continue;
+      this.loggedCursors.set(state.id, key);
+      moved.push(state);
+    }
+    if (moved.length === 0) return;
+    this.appendState({ op: 'cursors', queues: moved }).catch((err: Error) => {
+      // Only duplicates after a crash are at stake: the checkpoint or the next record catches up.
+      for (const q of moved) this.loggedCursors.delete(q.id);
+      this.options.logger.warn({ err: err.message }, 'queue cursors not logged');
+    });
   }
 
   private checkpointSafely(): void {

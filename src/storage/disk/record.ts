@@ -1,5 +1,6 @@
 import type { Message, MessageProperties, QoS } from '../../core/message.js';
 import type { DurableDelivery, SessionRecord } from '../types.js';
+import type { QueueCheckpoint } from './disk-queue.js';
 import { crc32 } from './crc32.js';
 
 /**
@@ -10,7 +11,7 @@ import { crc32 } from './crc32.js';
  *                  | u16 topicLength | topic | u32 metaLength | meta (JSON of properties and origin)
  *                  | u16 deliveryCount | delivery… | u32 payloadLength | payload
  * A delivery:      u32 queueId | u8 flags (qos, retain) | u8 subscriptionIdCount | u32 subscriptionId…
- * A STATE body:    u32 jsonLength | json   (session, subscription and retained changes)
+ * A STATE body:    u32 jsonLength | json   (session changes, and queue cursors between checkpoints)
  *
  * Deliveries name the durable queues (persistent sessions) the message was routed to when it was
  * published, with the QoS, retain flag and subscription ids it is delivered with.
@@ -32,7 +33,11 @@ export interface StateRecord {
 export type LogRecord = MessageRecord | StateRecord;
 
 /** Changes to broker state, written to the log so they share its ordering and group commit. */
-export type StateChange = { op: 'session'; record: SessionRecord; queueId: number } | { op: 'session-end'; clientId: string };
+export type StateChange =
+  | { op: 'session'; record: SessionRecord; queueId: number }
+  | { op: 'session-end'; clientId: string }
+  /** Where queues stood when written: acknowledgements between checkpoints, so a restart resends less. */
+  | { op: 'cursors'; queues: QueueCheckpoint[] };
 
 interface StoredMeta {
   p?: MessageProperties & { correlationData?: string };
