@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { IClientOptions, IPublishPacket, MqttClient } from 'mqtt';
+import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import type { Packet } from 'mqtt-packet';
 import type { EddyServer, EddyServerOptions } from '../src/server.js';
 import { DiskStorage } from '../src/storage/disk/disk-storage.js';
@@ -71,6 +71,7 @@ async function waitFor(cond: () => boolean, what: () => string, timeoutMs = 5000
   }
 }
 
+const text = (ps: IPublishPacket[]): string[] => ps.map((p) => p.payload.toString());
 const userProp = (p: IPublishPacket, key: string): string | undefined => {
   const v = p.properties?.userProperties?.[key];
   return Array.isArray(v) ? v[0] : v;
@@ -152,6 +153,30 @@ describe('consumer groups', () => {
     await other.subscribeAsync('$share/billing/invoices/+', { qos: 1 });
     const all = await got.take(20);
     assert.deepEqual(all.map((p) => p.payload.toString()), sent, 'in order, all of them');
+  });
+
+  it('a full group queue refuses further QoS 1 publishes with 0x97 naming the group; nothing stored is dropped', async () => {
+    await start({ dir: tempDir(), limits: { maxQueued: 5 } });
+    const m = await client({ clientId: 'grp-limit', clean: false, properties: { sessionExpiryInterval: 600 } });
+    await m.subscribeAsync('$share/slow/limit/#', { qos: 1 });
+    m.end(true);
+    await sleep(50);
+    const pub = await raw('grp-limit-pub');
+    const codes: number[] = [];
+    const reasons: string[] = [];
+    for (let i = 0; i < 7; i++) {
+      pub.send({ cmd: 'publish', topic: 'limit/x', payload: Buffer.from(`l${i}`), qos: 1, messageId: i + 1, retain: false, dup: false });
+      const ack = (await pub.next('puback')) as Extract<Packet, { cmd: 'puback' }>;
+      codes.push(ack.reasonCode ?? 0);
+      if (ack.properties?.reasonString) reasons.push(ack.properties.reasonString);
+    }
+    assert.deepEqual(codes, [0, 0, 0, 0, 0, 0x97, 0x97]);
+    assert.match(reasons[0]!, /group \$share\/slow\/limit\/# holds 5 messages/);
+    // Listen before CONNACK: the queued messages follow it at once.
+    const back = mqtt.connect(server!.mqttUrl, { protocolVersion: 5, reconnectPeriod: 0, clientId: 'grp-limit', clean: false, properties: { sessionExpiryInterval: 600 } });
+    clients.push(back);
+    const got = collect(back);
+    assert.deepEqual(text(await got.take(5)), ['l0', 'l1', 'l2', 'l3', 'l4']);
   });
 
   it('a negative acknowledgement is redelivered with growing backoff, then dead-lettered with its story', async () => {
