@@ -4,6 +4,7 @@ import type { AccessRules, BrokerLimits } from './core/limits.js';
 import type { ChannelPolicy } from './core/channels.js';
 import type { RedeliveryOptions } from './core/redelivery.js';
 import { HttpListener } from './http/server.js';
+import { BrokerMetrics } from './http/metrics.js';
 import { MemoryStorage } from './storage/memory.js';
 import type { Storage } from './storage/types.js';
 import { TcpListener } from './transport/tcp.js';
@@ -14,7 +15,7 @@ export interface EddyServerOptions {
   host?: string;
   /** MQTT over TCP; 0 picks a free port. */
   port?: number;
-  /** HTTP (WebSocket /mqtt, /healthz); 0 picks a free port. */
+  /** HTTP (WebSocket /mqtt, /healthz, /metrics, the HTTP gateway /v1/…); 0 picks a free port. */
   httpPort?: number;
   storage?: Storage;
   limits?: Partial<BrokerLimits>;
@@ -44,17 +45,22 @@ export class EddyServer {
   static async start(options: EddyServerOptions = {}): Promise<EddyServer> {
     const host = options.host ?? '127.0.0.1';
     const logger = options.logger ?? silentLogger;
-    const broker = new Broker(options.storage ?? new MemoryStorage(), {
+    const storage: Storage = options.storage ?? new MemoryStorage();
+    const metrics = new BrokerMetrics();
+    storage.observeFsync?.(metrics.fsyncObserved);
+    const broker = new Broker(storage, {
       limits: options.limits,
       access: options.access,
       channels: options.channels,
       redelivery: options.redelivery,
       logger,
+      observer: metrics,
     });
+    metrics.collectFrom(broker);
     await broker.start();
     const tcp = new TcpListener(broker, logger);
     const websocket = new WebSocketListener(broker, logger);
-    const httpListener = new HttpListener(broker, websocket);
+    const httpListener = new HttpListener(broker, websocket, { logger, metrics });
     let mqttAddress: net.AddressInfo;
     let httpAddress: net.AddressInfo;
     try {

@@ -8,6 +8,7 @@ import { GroupRegistry } from './groups.js';
 import { ChannelPolicies, type ChannelPolicy } from './channels.js';
 import { DEFAULT_REDELIVERY, Redelivery, type RedeliveryOptions } from './redelivery.js';
 import type { ReplayStart } from './replay.js';
+import type { MessageObserver } from './observer.js';
 import { isValidTopicFilter, parseSharedFilter, topicMatches } from './topics.js';
 import { DEFAULT_LIMITS, type AccessRules, type BrokerLimits } from './limits.js';
 import type { DurableDelivery, SessionRecord, Storage, SubscriptionOptions, SubscriptionRecord } from '../storage/types.js';
@@ -67,6 +68,8 @@ export interface BrokerOptions {
   channels?: ChannelPolicy[];
   redelivery?: Partial<RedeliveryOptions>;
   logger: Logger;
+  /** Told about every message in and out (metrics); front ends call `delivered` when they write one. */
+  observer?: MessageObserver;
 }
 
 
@@ -83,6 +86,7 @@ export class Broker {
   readonly groups: GroupRegistry;
   readonly channels: ChannelPolicies;
   readonly redelivery: Redelivery;
+  readonly observer: MessageObserver | undefined;
   readonly stats: BrokerStats = {
     connections: 0,
     messagesIn: 0,
@@ -116,6 +120,7 @@ export class Broker {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.access = { denySubscribe: [], denyPublish: [], ...options.access };
     this.log = options.logger;
+    this.observer = options.observer;
     this.channels = new ChannelPolicies(options.channels);
     this.redelivery = new Redelivery(
       this.channels,
@@ -229,6 +234,7 @@ export class Broker {
    */
   publish(message: Message, confirm?: (err?: Error) => void): void {
     this.stats.messagesIn++;
+    this.observer?.published(message);
     const { targets, groups } = this.router.route(message.topic, message.origin);
     if (message.qos === 0 && !message.retain && !this.channels.for(message.topic).retention) {
       this.accept(message, targets, groups);

@@ -5,19 +5,39 @@ import type { WebSocketListener } from '../transport/websocket.js';
 import { listen } from '../transport/listen.js';
 import { listDeadLetters, redriveDeadLetters } from '../core/dead-letters.js';
 import { isValidTopicFilter } from '../core/topics.js';
+import type { Logger } from '../util/logger.js';
+import type { BrokerMetrics } from './metrics.js';
+import { PUBLISH_PATH, PublishRoute, type PublishValidator } from './publish-route.js';
+import { HttpError, sendError, sendJson } from './respond.js';
+import { SUBSCRIBE_PATH, SubscribeRoute } from './subscribe-route.js';
 
-function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+export interface HttpListenerOptions {
+  logger: Logger;
+  metrics: BrokerMetrics;
+  /** Checks each HTTP publish before it is published (AsyncAPI validation hooks in here). */
+  validatePublish?: PublishValidator;
 }
 
-/** The HTTP listener: MQTT over WebSocket at /mqtt, /healthz, and the dead-letter admin routes. */
+/**
+ * The HTTP listener: MQTT over WebSocket at /mqtt, /healthz, /metrics, the HTTP gateway
+ * (POST /v1/publish/<topic>, GET /v1/subscribe as Server-Sent Events) and the dead-letter admin routes.
+ */
 export class HttpListener {
   private readonly server: http.Server;
+  private readonly log: Logger;
+  private readonly metrics: BrokerMetrics;
+  private readonly publishRoute: PublishRoute;
+  private readonly subscribeRoute: SubscribeRoute;
 
   constructor(
     private readonly broker: Broker,
     websocket: WebSocketListener,
+    options: HttpListenerOptions,
   ) {
+    this.log = options.logger;
+    this.metrics = options.metrics;
+    this.publishRoute = new PublishRoute(broker, this.log, options.validatePublish);
+    this.subscribeRoute = new SubscribeRoute(broker, this.log);
     this.server = http.createServer((req, res) => this.route(req, res));
     this.server.on('upgrade', (req, socket, head) => {
       const path = (req.url ?? '/').split('?')[0];
@@ -38,8 +58,30 @@ export class HttpListener {
   }
 
   private route(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const url = new URL(req.url ?? '/', 'http://eddy');
-    const path = url.pathname;
+    // The path as sent: URL parsing would resolve `.` and `..` levels, which are plain topic levels here.
+    const target = req.url ?? '/';
+    const queryStart = target.indexOf('?');
+    const path = queryStart === -1 ? target : target.slice(0, queryStart);
+    const query = new URLSearchParams(queryStart === -1 ? '' : target.slice(queryStart + 1));
+    if (path.startsWith(PUBLISH_PATH)) {
+      if (req.method !== 'POST') return this.methodNotAllowed(res, 'POST', path);
+      void this.publishRoute.handle(req, res, path.slice(PUBLISH_PATH.length), query);
+      return;
+    }
+    if (path === SUBSCRIBE_PATH) {
+      if (req.method !== 'GET') return this.methodNotAllowed(res, 'GET', path);
+      return this.subscribeRoute.handle(req, res, query);
+    }
+    if (path === '/metrics' && req.method === 'GET') {
+      this.metrics.scrape().then(
+        (text) => res.writeHead(200, { 'content-type': this.metrics.contentType }).end(text),
+        (err: Error) => {
+          this.log.error({ err: err.message }, 'metrics not collected');
+          sendError(res, new HttpError(500, 'internal_error', `metrics not collected: ${err.message}`));
+        },
+      );
+      return;
+    }
     if (path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) {
       return sendJson(res, 200, {
         status: 'ok',
@@ -54,15 +96,15 @@ export class HttpListener {
       });
     }
     if (path === '/v1/dlq' && req.method === 'GET') {
-      const query = this.dlqQuery(url, res);
-      if (!query) return;
-      const messages = listDeadLetters(this.broker.deadLetters, query.limit, query.filter);
+      const dlq = this.dlqQuery(query, res);
+      if (!dlq) return;
+      const messages = listDeadLetters(this.broker.deadLetters, dlq.limit, dlq.filter);
       return sendJson(res, 200, { waiting: this.broker.deadLetters.queue.pendingCount, count: messages.length, messages });
     }
     if (path === '/v1/dlq/redrive' && req.method === 'POST') {
-      const query = this.dlqQuery(url, res);
-      if (!query) return;
-      redriveDeadLetters(this.broker.deadLetters, (m) => this.broker.publishConfirmed(m), query).then(
+      const dlq = this.dlqQuery(query, res);
+      if (!dlq) return;
+      redriveDeadLetters(this.broker.deadLetters, (m) => this.broker.publishConfirmed(m), dlq).then(
         (result) => sendJson(res, result.failed > 0 ? 507 : 200, result),
         (err: Error) => sendJson(res, 500, { error: 'redrive_failed', message: err.message }),
       );
@@ -71,15 +113,19 @@ export class HttpListener {
     sendJson(res, 404, { error: 'not_found', message: `no route for ${req.method} ${path}` });
   }
 
+  private methodNotAllowed(res: http.ServerResponse, allowed: string, path: string): void {
+    sendError(res, new HttpError(405, 'method_not_allowed', `${path} takes ${allowed} only`), { allow: allowed });
+  }
+
   /** `?limit=N&topic=FILTER` of the dead-letter routes; answers 400 itself when they are wrong. */
-  private dlqQuery(url: URL, res: http.ServerResponse): { limit: number; filter?: string } | undefined {
-    const limitText = url.searchParams.get('limit') ?? '100';
+  private dlqQuery(query: URLSearchParams, res: http.ServerResponse): { limit: number; filter?: string } | undefined {
+    const limitText = query.get('limit') ?? '100';
     const limit = Number(limitText);
     if (!/^\d+$/.test(limitText) || limit < 1) {
       sendJson(res, 400, { error: 'bad_request', message: `limit must be a whole number >= 1, got ${JSON.stringify(limitText)}` });
       return undefined;
     }
-    const filter = url.searchParams.get('topic') ?? undefined;
+    const filter = query.get('topic') ?? undefined;
     if (filter !== undefined && !isValidTopicFilter(filter)) {
       sendJson(res, 400, { error: 'bad_request', message: `topic must be a valid topic filter, got ${JSON.stringify(filter)}` });
       return undefined;

@@ -132,4 +132,7 @@ export interface Storage {
   /** Records that a group's queue must survive restarts; the promise resolves once that is durable. */
   saveGroup(name: string): Promise<void> | void;
   deleteGroup(name: string): Promise<void> | void;
+
+  /** Engines that fsync report each fsync's duration in milliseconds to `observer` (metrics). Call before `open`. */
+  observeFsync?(observer: (durationMs: number) => void): void;
 }

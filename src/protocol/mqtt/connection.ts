@@ -248,13 +248,15 @@ export class MqttConnection implements SessionLink {
     if (v5 && props?.messageExpiryInterval !== undefined) message.expiresAt = now + props.messageExpiryInterval * 1000;
     if (qos === 0) return this.broker.publish(message);
     if (qos === 2) this.session!.inboundQos2.add(id);
-    this.broker.publish(message, (err) => (err ? this.failPublish(qos, id, topic, err) : this.acknowledgePublish(qos, id)));
+    this.broker.publish(message, (err) => (err ? this.failPublish(qos, id, topic, err) : this.acknowledgePublish(qos, id, message.seq)));
   }
 
-  private acknowledgePublish(qos: QoS, id: number): void {
+  private acknowledgePublish(qos: QoS, id: number, seq: number | undefined): void {
     // A QoS 2 publish counts against our Receive Maximum until PUBCOMP, not PUBREC (MQTT 5 §4.9).
     if (qos === 1) this.inboundUnacked--;
-    this.send({ cmd: qos === 1 ? 'puback' : 'pubrec', messageId: id });
+    // A client that asked for seqs (the SDK) learns where its message landed.
+    const properties = this.includeSeq && seq !== undefined ? { userProperties: { 'eddy-seq': String(seq) } } : undefined;
+    this.send({ cmd: qos === 1 ? 'puback' : 'pubrec', messageId: id, ...(properties ? { properties } : {}) });
   }
 
   private failPublish(qos: QoS, id: number, topic: string, err: Error): void {
@@ -378,6 +380,7 @@ export class MqttConnection implements SessionLink {
     if (bytes.length > this.clientMaxPacketSize) return false;
     this.write(bytes);
     this.broker.stats.messagesOut++;
+    this.broker.observer?.delivered(message);
     return true;
   }
 

@@ -50,6 +50,7 @@ export class DiskStorage implements Storage {
   private readonly lockFile: string;
   private channels = new ChannelPolicies();
   private index!: HistoryIndex;
+  private fsyncObserver: ((durationMs: number) => void) | undefined;
 
   constructor(private readonly options: DiskStorageOptions) {
     this.lockFile = path.join(options.dir, 'LOCK');
@@ -57,6 +58,10 @@ export class DiskStorage implements Storage {
 
   get logStats(): SegmentedLog['stats'] {
     return this.log.stats;
+  }
+
+  observeFsync(observer: (durationMs: number) => void): void {
+    this.fsyncObserver = observer;
   }
 
   async open(context?: StorageContext): Promise<void> {
@@ -82,7 +87,13 @@ export class DiskStorage implements Storage {
     const found = new Map<number, { first: number; count: number }>();
     this.log = await SegmentedLog.open(
       path.join(this.options.dir, 'log'),
-      { segmentBytes: this.options.segmentBytes ?? 64 * 1024 * 1024, fsync: this.options.fsync, logger: this.options.logger, maxRecordBytes: 512 * 1024 * 1024 },
+      {
+        segmentBytes: this.options.segmentBytes ?? 64 * 1024 * 1024,
+        fsync: this.options.fsync,
+        logger: this.options.logger,
+        maxRecordBytes: 512 * 1024 * 1024,
+        onFsync: this.fsyncObserver,
+      },
       checkpoint?.position ?? 0,
       (record, position, size) => {
         replayed++;

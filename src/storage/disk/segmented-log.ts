@@ -22,6 +22,8 @@ export interface SegmentedLogOptions {
   logger: Logger;
   /** Largest record body accepted when reading; anything larger is treated as corruption. */
   maxRecordBytes: number;
+  /** Called with each fsync's duration in milliseconds (metrics). */
+  onFsync?: (durationMs: number) => void;
 }
 
 interface Segment {
@@ -273,6 +275,7 @@ export class SegmentedLog {
     await new Promise<void>((resolve, reject) => fs.fdatasync(segment.fd!, (err) => (err ? reject(err) : resolve())));
     this.stats.fsyncs++;
     this.stats.lastFsyncMs = performance.now() - started;
+    this.options.onFsync?.(this.stats.lastFsyncMs);
   }
 
   private async syncDirty(): Promise<void> {

@@ -1,0 +1,145 @@
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { Broker } from '../core/broker.js';
+import type { Message } from '../core/message.js';
+import type { MessageObserver } from '../core/observer.js';
+import type { SessionQueue } from '../storage/types.js';
+import { ChannelTraffic, FastHistogram, type ChannelCounts } from './metric-types.js';
+
+/** fdatasync durations, in seconds: from a fast NVMe (~50 µs) to a struggling disk. */
+const FSYNC_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
+/** Publish to delivery, in seconds: sub-millisecond live fan-out up to a minute in a queue. */
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/**
+ * The broker's Prometheus metrics (`GET /metrics`), in a registry of its own so that several
+ * brokers in one process (tests) do not share counters. Per-message work is a few additions on
+ * plain numbers (the broker and front ends call `published`/`delivered`); everything else is
+ * read from the broker's own state and counters when Prometheus scrapes.
+ */
+export class BrokerMetrics implements MessageObserver {
+  readonly registry = new Registry();
+  private readonly traffic = new ChannelTraffic();
+  private readonly deliveryLatency = new FastHistogram(
+    'eddy_delivery_latency_seconds',
+    'Time from a message being published to it being written to a subscriber (queueing for offline subscribers and replays included)',
+    LATENCY_BUCKETS,
+    this.registry,
+  );
+  private readonly fsyncDuration = new FastHistogram('eddy_fsync_duration_seconds', 'Duration of each fdatasync of the disk engine log', FSYNC_BUCKETS, this.registry);
+  /** For `Storage.observeFsync`: milliseconds in, seconds recorded. */
+  readonly fsyncObserved = (durationMs: number): void => this.fsyncDuration.observe(durationMs / 1000);
+
+  constructor() {
+    this.trafficCounter('eddy_messages_in_total', 'Messages received for routing, by channel family (first topic level)', (c) => c.messagesIn);
+    this.trafficCounter('eddy_messages_out_total', 'Messages written to subscribers (MQTT PUBLISH or SSE event), by channel family', (c) => c.messagesOut);
+    this.trafficCounter('eddy_bytes_in_total', 'Payload bytes of the messages received, by channel family', (c) => c.bytesIn);
+    this.trafficCounter('eddy_bytes_out_total', 'Payload bytes of the messages written to subscribers, by channel family', (c) => c.bytesOut);
+  }
+
+  published(message: Message): void {
+    const counts = this.traffic.countsFor(message.topic);
+    counts.messagesIn++;
+    counts.bytesIn += message.payload.length;
+  }
+
+  delivered(message: Message): void {
+    const counts = this.traffic.countsFor(message.topic);
+    counts.messagesOut++;
+    counts.bytesOut += message.payload.length;
+    this.deliveryLatency.observe((Date.now() - message.publishedAt) / 1000);
+  }
+
+  /** Registers the metrics read from the broker's state at scrape time. */
+  collectFrom(broker: Broker): void {
+    this.gauge('eddy_connections', 'Open client connections: MQTT over TCP and WebSocket, and SSE streams', () => broker.stats.connections);
+    this.gauge('eddy_sessions', 'Sessions: connected, or persistent and waiting for their client', () => broker.sessions.size);
+    this.gaugeByKind('eddy_queue_depth', 'Messages waiting to be sent, by queue kind (session or consumer group)', broker, (queue) => queue.pendingCount);
+    this.gaugeByKind('eddy_messages_inflight', 'Messages sent and not yet acknowledged, by queue kind (session or consumer group)', broker, (queue) => queue.inflight.size);
+    const redelivery = broker.redelivery.stats;
+    this.counter('eddy_nacks_total', 'Deliveries refused by a consumer (MQTT 5 PUBACK/PUBREC reason >= 0x80)', () => redelivery.nacks);
+    this.counter('eddy_redeliveries_total', 'Messages sent again after a nack or after their consumer left with them', () => redelivery.redeliveries);
+    this.counter('eddy_dead_letters_total', 'Messages moved to $DLQ/<topic> after their last allowed delivery', () => redelivery.deadLettered);
+    this.counterByReason('eddy_publishes_refused_total', 'Publishes refused, by MQTT reason code (0x97, 0x87, ...) or HTTP status (http-507, ...)', () => broker.stats.refusedPublishes);
+    this.counterByReason('eddy_protocol_errors_total', 'Connections closed for a protocol violation, by MQTT 5 reason code', () => broker.stats.protocolErrors);
+    this.counterByReason('eddy_messages_dropped_total', 'Messages not delivered to a subscriber, by cause (queue-full, expired, too-large, congested, offline-qos0)', () => broker.stats.dropped);
+  }
+
+  /** The Prometheus text format of every metric. */
+  scrape(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  private trafficCounter(name: string, help: string, pick: (counts: ChannelCounts) => number): void {
+    const channels = this.traffic.channels;
+    new Counter({
+      name,
+      help,
+      labelNames: ['channel'],
+      registers: [this.registry],
+      collect() {
+        // The counts live in plain numbers (cheap to bump per message): copy them over at each scrape.
+        this.reset();
+        for (const [channel, counts] of channels) this.inc({ channel }, pick(counts));
+      },
+    });
+  }
+
+  private gauge(name: string, help: string, read: () => number): void {
+    new Gauge({
+      name,
+      help,
+      registers: [this.registry],
+      collect() {
+        this.set(read());
+      },
+    });
+  }
+
+  /** Sums a number over every session queue and every consumer-group queue. */
+  private gaugeByKind(name: string, help: string, broker: Broker, read: (queue: SessionQueue) => number): void {
+    new Gauge({
+      name,
+      help,
+      labelNames: ['kind'],
+      registers: [this.registry],
+      collect() {
+        let sessions = 0;
+        for (const session of broker.sessions.values()) sessions += read(session.queue);
+        let groups = 0;
+        for (const group of broker.groups.values()) groups += read(group.queue);
+        this.set({ kind: 'session' }, sessions);
+        this.set({ kind: 'group' }, groups);
+      },
+    });
+  }
+
+  /** A counter whose value is kept elsewhere (the broker's stats), copied at each scrape. */
+  private counter(name: string, help: string, read: () => number): void {
+    new Counter({
+      name,
+      help,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
+  }
+
+  private counterByReason(name: string, help: string, read: () => Record<string, number>): void {
+    new Counter({
+      name,
+      help,
+      labelNames: ['reason'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [reason, count] of Object.entries(read())) this.inc({ reason }, count);
+      },
+    });
+  }
+}
