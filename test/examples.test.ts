@@ -4,6 +4,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { run, spawnBroker } from './helpers/broker.js';
 
@@ -35,6 +36,27 @@ describe('examples', () => {
       assert.match(out.stdout, /"seq":\d+/);
       assert.match(out.stdout, /event: user\/signedup/);
       assert.match(out.stdout, /eddy_messages_in_total/);
+    } finally {
+      await broker.stop();
+    }
+  });
+});
+
+describe('README SDK program', () => {
+  it('the README shows examples/sdk-quickstart.ts verbatim', () => {
+    const readme = readFileSync(`${root}README.md`, 'utf8');
+    const program = readFileSync(`${root}examples/sdk-quickstart.ts`, 'utf8').split('\n').slice(1).join('\n');
+    assert.ok(readme.includes(program), 'README and examples/sdk-quickstart.ts differ');
+  });
+
+  it('examples/sdk-quickstart.ts (the README program) runs against a broker', async () => {
+    const broker = await spawnBroker(['--memory', '--log-level', 'warn']);
+    try {
+      const out = await run(process.execPath, [`${root}dist/examples/sdk-quickstart.js`], { timeoutMs: 30_000, env: { EDDY_URL: `mqtt://127.0.0.1:${broker.mqttPort}` } });
+      assert.equal(out.code, 0, out.stdout + out.stderr);
+      assert.match(out.stdout, /stored as seq \d+ \(id [0-9a-f-]{36}\)/);
+      assert.match(out.stdout, /welcome mail to ada@example.com \(delivery 1\)/);
+      assert.match(out.stdout, /\{ ordered: 'milk' \}/);
     } finally {
       await broker.stop();
     }
