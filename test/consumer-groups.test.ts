@@ -1,20 +1,17 @@
-import { after, afterEach, describe, it } from 'node:test';
+import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import type { Packet } from 'mqtt-packet';
 import type { EddyServer, EddyServerOptions } from '../src/server.js';
 import { DiskStorage } from '../src/storage/disk/disk-storage.js';
 import { silentLogger } from '../src/util/logger.js';
+import { tempDirs } from './helpers/temp-dir.js';
 import { startBroker, run, EDDY_BIN } from './helpers/broker.js';
 import { collect, connectClient, sleep } from './helpers/mqtt.js';
 import { RawClient } from './helpers/raw-client.js';
 
 const clients: MqttClient[] = [];
 const raws: RawClient[] = [];
-const dirs: string[] = [];
 let server: EddyServer | undefined;
 
 afterEach(async () => {
@@ -23,15 +20,8 @@ afterEach(async () => {
   await server?.stop();
   server = undefined;
 });
-after(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
 
-function tempDir(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'eddy-groups-'));
-  dirs.push(dir);
-  return dir;
-}
+const tempDir = tempDirs('eddy-groups-');
 
 async function start(options: EddyServerOptions & { dir?: string } = {}): Promise<EddyServer> {
   const { dir, ...rest } = options;

@@ -1,16 +1,15 @@
-import { after, afterEach, describe, test } from 'node:test';
+import { afterEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { EddyServer } from '../src/server.js';
 import { DiskStorage } from '../src/storage/disk/disk-storage.js';
 import { silentLogger } from '../src/util/logger.js';
+import { tempDirs } from './helpers/temp-dir.js';
 import { startBroker } from './helpers/broker.js';
 import { collect, connectClient } from './helpers/mqtt.js';
 
-const dirs: string[] = [];
 const clients: MqttClient[] = [];
 let server: EddyServer | undefined;
 
@@ -19,15 +18,8 @@ afterEach(async () => {
   await server?.stop();
   server = undefined;
 });
-after(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
 
-function tempDir(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'eddy-durable-'));
-  dirs.push(dir);
-  return dir;
-}
+const tempDir = tempDirs('eddy-durable-');
 
 async function startDurable(dir: string, segmentBytes?: number): Promise<EddyServer> {
   server = await startBroker({ storage: new DiskStorage({ dir, fsync: { kind: 'always' }, logger: silentLogger, segmentBytes }) });

@@ -1,27 +1,23 @@
-import { after, afterEach, describe, it } from 'node:test';
+import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { IClientOptions, IPublishPacket, MqttClient } from 'mqtt';
 import type { EddyServer } from '../src/server.js';
 import type { ChannelPolicy } from '../src/core/channels.js';
 import { DiskStorage } from '../src/storage/disk/disk-storage.js';
 import { silentLogger } from '../src/util/logger.js';
+import { tempDirs } from './helpers/temp-dir.js';
 import { EDDY_BIN, run, startBroker } from './helpers/broker.js';
 import { collect, connectClient, sleep } from './helpers/mqtt.js';
 
 const clients: MqttClient[] = [];
-const dirs: string[] = [];
 let server: EddyServer | undefined;
 
 afterEach(async () => {
   for (const c of clients.splice(0)) c.end(true);
   await server?.stop();
   server = undefined;
-});
-after(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
 
 const HOUR: ChannelPolicy = { pattern: 'sensors/#', maxDeliveries: 5, retention: { maxAgeMs: 3_600_000 } };
@@ -32,11 +28,7 @@ async function start(engine: 'memory' | 'disk', channels: ChannelPolicy[] = [HOU
   return server;
 }
 
-function tempDir(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'eddy-replay-'));
-  dirs.push(dir);
-  return dir;
-}
+const tempDir = tempDirs('eddy-replay-');
 
 async function client(options: IClientOptions = {}): Promise<MqttClient> {
   const c = await connectClient(server!.mqttUrl, { protocolVersion: 5, ...options });

@@ -1,17 +1,14 @@
-import { after, afterEach, describe, it } from 'node:test';
+import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { connect, ClientConfigError, OfflineQueueFullError, PublishError, RemoteError, RequestTimeoutError, type Delivery, type EddyClient } from '@eddy/client';
 import type { EddyServer, EddyServerOptions } from '../src/server.js';
 import { DiskStorage } from '../src/storage/disk/disk-storage.js';
 import { silentLogger } from '../src/util/logger.js';
+import { tempDirs } from './helpers/temp-dir.js';
 import { spawnBroker, startBroker } from './helpers/broker.js';
 import { collect, connectClient, sleep } from './helpers/mqtt.js';
 
 const clients: EddyClient[] = [];
-const dirs: string[] = [];
 let server: EddyServer | undefined;
 
 afterEach(async () => {
@@ -19,15 +16,8 @@ afterEach(async () => {
   await server?.stop();
   server = undefined;
 });
-after(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
 
-function tempDir(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'eddy-sdk-'));
-  dirs.push(dir);
-  return dir;
-}
+const tempDir = tempDirs('eddy-sdk-');
 
 type Engine = 'memory' | 'disk';
 
