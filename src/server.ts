@@ -4,6 +4,7 @@ import type { AccessRules, BrokerLimits } from './core/limits.js';
 import type { ChannelPolicy } from './core/channels.js';
 import type { RedeliveryOptions } from './core/redelivery.js';
 import { HttpListener } from './http/server.js';
+import { loadRegistry } from './asyncapi/index.js';
 import { BrokerMetrics } from './http/metrics.js';
 import { MemoryStorage } from './storage/memory.js';
 import type { Storage } from './storage/types.js';
@@ -23,6 +24,10 @@ export interface EddyServerOptions {
   /** Per channel pattern: maximum deliveries before dead-lettering, and retention. */
   channels?: ChannelPolicy[];
   redelivery?: Partial<RedeliveryOptions>;
+  /** AsyncAPI 3 documents (files, one per service): their channels are checked on every publish. */
+  asyncapi?: string[];
+  /** Refuse publishes and subscriptions on channels no document declares. */
+  strict?: boolean;
   logger?: Logger;
 }
 
@@ -48,7 +53,15 @@ export class EddyServer {
     const storage: Storage = options.storage ?? new MemoryStorage();
     const metrics = new BrokerMetrics();
     storage.observeFsync?.(metrics.fsyncObserved);
+    // Before anything listens: a document with errors stops start-up with its diagnostics.
+    const registry = options.asyncapi && options.asyncapi.length > 0 ? (await loadRegistry(options.asyncapi)).registry : undefined;
+    if (registry) {
+      logger.info({ documents: options.asyncapi, channels: registry.channels.length, strict: options.strict ?? false }, 'AsyncAPI channels loaded');
+      if (registry.unchecked.length > 0) logger.warn({ messages: registry.unchecked }, 'messages with a schema format Eddy cannot check are accepted unchecked');
+    }
     const broker = new Broker(storage, {
+      validator: registry,
+      strict: options.strict,
       limits: options.limits,
       access: options.access,
       channels: options.channels,
@@ -60,7 +73,17 @@ export class EddyServer {
     await broker.start();
     const tcp = new TcpListener(broker, logger);
     const websocket = new WebSocketListener(broker, logger);
-    const httpListener = new HttpListener(broker, websocket, { logger, metrics });
+    const httpListener = new HttpListener(broker, websocket, {
+      logger,
+      metrics,
+      validatePublish: (message) => {
+        const refusal = broker.checkPublish(message);
+        if (!refusal) return undefined;
+        return refusal.kind === 'content-type'
+          ? { status: 415, error: 'unsupported_content_type', message: refusal.reason }
+          : { status: 422, error: refusal.kind === 'undeclared' ? 'undeclared_channel' : 'invalid_payload', message: refusal.reason, errors: refusal.errors };
+      },
+    });
     let mqttAddress: net.AddressInfo;
     let httpAddress: net.AddressInfo;
     try {

@@ -31,6 +31,9 @@ Options:
   --topic-alias-maximum N   topic aliases a client may set (default 1024)
   --deny-subscribe FILTER   refuse subscriptions matching FILTER (repeatable)
   --deny-publish FILTER     refuse publishes on topics matching FILTER (repeatable)
+  --asyncapi FILE           AsyncAPI 3 document whose channels and message schemas are enforced
+                            (repeatable: one per service)
+  --strict                  refuse publishes and subscriptions on channels no document declares
 `;
 
 const FLAGS = {
@@ -50,6 +53,8 @@ const FLAGS = {
   'topic-alias-maximum': { type: 'string' },
   'deny-subscribe': { type: 'string', multiple: true },
   'deny-publish': { type: 'string', multiple: true },
+  asyncapi: { type: 'string', multiple: true },
+  strict: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -91,6 +96,9 @@ export function brokerConfigFromArgs(args: string[]): BrokerConfig | 'help' {
     denySubscribe: [...(config.access?.denySubscribe ?? []), ...(values['deny-subscribe'] ?? [])],
     denyPublish: [...(config.access?.denyPublish ?? []), ...(values['deny-publish'] ?? [])],
   };
+  if (values.asyncapi) config.asyncapi = [...(config.asyncapi ?? []), ...values.asyncapi];
+  if (values.strict) config.strict = true;
+  if (config.strict && (config.asyncapi ?? []).length === 0) throw new ConfigError('--strict needs at least one --asyncapi document');
   return config;
 }
 
@@ -114,6 +122,8 @@ export async function runBroker(args: string[]): Promise<number | 'forever'> {
     access: config.access,
     channels: config.channels,
     redelivery: config.redelivery,
+    asyncapi: config.asyncapi,
+    strict: config.strict,
     logger,
   });
   logger.info({ mqtt: server.mqtt, http: server.http, storage: server.broker.storage.kind }, 'broker started');

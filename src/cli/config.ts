@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_LIMITS, type AccessRules, type BrokerLimits } from '../core/limits.js';
 import { ConfigError } from '../util/errors.js';
@@ -21,9 +22,12 @@ export interface BrokerConfig {
   /** Parsed from the file's `channels` mapping (pattern → maxDeliveries, retention). */
   channels?: ChannelPolicy[];
   redelivery?: Partial<RedeliveryOptions>;
+  /** AsyncAPI document files, relative to the config file. */
+  asyncapi?: string[];
+  strict?: boolean;
 }
 
-const TOP_KEYS = new Set(['host', 'port', 'httpPort', 'dataDir', 'memory', 'fsync', 'logLevel', 'limits', 'access', 'channels', 'redelivery']);
+const TOP_KEYS = new Set(['asyncapi', 'strict', 'host', 'port', 'httpPort', 'dataDir', 'memory', 'fsync', 'logLevel', 'limits', 'access', 'channels', 'redelivery']);
 const ACCESS_KEYS = new Set(['denySubscribe', 'denyPublish']);
 
 export function loadConfigFile(path: string): BrokerConfig {
@@ -52,6 +56,13 @@ export function validateConfig(raw: unknown, source: string): BrokerConfig {
   expectType(config, 'dataDir', 'string', source);
   expectType(config, 'memory', 'boolean', source);
   expectType(config, 'fsync', 'string', source);
+  expectType(config, 'strict', 'boolean', source);
+  if (config.asyncapi !== undefined) {
+    const files = typeof config.asyncapi === 'string' ? [config.asyncapi] : config.asyncapi;
+    if (!Array.isArray(files) || files.some((f) => typeof f !== 'string')) throw new ConfigError(`${source}: asyncapi must be a file name or a list of them`);
+    // Relative to the config file, as a user reading the file expects.
+    config.asyncapi = (files as string[]).map((f) => (isAbsolute(f) ? f : join(dirname(source), f)));
+  }
   for (const key of ['port', 'httpPort'] as const) {
     if (config[key] !== undefined && !isIntIn(config[key], 0, 65535)) throw new ConfigError(`${source}: ${key} must be a port number 0..65535`);
   }

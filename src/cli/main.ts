@@ -4,6 +4,7 @@ import { runBroker } from './broker.js';
 import { runPub } from './pub.js';
 import { runSub } from './sub.js';
 import { runDlq } from './dlq.js';
+import { runAsyncApi } from './asyncapi.js';
 
 const HELP = `Usage: eddy <command> [options]
 
@@ -12,6 +13,7 @@ Commands:
   pub        publish a message (eddy pub --help)
   sub        subscribe and print messages (eddy sub --help)
   dlq        list or redrive dead letters (eddy dlq --help)
+  asyncapi   validate AsyncAPI documents (eddy asyncapi --help)
 
 Options:
   --version  print the version
@@ -33,6 +35,8 @@ export async function main(argv: string[]): Promise<number | undefined> {
         return await runSub(rest);
       case 'dlq':
         return await runDlq(rest);
+      case 'asyncapi':
+        return await runAsyncApi(rest);
       case '--version':
       case 'version': {
         const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -52,6 +56,8 @@ export async function main(argv: string[]): Promise<number | undefined> {
   } catch (err) {
     if (err instanceof EddyError) {
       process.stderr.write(`eddy: ${err.message}\n`);
+      // An AsyncAPI document's diagnostics, one per line: file:line:col path: message.
+      for (const line of (err as EddyError & { diagnostics?: string[] }).diagnostics ?? []) process.stderr.write(`  ${line}\n`);
       return err.code === 'EDDY_CONFIG' ? 2 : 1;
     }
     throw err;

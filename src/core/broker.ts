@@ -59,6 +59,8 @@ export interface BrokerStats {
   protocolErrors: Record<string, number>;
   /** Publishes refused with a reason code (payload format, access rules, storage), by reason code (hex). */
   refusedPublishes: Record<string, number>;
+  /** Publishes that did not match the AsyncAPI documents (refused, or kept on $DLQ/invalid). */
+  invalidPublishes: number;
 }
 
 export interface BrokerOptions {
@@ -70,6 +72,22 @@ export interface BrokerOptions {
   logger: Logger;
   /** Told about every message in and out (metrics); front ends call `delivered` when they write one. */
   observer?: MessageObserver;
+  /** Channels declared by AsyncAPI documents: publishes are checked against them. */
+  validator?: PublishValidator;
+  /** Refuse publishes and subscriptions on channels no document declares. */
+  strict?: boolean;
+}
+
+/** What the broker needs of the AsyncAPI channel registry (src/asyncapi). */
+export interface PublishValidator {
+  check(message: Message, strict: boolean): PublishRefusal | undefined;
+  filterIsDeclared(filter: string): boolean;
+}
+
+export interface PublishRefusal {
+  kind: 'invalid' | 'undeclared' | 'content-type';
+  reason: string;
+  errors: string[];
 }
 
 
@@ -87,6 +105,8 @@ export class Broker {
   readonly channels: ChannelPolicies;
   readonly redelivery: Redelivery;
   readonly observer: MessageObserver | undefined;
+  readonly validator: PublishValidator | undefined;
+  readonly strict: boolean;
   readonly stats: BrokerStats = {
     connections: 0,
     messagesIn: 0,
@@ -94,6 +114,7 @@ export class Broker {
     dropped: { 'queue-full': 0, expired: 0, 'too-large': 0, congested: 0, 'offline-qos0': 0 },
     protocolErrors: {},
     refusedPublishes: {},
+    invalidPublishes: 0,
   };
   private readonly log: Logger;
   private readonly willTimers = new Map<string, { timer: NodeJS.Timeout; will: WillMessage }>();
@@ -121,6 +142,8 @@ export class Broker {
     this.access = { denySubscribe: [], denyPublish: [], ...options.access };
     this.log = options.logger;
     this.observer = options.observer;
+    this.validator = options.validator;
+    this.strict = options.strict ?? false;
     this.channels = new ChannelPolicies(options.channels);
     this.redelivery = new Redelivery(
       this.channels,
@@ -278,6 +301,44 @@ export class Broker {
     this.accept(message, targets, groups);
   }
 
+  /**
+   * Checks a client's publish against the declared channels; undefined when it may go on. The front
+   * end refuses it (MQTT 5 0x99, HTTP 422) or, where the protocol cannot refuse, calls publishInvalid.
+   */
+  checkPublish(message: Message): PublishRefusal | undefined {
+    if (!this.validator || message.topic.startsWith('$')) return undefined;
+    const refusal = this.validator.check(message, this.strict);
+    if (refusal) {
+      this.stats.invalidPublishes++;
+      this.log.warn({ topic: message.topic, origin: message.origin, kind: refusal.kind, reason: refusal.reason }, 'publish does not match the AsyncAPI documents');
+    }
+    return refusal;
+  }
+
+  /** A message that failed validation but could not be refused (MQTT 3.1.1, QoS 0): kept on `$DLQ/invalid/<topic>`, not delivered. */
+  publishInvalid(message: Message, refusal: PublishRefusal): void {
+    const letter: Message = {
+      topic: `$DLQ/invalid/${message.topic}`,
+      payload: message.payload,
+      qos: 1,
+      retain: false,
+      properties: {
+        ...message.properties,
+        userProperties: {
+          ...message.properties.userProperties,
+          'eddy-dlq-reason': refusal.reason,
+          'eddy-validation-errors': refusal.errors,
+          'eddy-original-topic': message.topic,
+          ...(message.origin !== undefined ? { 'eddy-client-id': message.origin } : {}),
+        },
+      },
+      publishedAt: Date.now(),
+    };
+    this.publish(letter, (err) => {
+      if (err) this.log.error({ topic: message.topic, err: err.message }, 'invalid message not kept on $DLQ/invalid');
+    });
+  }
+
   /** Publishes and resolves once the message is stored and accepted (for the broker's own publishes: redrive, HTTP). */
   publishConfirmed(message: Message): Promise<void> {
     return new Promise((resolve, reject) => this.publish(message, (err) => (err ? reject(err) : resolve())));
@@ -353,6 +414,11 @@ export class Broker {
       if (this.isSubscribeDenied(inner)) {
         // 0x80, not 0x87: an access rule does not reveal why (MQTT 5 §3.9.3), as Paho's interop suite expects.
         codes.push(Reason.UnspecifiedError);
+        continue;
+      }
+      if (this.strict && this.validator && !inner.startsWith('$') && !this.validator.filterIsDeclared(inner)) {
+        codes.push(Reason.TopicFilterInvalid);
+        reason = `${request.filter}: no AsyncAPI document declares a channel this filter matches (--strict)`;
         continue;
       }
       if (replay && shared) {

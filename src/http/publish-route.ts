@@ -28,6 +28,8 @@ export interface PublishRefusal {
   status: 415 | 422;
   error: string;
   message: string;
+  /** Every problem found (e.g. each schema error), answered as `errors`. */
+  errors?: string[];
 }
 
 interface PublishOptions {
@@ -61,7 +63,7 @@ export class PublishRoute {
       const message: Message = { topic, payload, qos: options.qos, retain: options.retain, properties: properties.properties, publishedAt: now };
       if (options.expirySeconds !== undefined) message.expiresAt = now + options.expirySeconds * 1000;
       const refusal = await this.validate?.(message);
-      if (refusal) throw new HttpError(refusal.status, refusal.error, refusal.message);
+      if (refusal) throw new HttpError(refusal.status, refusal.error, refusal.message, refusal.errors);
       await this.broker.publishConfirmed(message).catch((err: Error) => {
         throw storageRefusal(message.topic, err);
       });

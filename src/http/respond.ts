@@ -10,6 +10,8 @@ export class HttpError extends EddyError {
     readonly status: number,
     code: string,
     message: string,
+    /** Individual problems (schema validation errors), sent as `errors`. */
+    readonly details?: string[],
   ) {
     super(code, message);
   }
@@ -20,7 +22,7 @@ export function sendJson(res: http.ServerResponse, status: number, body: unknown
 }
 
 export function sendError(res: http.ServerResponse, err: HttpError, headers: http.OutgoingHttpHeaders = {}): void {
-  sendJson(res, err.status, { error: err.code, message: err.message }, headers);
+  sendJson(res, err.status, { error: err.code, message: err.message, ...(err.details ? { errors: err.details } : {}) }, headers);
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });

@@ -246,6 +246,14 @@ export class MqttConnection implements SessionLink {
       origin: this.clientId,
     };
     if (v5 && props?.messageExpiryInterval !== undefined) message.expiresAt = now + props.messageExpiryInterval * 1000;
+    const refusal = this.broker.checkPublish(message);
+    if (refusal) {
+      if (v5 && qos > 0) return this.refusePublish(qos, id, refusal.kind === 'undeclared' ? RC.TopicNameInvalid : RC.PayloadFormatInvalid, refusal.reason);
+      // 3.1.1 (or QoS 0) cannot be told: the message is not delivered but kept on $DLQ/invalid/<topic>.
+      this.broker.publishInvalid(message, refusal);
+      if (qos === 0) return;
+      return this.refusePublish(qos, id, RC.PayloadFormatInvalid, refusal.reason);
+    }
     if (qos === 0) return this.broker.publish(message);
     if (qos === 2) this.session!.inboundQos2.add(id);
     this.broker.publish(message, (err) => (err ? this.failPublish(qos, id, topic, err) : this.acknowledgePublish(qos, id, message.seq)));
