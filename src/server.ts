@@ -4,7 +4,12 @@ import type { AccessRules, BrokerLimits } from './core/limits.js';
 import type { ChannelPolicy } from './core/channels.js';
 import type { RedeliveryOptions } from './core/redelivery.js';
 import { HttpListener } from './http/server.js';
+import { readFileSync } from 'node:fs';
 import { loadRegistry } from './asyncapi/index.js';
+import { buildLiveDocument } from './asyncapi/live-document.js';
+import { TrafficRecorder } from './asyncapi/observed.js';
+
+const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 import { BrokerMetrics } from './http/metrics.js';
 import { MemoryStorage } from './storage/memory.js';
 import type { Storage } from './storage/types.js';
@@ -54,7 +59,9 @@ export class EddyServer {
     const metrics = new BrokerMetrics();
     storage.observeFsync?.(metrics.fsyncObserved);
     // Before anything listens: a document with errors stops start-up with its diagnostics.
-    const registry = options.asyncapi && options.asyncapi.length > 0 ? (await loadRegistry(options.asyncapi)).registry : undefined;
+    const loaded = options.asyncapi && options.asyncapi.length > 0 ? await loadRegistry(options.asyncapi) : undefined;
+    const registry = loaded?.registry;
+    const traffic = new TrafficRecorder();
     if (registry) {
       logger.info({ documents: options.asyncapi, channels: registry.channels.length, strict: options.strict ?? false }, 'AsyncAPI channels loaded');
       if (registry.unchecked.length > 0) logger.warn({ messages: registry.unchecked }, 'messages with a schema format Eddy cannot check are accepted unchecked');
@@ -68,6 +75,7 @@ export class EddyServer {
       redelivery: options.redelivery,
       logger,
       observer: metrics,
+      traffic,
     });
     metrics.collectFrom(broker);
     await broker.start();
@@ -83,6 +91,8 @@ export class EddyServer {
           ? { status: 415, error: 'unsupported_content_type', message: refusal.reason }
           : { status: 422, error: refusal.kind === 'undeclared' ? 'undeclared_channel' : 'invalid_payload', message: refusal.reason, errors: refusal.errors };
       },
+      liveDocument: () =>
+        buildLiveDocument({ version: PACKAGE_VERSION, mqtt: { host, port: mqttAddress.port }, http: { host, port: httpAddress.port }, documents: loaded?.documents ?? [], traffic }),
     });
     let mqttAddress: net.AddressInfo;
     let httpAddress: net.AddressInfo;

@@ -72,6 +72,10 @@ export class ChannelRegistry {
     return undefined;
   }
 
+  declares(topic: string): boolean {
+    return this.channelOf(topic) !== undefined;
+  }
+
   /** Whether a subscription filter can match any declared channel (for --strict). */
   filterIsDeclared(filter: string): boolean {
     return this.channels.some((c) => filtersOverlap(filter, c.filter));

@@ -76,11 +76,15 @@ export interface BrokerOptions {
   validator?: PublishValidator;
   /** Refuse publishes and subscriptions on channels no document declares. */
   strict?: boolean;
+  /** Told about client publishes on channels no document declares (the live document lists them). */
+  traffic?: { record(message: Message): void };
 }
 
 /** What the broker needs of the AsyncAPI channel registry (src/asyncapi). */
 export interface PublishValidator {
   check(message: Message, strict: boolean): PublishRefusal | undefined;
+  /** Whether a document declares the channel this topic belongs to. */
+  declares(topic: string): boolean;
   filterIsDeclared(filter: string): boolean;
 }
 
@@ -107,6 +111,7 @@ export class Broker {
   readonly observer: MessageObserver | undefined;
   readonly validator: PublishValidator | undefined;
   readonly strict: boolean;
+  private readonly traffic: { record(message: Message): void } | undefined;
   readonly stats: BrokerStats = {
     connections: 0,
     messagesIn: 0,
@@ -144,6 +149,7 @@ export class Broker {
     this.observer = options.observer;
     this.validator = options.validator;
     this.strict = options.strict ?? false;
+    this.traffic = options.traffic;
     this.channels = new ChannelPolicies(options.channels);
     this.redelivery = new Redelivery(
       this.channels,
@@ -306,8 +312,13 @@ export class Broker {
    * end refuses it (MQTT 5 0x99, HTTP 422) or, where the protocol cannot refuse, calls publishInvalid.
    */
   checkPublish(message: Message): PublishRefusal | undefined {
-    if (!this.validator || message.topic.startsWith('$')) return undefined;
+    if (message.topic.startsWith('$')) return undefined;
+    if (!this.validator) {
+      this.traffic?.record(message);
+      return undefined;
+    }
     const refusal = this.validator.check(message, this.strict);
+    if (!refusal && this.traffic && !this.validator.declares(message.topic)) this.traffic.record(message);
     if (refusal) {
       this.stats.invalidPublishes++;
       this.log.warn({ topic: message.topic, origin: message.origin, kind: refusal.kind, reason: refusal.reason }, 'publish does not match the AsyncAPI documents');

@@ -10,12 +10,16 @@ import type { BrokerMetrics } from './metrics.js';
 import { PUBLISH_PATH, PublishRoute, type PublishValidator } from './publish-route.js';
 import { HttpError, sendError, sendJson } from './respond.js';
 import { SUBSCRIBE_PATH, SubscribeRoute } from './subscribe-route.js';
+import { stringify as stringifyYaml } from 'yaml';
+import { renderDocs } from '../asyncapi/html.js';
 
 export interface HttpListenerOptions {
   logger: Logger;
   metrics: BrokerMetrics;
   /** Checks each HTTP publish before it is published (AsyncAPI validation hooks in here). */
   validatePublish?: PublishValidator;
+  /** The running system as an AsyncAPI document, for /asyncapi.json, /asyncapi.yaml and /docs. */
+  liveDocument?: () => Record<string, unknown>;
 }
 
 /**
@@ -28,6 +32,7 @@ export class HttpListener {
   private readonly metrics: BrokerMetrics;
   private readonly publishRoute: PublishRoute;
   private readonly subscribeRoute: SubscribeRoute;
+  private readonly liveDocument: (() => Record<string, unknown>) | undefined;
 
   constructor(
     private readonly broker: Broker,
@@ -38,6 +43,7 @@ export class HttpListener {
     this.metrics = options.metrics;
     this.publishRoute = new PublishRoute(broker, this.log, options.validatePublish);
     this.subscribeRoute = new SubscribeRoute(broker, this.log);
+    this.liveDocument = options.liveDocument;
     this.server = http.createServer((req, res) => this.route(req, res));
     this.server.on('upgrade', (req, socket, head) => {
       const path = (req.url ?? '/').split('?')[0];
@@ -71,6 +77,12 @@ export class HttpListener {
     if (path === SUBSCRIBE_PATH) {
       if (req.method !== 'GET') return this.methodNotAllowed(res, 'GET', path);
       return this.subscribeRoute.handle(req, res, query);
+    }
+    if ((path === '/asyncapi.json' || path === '/asyncapi.yaml' || path === '/docs') && req.method === 'GET' && this.liveDocument) {
+      const doc = this.liveDocument();
+      if (path === '/asyncapi.json') return sendJson(res, 200, doc);
+      if (path === '/asyncapi.yaml') return void res.writeHead(200, { 'content-type': 'application/yaml; charset=utf-8' }).end(stringifyYaml(doc, { aliasDuplicateObjects: false }));
+      return void res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(renderDocs(doc));
     }
     if (path === '/metrics' && req.method === 'GET') {
       this.metrics.scrape().then(
