@@ -6,7 +6,7 @@ import type { IPublishPacket, MqttClient } from 'mqtt';
 import type { Packet } from 'mqtt-packet';
 import { loadRegistry, AsyncApiError } from '../src/asyncapi/index.js';
 import type { EddyServer } from '../src/server.js';
-import { EDDY_BIN, run, startBroker } from './helpers/broker.js';
+import { EDDY_BIN, run, spawnBroker, startBroker } from './helpers/broker.js';
 import { collect, connectClient, sleep } from './helpers/mqtt.js';
 import { RawClient } from './helpers/raw-client.js';
 
@@ -82,6 +82,30 @@ describe('AsyncAPI documents', () => {
     const broker = await run(process.execPath, [EDDY_BIN, 'broker', '--memory', '--port', '0', '--http-port', '0', '--asyncapi', fixture('broken.yaml')]);
     assert.notEqual(broker.code, 0);
     assert.match(broker.stderr, /broken\.yaml:2:6 info:/, 'start-up stops with the diagnostics');
+  });
+});
+
+describe('configuration', () => {
+  it('the config file names documents relative to itself, and strict; --strict without a document is an error', async () => {
+    const dir = fs.mkdtempSync(`${root}.tmp-config-`);
+    try {
+      fs.copyFileSync(fixture('signup.yaml'), `${dir}/signup.yaml`);
+      fs.writeFileSync(`${dir}/eddy.yaml`, 'memory: true\nasyncapi: signup.yaml\nstrict: true\n');
+      const broker = await spawnBroker(['--config', `${dir}/eddy.yaml`, '--log-level', 'warn']);
+      try {
+        const { client } = await RawClient.open(broker.mqttPort, { clientId: 'cfg' });
+        raws.push(client);
+        client.send({ cmd: 'publish', topic: 'not/declared', payload: Buffer.from('{}'), qos: 1, messageId: 1, retain: false, dup: false } as Packet);
+        assert.equal(((await client.next('puback')) as Extract<Packet, { cmd: 'puback' }>).reasonCode, 0x90);
+      } finally {
+        await broker.stop();
+      }
+      const bad = await run(process.execPath, [EDDY_BIN, 'broker', '--memory', '--strict']);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /--strict needs at least one --asyncapi document/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

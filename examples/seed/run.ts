@@ -1,5 +1,6 @@
 /**
- * The seed scenario end to end: starts `eddy broker --memory` on free ports, then the services of
+ * The seed scenario end to end: starts `eddy broker --memory --asyncapi examples/seed/asyncapi.yaml`
+ * on free ports (so every message is checked against the scenario's document), then the services of
  * services.ts, and plays it out: four users sign up (two mailer instances share the mails, analytics
  * counts them all), the fridge reports a low milk level and orders more from the shopping service.
  *
@@ -10,9 +11,11 @@ import { fileURLToPath } from 'node:url';
 import { analytics, fridge, mailer, shoppingService, signupService } from './services.js';
 
 const EDDY = fileURLToPath(new URL('../../../bin/eddy.js', import.meta.url));
+/** The scenario's AsyncAPI document: the broker checks every message against it. */
+const DOCUMENT = fileURLToPath(new URL('../../../examples/seed/asyncapi.yaml', import.meta.url));
 
 async function startBroker(): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [EDDY, 'broker', '--memory', '--port', '0', '--http-port', '0', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [EDDY, 'broker', '--memory', '--port', '0', '--http-port', '0', '--log-level', 'warn', '--asyncapi', DOCUMENT], { stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (d: Buffer) => {
