@@ -6,7 +6,7 @@ import type { MqttClient } from 'mqtt';
 import { loadRegistry } from '../src/asyncapi/index.js';
 import { inferValue, mergeSchemas } from '../src/asyncapi/observed.js';
 import type { EddyServer } from '../src/server.js';
-import { startBroker } from './helpers/broker.js';
+import { EDDY_BIN, run, startBroker } from './helpers/broker.js';
 import { connectClient, sleep } from './helpers/mqtt.js';
 
 const { Parser } = asyncapiParser;
@@ -52,6 +52,9 @@ describe('the live AsyncAPI document', () => {
     const yaml = await (await fetch(`${server.httpUrl}/asyncapi.yaml`)).text();
     const parsedYaml = await new Parser().parse(yaml);
     assert.equal(parsedYaml.diagnostics.filter((d) => d.severity === 0).length, 0);
+    const exported = await run(process.execPath, [EDDY_BIN, 'asyncapi', 'export', '--http', server.httpUrl, '--format', 'json']);
+    assert.equal(exported.code, 0, exported.stderr);
+    assert.ok((JSON.parse(exported.stdout) as Doc).channels.observed_sensors_temp, 'eddy asyncapi export writes the live document');
     const html = await fetch(`${server.httpUrl}/docs`);
     assert.equal(html.status, 200);
     assert.match(html.headers.get('content-type') ?? '', /text\/html/);

@@ -5,6 +5,7 @@ import { runPub } from './pub.js';
 import { runSub } from './sub.js';
 import { runDlq } from './dlq.js';
 import { runAsyncApi } from './asyncapi.js';
+import { runAsyncApiExport } from './asyncapi-export.js';
 
 const HELP = `Usage: eddy <command> [options]
 
@@ -13,7 +14,7 @@ Commands:
   pub        publish a message (eddy pub --help)
   sub        subscribe and print messages (eddy sub --help)
   dlq        list or redrive dead letters (eddy dlq --help)
-  asyncapi   validate AsyncAPI documents (eddy asyncapi --help)
+  asyncapi   validate, generate or export AsyncAPI documents (eddy asyncapi --help)
 
 Options:
   --version  print the version
@@ -36,7 +37,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
       case 'dlq':
         return await runDlq(rest);
       case 'asyncapi':
-        return await runAsyncApi(rest);
+        return rest[0] === 'export' ? await runAsyncApiExport(rest.slice(1)) : await runAsyncApi(rest);
       case '--version':
       case 'version': {
         const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
