@@ -9,6 +9,8 @@ import { ChannelPolicies, type ChannelPolicy } from './channels.js';
 import { DEFAULT_REDELIVERY, Redelivery, type RedeliveryOptions } from './redelivery.js';
 import type { ReplayStart } from './replay.js';
 import type { MessageObserver } from './observer.js';
+import { KeyedTimers } from './timers.js';
+import { invalidLetter, PublishChecks, type PublishRefusal, type PublishValidator, type TrafficRecorder } from './validation.js';
 import { isValidTopicFilter, parseSharedFilter, topicMatches } from './topics.js';
 import { DEFAULT_LIMITS, type AccessRules, type BrokerLimits } from './limits.js';
 import type { DurableDelivery, SessionRecord, Storage, SubscriptionOptions, SubscriptionRecord } from '../storage/types.js';
@@ -77,22 +79,9 @@ export interface BrokerOptions {
   /** Refuse publishes and subscriptions on channels no document declares. */
   strict?: boolean;
   /** Told about client publishes on channels no document declares (the live document lists them). */
-  traffic?: { record(message: Message): void };
+  traffic?: TrafficRecorder;
 }
 
-/** What the broker needs of the AsyncAPI channel registry (src/asyncapi). */
-export interface PublishValidator {
-  check(message: Message, strict: boolean): PublishRefusal | undefined;
-  /** Whether a document declares the channel this topic belongs to. */
-  declares(topic: string): boolean;
-  filterIsDeclared(filter: string): boolean;
-}
-
-export interface PublishRefusal {
-  kind: 'invalid' | 'undeclared' | 'content-type';
-  reason: string;
-  errors: string[];
-}
 
 
 
@@ -111,7 +100,7 @@ export class Broker {
   readonly observer: MessageObserver | undefined;
   readonly validator: PublishValidator | undefined;
   readonly strict: boolean;
-  private readonly traffic: { record(message: Message): void } | undefined;
+  private readonly checks: PublishChecks;
   readonly stats: BrokerStats = {
     connections: 0,
     messagesIn: 0,
@@ -122,8 +111,10 @@ export class Broker {
     invalidPublishes: 0,
   };
   private readonly log: Logger;
-  private readonly willTimers = new Map<string, { timer: NodeJS.Timeout; will: WillMessage }>();
-  private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
+  /** Wills waiting out their MQTT 5 will delay, by client id. */
+  private readonly wills = new KeyedTimers<WillMessage>();
+  /** Disconnected persistent sessions waiting out their session expiry, by client id. */
+  private readonly expiries = new KeyedTimers<Session>();
   private readonly sessionHooks: SessionHooks = {
     dropped: (session: Session, reason: DropReason, message: Message): void => {
       this.stats.dropped[reason]++;
@@ -149,7 +140,7 @@ export class Broker {
     this.observer = options.observer;
     this.validator = options.validator;
     this.strict = options.strict ?? false;
-    this.traffic = options.traffic;
+    this.checks = new PublishChecks(options.validator, this.strict, options.traffic, this.stats, this.log);
     this.channels = new ChannelPolicies(options.channels);
     this.redelivery = new Redelivery(
       this.channels,
@@ -181,14 +172,9 @@ export class Broker {
   }
 
   async stop(): Promise<void> {
-    for (const { timer, will } of this.willTimers.values()) {
-      clearTimeout(timer);
-      // A delayed will still owed at shutdown is published now rather than lost.
-      this.publishWill(will);
-    }
-    this.willTimers.clear();
-    for (const timer of this.expiryTimers.values()) clearTimeout(timer);
-    this.expiryTimers.clear();
+    // A delayed will still owed at shutdown is published now rather than lost.
+    for (const will of this.wills.cancelAll()) this.publishWill(will);
+    this.expiries.cancelAll();
     this.redelivery.stop();
     await this.storage.close();
   }
@@ -211,14 +197,10 @@ export class Broker {
         session = undefined;
       }
     }
-    const pendingWill = this.willTimers.get(clientId);
-    if (pendingWill) {
-      clearTimeout(pendingWill.timer);
-      this.willTimers.delete(clientId);
-      // Reconnecting within the will delay cancels the will, unless the old session ends now.
-      if (request.cleanStart) this.publishWill(pendingWill.will);
-    }
-    this.clearExpiry(clientId);
+    const pendingWill = this.wills.cancel(clientId);
+    // Reconnecting within the will delay cancels the will, unless the old session ends now.
+    if (pendingWill && request.cleanStart) this.publishWill(pendingWill);
+    this.expiries.cancel(clientId);
 
     const sessionPresent = session !== undefined && !request.cleanStart;
     if (session && request.cleanStart) {
@@ -312,40 +294,12 @@ export class Broker {
    * end refuses it (MQTT 5 0x99, HTTP 422) or, where the protocol cannot refuse, calls publishInvalid.
    */
   checkPublish(message: Message): PublishRefusal | undefined {
-    if (message.topic.startsWith('$')) return undefined;
-    if (!this.validator) {
-      this.traffic?.record(message);
-      return undefined;
-    }
-    const refusal = this.validator.check(message, this.strict);
-    if (!refusal && this.traffic && !this.validator.declares(message.topic)) this.traffic.record(message);
-    if (refusal) {
-      this.stats.invalidPublishes++;
-      this.log.warn({ topic: message.topic, origin: message.origin, kind: refusal.kind, reason: refusal.reason }, 'publish does not match the AsyncAPI documents');
-    }
-    return refusal;
+    return this.checks.check(message);
   }
 
   /** A message that failed validation but could not be refused (MQTT 3.1.1, QoS 0): kept on `$DLQ/invalid/<topic>`, not delivered. */
   publishInvalid(message: Message, refusal: PublishRefusal): void {
-    const letter: Message = {
-      topic: `$DLQ/invalid/${message.topic}`,
-      payload: message.payload,
-      qos: 1,
-      retain: false,
-      properties: {
-        ...message.properties,
-        userProperties: {
-          ...message.properties.userProperties,
-          'eddy-dlq-reason': refusal.reason,
-          'eddy-validation-errors': refusal.errors,
-          'eddy-original-topic': message.topic,
-          ...(message.origin !== undefined ? { 'eddy-client-id': message.origin } : {}),
-        },
-      },
-      publishedAt: Date.now(),
-    };
-    this.publish(letter, (err) => {
+    this.publish(invalidLetter(message, refusal), (err) => {
       if (err) this.log.error({ topic: message.topic, err: err.message }, 'invalid message not kept on $DLQ/invalid');
     });
   }
@@ -545,47 +499,24 @@ export class Broker {
       this.publishWill(will);
       return;
     }
-    const timer = setTimeout(() => {
-      this.willTimers.delete(session.clientId);
-      this.publishWill(will);
-    }, delay * 1000);
-    timer.unref();
-    this.willTimers.set(session.clientId, { timer, will });
+    this.wills.set(session.clientId, will, delay * 1000, (w) => this.publishWill(w));
   }
 
   private endSession(session: Session): void {
     for (const filter of session.subscriptions.keys()) this.removeSubscription(session, filter);
     session.subscriptions.clear();
     this.sessions.delete(session.clientId);
-    this.clearExpiry(session.clientId);
+    this.expiries.cancel(session.clientId);
     this.persist(this.storage.deleteSession(session.clientId), session.clientId);
   }
 
   private scheduleExpiry(session: Session, ms: number): void {
-    this.clearExpiry(session.clientId);
-    // setTimeout holds at most ~24.8 days; longer expiries re-arm when that much has passed.
-    const step = Math.min(ms, 0x7fffffff);
-    const timer = setTimeout(() => {
-      if (step < ms) return this.scheduleExpiry(session, ms - step);
-      this.expiryTimers.delete(session.clientId);
-      if (!session.connected && this.sessions.get(session.clientId) === session) {
-        const pending = this.willTimers.get(session.clientId);
-        if (pending) {
-          clearTimeout(pending.timer);
-          this.willTimers.delete(session.clientId);
-          this.publishWill(pending.will);
-        }
-        this.endSession(session);
-      }
-    }, step);
-    timer.unref();
-    this.expiryTimers.set(session.clientId, timer);
-  }
-
-  private clearExpiry(clientId: string): void {
-    const timer = this.expiryTimers.get(clientId);
-    if (timer) clearTimeout(timer);
-    this.expiryTimers.delete(clientId);
+    this.expiries.set(session.clientId, session, ms, (expired) => {
+      if (expired.connected || this.sessions.get(expired.clientId) !== expired) return;
+      const will = this.wills.cancel(expired.clientId);
+      if (will) this.publishWill(will);
+      this.endSession(expired);
+    });
   }
 
   private expiryLeftMs(record: SessionRecord, now: number): number | undefined {

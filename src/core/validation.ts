@@ -1,0 +1,73 @@
+import type { Logger } from '../util/logger.js';
+import type { Message } from './message.js';
+
+/** What the broker needs of the AsyncAPI channel registry (src/asyncapi). */
+export interface PublishValidator {
+  check(message: Message, strict: boolean): PublishRefusal | undefined;
+  /** Whether a document declares the channel this topic belongs to. */
+  declares(topic: string): boolean;
+  filterIsDeclared(filter: string): boolean;
+}
+
+export interface PublishRefusal {
+  /** `content-type`: no message of the channel takes this content type (HTTP 415). */
+  kind: 'invalid' | 'undeclared' | 'content-type';
+  /** One line for a reason string: `user/signedup: /email must match format "email"`. */
+  reason: string;
+  errors: string[];
+}
+
+/** Told about client publishes on channels no document declares (the live document lists them). */
+export interface TrafficRecorder {
+  record(message: Message): void;
+}
+
+/**
+ * The checks a client's publish passes before it is routed: the AsyncAPI documents (when loaded),
+ * and the recording of undeclared channels. `$`-topics are the broker's own and are not checked.
+ */
+export class PublishChecks {
+  constructor(
+    private readonly validator: PublishValidator | undefined,
+    private readonly strict: boolean,
+    private readonly traffic: TrafficRecorder | undefined,
+    private readonly stats: { invalidPublishes: number },
+    private readonly log: Logger,
+  ) {}
+
+  check(message: Message): PublishRefusal | undefined {
+    if (message.topic.startsWith('$')) return undefined;
+    if (!this.validator) {
+      this.traffic?.record(message);
+      return undefined;
+    }
+    const refusal = this.validator.check(message, this.strict);
+    if (!refusal && this.traffic && !this.validator.declares(message.topic)) this.traffic.record(message);
+    if (refusal) {
+      this.stats.invalidPublishes++;
+      this.log.warn({ topic: message.topic, origin: message.origin, kind: refusal.kind, reason: refusal.reason }, 'publish does not match the AsyncAPI documents');
+    }
+    return refusal;
+  }
+}
+
+/** The copy of an invalid message that is kept on `$DLQ/invalid/<topic>`, with why. */
+export function invalidLetter(message: Message, refusal: PublishRefusal): Message {
+  return {
+    topic: `$DLQ/invalid/${message.topic}`,
+    payload: message.payload,
+    qos: 1,
+    retain: false,
+    properties: {
+      ...message.properties,
+      userProperties: {
+        ...message.properties.userProperties,
+        'eddy-dlq-reason': refusal.reason,
+        'eddy-validation-errors': refusal.errors,
+        'eddy-original-topic': message.topic,
+        ...(message.origin !== undefined ? { 'eddy-client-id': message.origin } : {}),
+      },
+    },
+    publishedAt: Date.now(),
+  };
+}
