@@ -11,7 +11,7 @@ import mqttPacket, {
 } from 'mqtt-packet';
 import type { Broker } from '../../core/broker.js';
 import type { Session, SessionLink } from '../../core/session.js';
-import { remainingExpirySeconds, type Message, type QoS } from '../../core/message.js';
+import type { Message, QoS } from '../../core/message.js';
 import { isValidTopicName, parseSharedFilter } from '../../core/topics.js';
 import type { QueuedDelivery } from '../../storage/types.js';
 import type { Logger } from '../../util/logger.js';
@@ -19,13 +19,13 @@ import { ProtocolError, type EddyError } from '../../util/errors.js';
 import { RC, fixedHeaderSize, isValidUtf8, v3ConnackCode } from './codes.js';
 import { connectToSession, type ConnectOutcome } from './connect.js';
 import { countBy, messagePropertiesOf } from './properties.js';
+import { PublishEncoder } from './publish-encoder.js';
 import { parseReplayStart } from '../../core/replay.js';
 
 function firstValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-const sharedEncodings = new WeakMap<Message, Array<Buffer | undefined>>();
 
 /**
  * Output is flushed once per event-loop turn, after every socket that was readable in that
@@ -62,16 +62,13 @@ export class MqttConnection implements SessionLink {
   private keepAliveTimer: NodeJS.Timeout | undefined;
   private connectTimer: NodeJS.Timeout | undefined;
   private clientMaxPacketSize = Infinity;
-  private clientTopicAliasMax = 0;
   private problemInfo = true;
   private readonly inboundAliases = new Map<number, string>();
-  private readonly outboundAliases = new Map<string, number>();
   /** Inbound QoS>0 publishes not yet acknowledged, checked against our Receive Maximum. */
   private inboundUnacked = 0;
   private corked = false;
   private publishWillOnClose = true;
-  /** Deliveries carry the user property `eddy-seq` (asked for at CONNECT, or by a replay). */
-  private includeSeq = false;
+  private readonly encoder = new PublishEncoder((cmd, err) => this.log.error({ clientId: this.clientId, cmd, err: err.message }, 'cannot encode packet'));
 
   constructor(
     private readonly stream: Duplex,
@@ -174,6 +171,7 @@ export class MqttConnection implements SessionLink {
     clearTimeout(this.connectTimer);
     const outcome: ConnectOutcome = connectToSession(packet, this.broker, this);
     this.protocolVersion = packet.protocolVersion ?? 4;
+    this.encoder.protocolVersion = this.protocolVersion;
     if (outcome.kind === 'refused') {
       this.log.info({ remote: this.remote, clientId: packet.clientId, reason: outcome.reason }, 'connection refused');
       this.sendConnack(outcome.code, false, outcome.reason ? { reasonString: outcome.reason } : undefined);
@@ -181,9 +179,9 @@ export class MqttConnection implements SessionLink {
     }
     this.receiveMaximum = outcome.receiveMaximum;
     this.clientMaxPacketSize = outcome.clientMaxPacketSize;
-    this.clientTopicAliasMax = outcome.clientTopicAliasMax;
+    this.encoder.topicAliasMax = outcome.clientTopicAliasMax;
     this.problemInfo = outcome.requestProblemInformation;
-    this.includeSeq = ['true', '1', 'on'].includes(firstValue(packet.properties?.userProperties?.['eddy-seq']) ?? '');
+    this.encoder.includeSeq = ['true', '1', 'on'].includes(firstValue(packet.properties?.userProperties?.['eddy-seq']) ?? '');
     this.clientId = outcome.session.clientId;
     this.session = outcome.session;
     this.sendConnack(RC.Success, outcome.sessionPresent, outcome.connackProperties);
@@ -263,7 +261,7 @@ export class MqttConnection implements SessionLink {
     // A QoS 2 publish counts against our Receive Maximum until PUBCOMP, not PUBREC (MQTT 5 §4.9).
     if (qos === 1) this.inboundUnacked--;
     // A client that asked for seqs (the SDK) learns where its message landed.
-    const properties = this.includeSeq && seq !== undefined ? { userProperties: { 'eddy-seq': String(seq) } } : undefined;
+    const properties = this.encoder.includeSeq && seq !== undefined ? { userProperties: { 'eddy-seq': String(seq) } } : undefined;
     this.send({ cmd: qos === 1 ? 'puback' : 'pubrec', messageId: id, ...(properties ? { properties } : {}) });
   }
 
@@ -333,7 +331,7 @@ export class MqttConnection implements SessionLink {
       return this.send({ cmd: 'suback', messageId: packet.messageId!, granted: requests.map(() => RC.ImplementationSpecificError), properties: this.reasonProps(reason) });
     }
     // A replaying subscriber needs each message's seq to resume from, so it gets `eddy-seq` from now on.
-    if (replay) this.includeSeq = true;
+    if (replay) this.encoder.includeSeq = true;
     const outcome = this.broker.subscribe(this.session!, requests, replay);
     const { codes, stored } = outcome;
     const granted = v5 ? codes : codes.map((c) => (c >= 0x80 ? 0x80 : c));
@@ -382,8 +380,7 @@ export class MqttConnection implements SessionLink {
   sendPublish(delivery: QueuedDelivery, packetId: number | undefined, dup: boolean): boolean {
     if (this.closed) return true; // the session keeps it in flight; it is resent on reconnect
     const { message } = delivery;
-    const shareable = delivery.qos === 0 && !delivery.subscriptionIds && message.expiresAt === undefined && this.clientTopicAliasMax === 0 && !this.includeSeq;
-    const bytes = shareable ? this.sharedEncoding(delivery) : this.encodePublish(delivery, packetId, dup);
+    const bytes = this.encoder.publish(delivery, packetId, dup);
     if (!bytes) return true;
     if (bytes.length > this.clientMaxPacketSize) return false;
     this.write(bytes);
@@ -392,47 +389,9 @@ export class MqttConnection implements SessionLink {
     return true;
   }
 
-  /**
-   * A QoS 0 PUBLISH without per-subscriber properties is the same bytes for every subscriber
-   * of a protocol version, so fan-out encodes it once per message rather than once per client.
-   */
-  private sharedEncoding(delivery: QueuedDelivery): Buffer | undefined {
-    const slot = (this.protocolVersion === 5 ? 2 : 0) + (delivery.retain ? 1 : 0);
-    let cache = sharedEncodings.get(delivery.message);
-    if (!cache) {
-      cache = [undefined, undefined, undefined, undefined];
-      sharedEncodings.set(delivery.message, cache);
-    }
-    return (cache[slot] ??= this.encodePublish(delivery, undefined, false));
-  }
 
-  private encodePublish(delivery: QueuedDelivery, packetId: number | undefined, dup: boolean): Buffer | undefined {
-    const { message } = delivery;
-    const packet: IPublishPacket = {
-      cmd: 'publish',
-      topic: message.topic,
-      payload: message.payload,
-      qos: delivery.qos,
-      retain: delivery.retain,
-      dup,
-      messageId: packetId,
-    };
-    if (this.protocolVersion === 5) {
-      const properties: NonNullable<IPublishPacket['properties']> = { ...message.properties };
-      const left = remainingExpirySeconds(message, Date.now());
-      if (left !== undefined) properties.messageExpiryInterval = Math.max(left, 0);
-      if (delivery.subscriptionIds) properties.subscriptionIdentifier = delivery.subscriptionIds;
-      if ((delivery.deliveryCount ?? 1) > 1) {
-        properties.userProperties = { ...properties.userProperties, 'eddy-delivery-count': String(delivery.deliveryCount) };
-      }
-      if (this.includeSeq && message.seq !== undefined) {
-        properties.userProperties = { ...properties.userProperties, 'eddy-seq': String(message.seq) };
-      }
-      if (this.clientTopicAliasMax > 0) this.applyOutboundAlias(packet, properties);
-      packet.properties = properties;
-    }
-    return this.encode(packet);
-  }
+
+
 
   sendPubrel(packetId: number): void {
     this.send({ cmd: 'pubrel', messageId: packetId });
@@ -454,17 +413,7 @@ export class MqttConnection implements SessionLink {
 
   // ---- helpers ---------------------------------------------------------------------------
 
-  private applyOutboundAlias(packet: IPublishPacket, properties: NonNullable<IPublishPacket['properties']>): void {
-    const alias = this.outboundAliases.get(packet.topic);
-    if (alias !== undefined) {
-      properties.topicAlias = alias;
-      packet.topic = '';
-    } else if (this.outboundAliases.size < this.clientTopicAliasMax) {
-      const next = this.outboundAliases.size + 1;
-      this.outboundAliases.set(packet.topic, next);
-      properties.topicAlias = next;
-    }
-  }
+
 
   private sendConnack(reasonCode: number, sessionPresent: boolean, properties?: Record<string, unknown>): void {
     if (this.protocolVersion === 5) {
@@ -480,18 +429,11 @@ export class MqttConnection implements SessionLink {
 
   private send(packet: Packet): void {
     if (this.closed) return;
-    const bytes = this.encode(packet);
+    const bytes = this.encoder.encode(packet);
     if (bytes) this.write(bytes);
   }
 
-  private encode(packet: Packet): Buffer | undefined {
-    try {
-      return mqttPacket.generate(packet, { protocolVersion: this.protocolVersion });
-    } catch (err) {
-      this.log.error({ clientId: this.clientId, cmd: packet.cmd, err: (err as Error).message }, 'cannot encode packet');
-      return undefined;
-    }
-  }
+
 
   /** Writes made in one tick go out in one syscall: cork now, uncork on the next tick. */
   private write(bytes: Buffer): void {
