@@ -66,6 +66,22 @@ describe('AsyncAPI documents', () => {
     assert.match(registry.check(order(0), false)!.reason, /shop\/orders: \/quantity must be >= 1/);
   });
 
+  it('recursive schemas validate to any depth; JSON object headers are parsed before their schema sees them', async () => {
+    const { registry } = await loadRegistry([fixture('recursive.yaml')]);
+    const tree = (payload: unknown, headers: Record<string, string> = {}): Parameters<typeof registry.check>[0] => ({
+      topic: 'tree/updates',
+      payload: Buffer.from(JSON.stringify(payload)),
+      qos: 1,
+      retain: false,
+      properties: { contentType: 'application/json', userProperties: headers },
+      publishedAt: Date.now(),
+    });
+    assert.equal(registry.check(tree({ name: 'a', children: [{ name: 'b', children: [{ name: 'c' }] }] }), false), undefined);
+    assert.equal(registry.check(tree({ name: 'a', children: [{ name: 'b', children: [{}] }] }), false)?.reason, "tree/updates: /children/0/children/0 must have required property 'name'");
+    assert.equal(registry.check(tree({ name: 'a' }, { meta: '{"a":1}' }), false), undefined);
+    assert.equal(registry.check(tree({ name: 'a' }, { meta: '{"a":"x"}' }), false)?.reason, 'tree/updates: headers/meta/a must be integer');
+  });
+
   it('a document with errors fails with file:line diagnostics; a channel declared twice is an error', async () => {
     await assert.rejects(loadRegistry([fixture('broken.yaml')]), (err: AsyncApiError) => {
       assert.equal(err.code, 'EDDY_ASYNCAPI');

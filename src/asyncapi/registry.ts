@@ -175,7 +175,7 @@ export class ChannelRegistry {
 
   private compile(ajv: InstanceType<typeof Ajv>, schema: unknown, file: string, id: string): ValidateFunction {
     try {
-      return ajv.compile(stripParserKeys(schema) as object);
+      return ajv.compile(schemaForAjv(schema) as object);
     } catch (err) {
       throw new AsyncApiError(`${file}: the schema of message ${id} does not compile`, [`${file}: message ${id}: ${(err as Error).message}`]);
     }
@@ -192,8 +192,24 @@ function baseType(contentType: string | undefined): string | undefined {
   return contentType?.split(';')[0]!.trim().toLowerCase();
 }
 
+/**
+ * User properties as the headers schema sees them. Values are strings on the wire; ajv coerces them
+ * to numbers and booleans, and a JSON object or array (how the SDK sends object headers) is parsed here.
+ */
 function headersOf(properties: UserProperties | undefined): Record<string, unknown> {
-  return { ...properties };
+  const headers: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(properties ?? {})) {
+    if (typeof value === 'string' && /^\s*[[{]/.test(value)) {
+      try {
+        headers[key] = JSON.parse(value);
+        continue;
+      } catch {
+        // not JSON: the string as it is
+      }
+    }
+    headers[key] = value;
+  }
+  return headers;
 }
 
 /** `/email must match format "email"`, the first ajv error with its JSON pointer. */
@@ -205,13 +221,38 @@ function describe(errors: ErrorObject[] | null | undefined, prefix: string): str
   return `${pointer || '/'} ${e.message ?? 'is invalid'}${extra}`;
 }
 
-/** The parser adds `x-parser-*` keys to every schema; ajv need not see them. */
-function stripParserKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(stripParserKeys);
-  if (typeof value !== 'object' || value === null) return value;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) if (!k.startsWith('x-parser-')) out[k] = stripParserKeys(v);
-  return out;
+/**
+ * A copy of a parsed schema for ajv: without the parser's `x-parser-*` keys, and with recursion
+ * (the parser resolves a self-referencing schema into a cyclic object) turned back into `$ref`s
+ * to `$defs`, which ajv follows.
+ */
+export function schemaForAjv(schema: unknown): unknown {
+  const defs: Record<string, unknown> = {};
+  const ids = new Map<object, string>();
+  const onPath = new Set<object>();
+  const copies = new Map<object, Record<string, unknown>>();
+  const copy = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.map(copy);
+    if (typeof value !== 'object' || value === null) return value;
+    if (onPath.has(value)) {
+      let id = ids.get(value);
+      if (!id) {
+        id = `s${ids.size + 1}`;
+        ids.set(value, id);
+      }
+      return { $ref: `#/$defs/${id}` };
+    }
+    onPath.add(value);
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) if (!k.startsWith('x-parser-')) out[k] = copy(v);
+    onPath.delete(value);
+    copies.set(value, out);
+    return out;
+  };
+  const root = copy(schema);
+  for (const [source, id] of ids) defs[id] = copies.get(source);
+  if (ids.size === 0 || typeof root !== 'object' || root === null) return root;
+  return { ...(root as object), $defs: { ...((root as { $defs?: object }).$defs ?? {}), ...defs } };
 }
 
 /** Whether some topic matches both filters (`+`/`#` in either). */

@@ -1,20 +1,35 @@
-import { AsyncApiError, loadRegistry } from '../asyncapi/index.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import { AsyncApiError, loadDocument, loadRegistry } from '../asyncapi/index.js';
+import { CodegenError, generateClient, type Perspective } from '../asyncapi/codegen/generate.js';
 import { ConfigError } from '../util/errors.js';
 import { parseFlags } from './args.js';
 
 export const ASYNCAPI_HELP = `Usage: eddy asyncapi validate FILE... [options]
+       eddy asyncapi generate FILE --out FILE.ts [options]
+       eddy asyncapi export [options]      (the running broker's live document: eddy asyncapi export --help)
 
-Parses AsyncAPI 3.0/3.1 documents (YAML or JSON; $refs resolved relative to each file) the way
-"eddy broker --asyncapi" loads them, merged into one channel registry. Prints the parser's
+validate: parses AsyncAPI 3.0/3.1 documents (YAML or JSON; $refs resolved relative to each file) the
+way "eddy broker --asyncapi" loads them, merged into one channel registry. Prints the parser's
 diagnostics (file:line:col path: message), then the channels and messages found.
 Exits 0 when every document is valid, 1 when one has errors.
 
+generate: writes a typed client for one document: a TypeScript module that imports only
+@eddy/client, with types for every message payload and headers schema and createClient(bus), which
+has one member per operation (publish, subscribe, request or respond). See docs/asyncapi-codegen.md.
+
 Options:
-  --quiet    print errors only
+  --quiet                  validate: print errors only
+  --out FILE               generate: the .ts file to write (required)
+  --perspective P          generate: the side createClient takes by default: application (the
+                           document's operations as written, the default) or client (flipped:
+                           a service's clients publish what it receives, and so on)
 `;
 
 const FLAGS = {
   quiet: { type: 'boolean', short: 'q' },
+  out: { type: 'string', short: 'o' },
+  perspective: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -25,9 +40,12 @@ export async function runAsyncApi(args: string[]): Promise<number> {
     return 0;
   }
   const [action, ...files] = positionals;
-  if (action !== 'validate') throw new ConfigError(`eddy asyncapi: expected validate, got ${action === undefined ? 'nothing' : JSON.stringify(action)} (generate and export are not built yet)`);
-  if (files.length === 0) throw new ConfigError('eddy asyncapi validate: missing FILE');
+  if (action !== 'validate' && action !== 'generate') {
+    throw new ConfigError(`eddy asyncapi: expected validate, generate or export, got ${action === undefined ? 'nothing' : JSON.stringify(action)}`);
+  }
+  if (files.length === 0) throw new ConfigError(`eddy asyncapi ${action}: missing FILE`);
   try {
+    if (action === 'generate') return await generate(files, values.out, values.perspective);
     const { registry, documents } = await loadRegistry(files);
     if (!values.quiet) {
       for (const d of documents) for (const w of d.warnings) process.stdout.write(`warning ${w}\n`);
@@ -44,4 +62,28 @@ export async function runAsyncApi(args: string[]): Promise<number> {
     for (const line of err.diagnostics) process.stderr.write(`${line}\n`);
     return 1;
   }
+}
+
+/** Writes the client; what the generator left out goes to stderr, one `warning` line each. */
+async function generate(files: string[], out: string | undefined, perspective: string | undefined): Promise<number> {
+  if (files.length > 1) throw new ConfigError(`eddy asyncapi generate: one FILE at a time, got ${files.length}`);
+  if (out === undefined) throw new ConfigError('eddy asyncapi generate: missing --out FILE.ts');
+  if (perspective !== undefined && perspective !== 'application' && perspective !== 'client') {
+    throw new ConfigError(`--perspective must be application or client, got ${JSON.stringify(perspective)}`);
+  }
+  if (path.resolve(out) === path.resolve(files[0]!)) throw new ConfigError(`eddy asyncapi generate: --out ${out} would overwrite the document`);
+  const loaded = await loadDocument(files[0]!);
+  const generated = generateClient(loaded, { perspective: perspective as Perspective | undefined, fileName: path.basename(out) });
+  for (const w of generated.warnings) process.stderr.write(`warning ${w}\n`);
+  try {
+    fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
+    fs.writeFileSync(out, generated.code);
+  } catch (err) {
+    throw new CodegenError(`cannot write ${out}: ${(err as Error).message}`, err);
+  }
+  const count = (n: number, what: string): string => `${n} ${what}${n === 1 ? '' : 's'}`;
+  process.stdout.write(
+    `wrote ${out}: ${count(generated.types.length, 'type')}, ${count(generated.operations.length, 'operation')} (${generated.operations.join(', ') || 'none'}), perspective ${perspective ?? 'application'}\n`,
+  );
+  return 0;
 }
