@@ -4,11 +4,12 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { run, spawnBroker } from './helpers/broker.js';
+import { EDDY_BIN, run, spawnBroker } from './helpers/broker.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
+mkdirSync(`${root}.tmp`, { recursive: true });
 
 describe('examples', () => {
   it('node dist/examples/seed/run.js: signups mailed once each by the mailer group, counted, milk ordered by request/reply', async () => {
@@ -18,8 +19,22 @@ describe('examples', () => {
     assert.equal(mails.length, 4, out.stdout);
     assert.equal(new Set(mails.map((l) => l.split('to ')[1])).size, 4, 'each user mailed once');
     assert.ok(mails.some((l) => l.startsWith('mailer-1')) && mails.some((l) => l.startsWith('mailer-2')), 'both mailer instances worked');
-    assert.match(out.stdout, /analytics user\/signedup margaret: 4 signups so far/);
+    assert.match(out.stdout, /analytics user\/signedup margaret \(from signup-service\): 4 signups so far/);
     assert.match(out.stdout, /fridge {4}order confirmed: o-1/);
+  });
+
+  it('examples/seed/events.ts is what eddy asyncapi generate makes of examples/seed/asyncapi.yaml today', async () => {
+    // Same file name: the generated header names the module to import.
+    const dir = `${root}.tmp/seed-events-${process.pid}`;
+    mkdirSync(dir, { recursive: true });
+    const out = `${dir}/events.ts`;
+    const gen = await run(process.execPath, [EDDY_BIN, 'asyncapi', 'generate', `${root}examples/seed/asyncapi.yaml`, '--out', out]);
+    try {
+      assert.equal(gen.code, 0, gen.stderr);
+      assert.equal(readFileSync(out, 'utf8'), readFileSync(`${root}examples/seed/events.ts`, 'utf8'), 'regenerate: node bin/eddy.js asyncapi generate examples/seed/asyncapi.yaml --out examples/seed/events.ts');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('bash examples/seed-scenario.sh (the CLI version)', async () => {
