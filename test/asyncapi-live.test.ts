@@ -83,6 +83,15 @@ describe('the live AsyncAPI document', () => {
     });
   });
 
+  it('eddy asyncapi docs writes the HTML page of documents, operations included', async () => {
+    const out = await run(process.execPath, [EDDY_BIN, 'asyncapi', 'docs', fixture('signup.yaml'), fixture('shop.yaml')]);
+    assert.equal(out.code, 0, out.stderr);
+    assert.match(out.stdout, /<title>Signup service \+ Shopping service<\/title>/);
+    assert.match(out.stdout, /<code>fridge\/\{fridgeId\}\/level<\/code>/);
+    assert.match(out.stdout, /<span class="op send">send<\/span> <code>publishSignup<\/code>/);
+    assert.match(out.stdout, /one of <code>kitchen<\/code>, <code>garage<\/code>/);
+  });
+
   it('an AsyncAPI 2.6 document is converted to 3.0 and loads', async () => {
     const { registry, documents } = await loadRegistry([fixture('legacy-v2.yaml')]);
     assert.deepEqual(registry.channels.map((c) => c.address), ['legacy/{fridgeId}/level']);

@@ -8,8 +8,9 @@ export interface Listener {
 
 export interface LiveDocumentSources {
   version: string;
-  mqtt: Listener;
-  http: Listener;
+  /** The broker's listeners; absent when documenting files rather than a running broker. */
+  mqtt?: Listener;
+  http?: Listener;
   documents: LoadedDocument[];
   traffic: TrafficRecorder;
 }
@@ -32,11 +33,12 @@ export function buildLiveDocument(sources: LiveDocumentSources): Json {
     return candidate;
   };
   const server = (protocol: string, l: Listener, extra: Json = {}): Json => ({ host: `${hostOf(l.host)}:${l.port}`, protocol, ...extra });
-  const servers: Json = {
-    mqtt: server('mqtt', sources.mqtt, { protocolVersion: '5.0', description: 'MQTT 3.1.1 and 5.0 over TCP' }),
-    ws: server('ws', sources.http, { pathname: '/mqtt', description: 'MQTT over WebSocket' }),
-    http: server('http', sources.http, { description: 'HTTP gateway: POST /v1/publish/{topic}, Server-Sent Events at GET /v1/subscribe' }),
-  };
+  const servers: Json = {};
+  if (sources.mqtt) servers.mqtt = server('mqtt', sources.mqtt, { protocolVersion: '5.0', description: 'MQTT 3.1.1 and 5.0 over TCP' });
+  if (sources.http) {
+    servers.ws = server('ws', sources.http, { pathname: '/mqtt', description: 'MQTT over WebSocket' });
+    servers.http = server('http', sources.http, { description: 'HTTP gateway: POST /v1/publish/{topic}, Server-Sent Events at GET /v1/subscribe' });
+  }
 
   for (const { document } of sources.documents) {
     const channelIds = new Map<string, string>();

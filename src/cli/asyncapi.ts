@@ -3,10 +3,14 @@ import path from 'node:path';
 import { AsyncApiError, loadDocument, loadRegistry } from '../asyncapi/index.js';
 import { CodegenError, generateClient, type Perspective } from '../asyncapi/codegen/generate.js';
 import { ConfigError } from '../util/errors.js';
+import { buildLiveDocument } from '../asyncapi/live-document.js';
+import { TrafficRecorder } from '../asyncapi/observed.js';
+import { renderDocs } from '../asyncapi/html.js';
 import { parseFlags } from './args.js';
 
 export const ASYNCAPI_HELP = `Usage: eddy asyncapi validate FILE... [options]
        eddy asyncapi generate FILE --out FILE.ts [options]
+       eddy asyncapi docs FILE... [--out FILE.html]
        eddy asyncapi export [options]      (the running broker's live document: eddy asyncapi export --help)
 
 validate: parses AsyncAPI 3.0/3.1 documents (YAML or JSON; $refs resolved relative to each file) the
@@ -18,9 +22,12 @@ generate: writes a typed client for one document: a TypeScript module that impor
 @eddy/client, with types for every message payload and headers schema and createClient(bus), which
 has one member per operation (publish, subscribe, request or respond). See docs/asyncapi-codegen.md.
 
+docs: writes the documents (merged) as one HTML page, the page a broker serves at /docs, to
+--out or standard output.
+
 Options:
   --quiet                  validate: print errors only
-  --out FILE               generate: the .ts file to write (required)
+  --out FILE               generate: the .ts file to write (required); docs: the .html file
   --perspective P          generate: the side createClient takes by default: application (the
                            document's operations as written, the default) or client (flipped:
                            a service's clients publish what it receives, and so on)
@@ -40,12 +47,13 @@ export async function runAsyncApi(args: string[]): Promise<number> {
     return 0;
   }
   const [action, ...files] = positionals;
-  if (action !== 'validate' && action !== 'generate') {
-    throw new ConfigError(`eddy asyncapi: expected validate, generate or export, got ${action === undefined ? 'nothing' : JSON.stringify(action)}`);
+  if (action !== 'validate' && action !== 'generate' && action !== 'docs') {
+    throw new ConfigError(`eddy asyncapi: expected validate, generate, docs or export, got ${action === undefined ? 'nothing' : JSON.stringify(action)}`);
   }
   if (files.length === 0) throw new ConfigError(`eddy asyncapi ${action}: missing FILE`);
   try {
     if (action === 'generate') return await generate(files, values.out, values.perspective);
+    if (action === 'docs') return await docs(files, values.out);
     const { registry, documents } = await loadRegistry(files);
     if (!values.quiet) {
       for (const d of documents) for (const w of d.warnings) process.stdout.write(`warning ${w}\n`);
@@ -62,6 +70,23 @@ export async function runAsyncApi(args: string[]): Promise<number> {
     for (const line of err.diagnostics) process.stderr.write(`${line}\n`);
     return 1;
   }
+}
+
+/** The HTML page of the documents, as a broker serves it at /docs, without listeners or traffic. */
+async function docs(files: string[], out: string | undefined): Promise<number> {
+  const { documents } = await loadRegistry(files);
+  const doc = buildLiveDocument({ version: documents.map((d) => d.document.info().version()).join(', '), documents, traffic: new TrafficRecorder() });
+  const info = doc.info as Record<string, unknown>;
+  info.title = documents.map((d) => d.document.info().title()).join(' + ');
+  info.description = documents.map((d) => d.document.info().description() ?? '').filter(Boolean).join('\n\n') || undefined;
+  const html = renderDocs(doc);
+  if (!out) {
+    process.stdout.write(html);
+    return 0;
+  }
+  fs.writeFileSync(out, html);
+  process.stderr.write(`wrote ${out}: ${Object.keys(doc.channels as object).length} channels\n`);
+  return 0;
 }
 
 /** Writes the client; what the generator left out goes to stderr, one `warning` line each. */
