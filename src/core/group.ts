@@ -18,6 +18,8 @@ export interface DeliveryFailureHandler {
  */
 export class ConsumerGroup {
   readonly members = new Map<Session, SubscriptionOptions>();
+  /** `members` as an array for round-robin, rebuilt only when membership changes (not per message). */
+  private memberList: Array<[Session, SubscriptionOptions]> = [];
   /** Round-robin position among members. */
   private cursor = 0;
   private nextTag = 1;
@@ -55,7 +57,7 @@ export class ConsumerGroup {
 
   /** Sends pending deliveries to connected members with room, in turn. */
   dispatch(): void {
-    const members = [...this.members];
+    const members = this.memberList;
     if (members.length === 0) return;
     const now = Date.now();
     while (this.queue.pendingCount > 0) {
@@ -98,11 +100,13 @@ export class ConsumerGroup {
 
   addMember(session: Session, options: SubscriptionOptions): void {
     this.members.set(session, options);
+    this.memberList = [...this.members];
     this.dispatch();
   }
 
   removeMember(session: Session): void {
     this.members.delete(session);
+    this.memberList = [...this.members];
     session.leaveGroup(this);
   }
 
