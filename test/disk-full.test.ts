@@ -74,6 +74,13 @@ describe('disk full', { skip: mountPoint ? false : 'needs root to mount a small 
     assert.equal(acked, false, 'no PUBACK for a message that was not stored');
     v4.end(true);
 
+    // HTTP: 507 with a JSON body that says the disk is full.
+    const http = await fetch(`${server.httpUrl}/v1/publish/full/a`, { method: 'POST', body: Buffer.alloc(4096, 3) });
+    assert.equal(http.status, 507);
+    const body = (await http.json()) as { error: string; message: string };
+    assert.equal(body.error, 'storage_full');
+    assert.match(body.message, /disk is full/);
+
     fs.rmSync(filler);
     await pub.publishAsync('full/a', 'after', { qos: 1 });
     const got = await inbox.take(2);
