@@ -4,7 +4,6 @@ import { runBroker } from './broker.js';
 import { runPub } from './pub.js';
 import { runSub } from './sub.js';
 import { runDlq } from './dlq.js';
-import { runAsyncApi } from './asyncapi.js';
 import { runAsyncApiExport } from './asyncapi-export.js';
 
 const HELP = `Usage: eddy <command> [options]
@@ -37,7 +36,8 @@ export async function main(argv: string[]): Promise<number | undefined> {
       case 'dlq':
         return await runDlq(rest);
       case 'asyncapi':
-        return rest[0] === 'export' ? await runAsyncApiExport(rest.slice(1)) : await runAsyncApi(rest);
+        // Loaded on demand: the AsyncAPI parser and generator would slow every other command's start.
+        return rest[0] === 'export' ? await runAsyncApiExport(rest.slice(1)) : await (await import('./asyncapi.js')).runAsyncApi(rest);
       case '--version':
       case 'version': {
         const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
