@@ -5,6 +5,7 @@ import type { ChannelPolicy } from './core/channels.js';
 import type { RedeliveryOptions } from './core/redelivery.js';
 import { HttpListener } from './http/server.js';
 import { readFileSync } from 'node:fs';
+import { formatHost } from './util/host.js';
 import { buildLiveDocument } from './asyncapi/live-document.js';
 import { TrafficRecorder } from './asyncapi/observed.js';
 
@@ -134,6 +135,4 @@ export class EddyServer {
   }
 }
 
-export function formatHost(host: string): string {
-  return host.includes(':') ? `[${host}]` : host;
-}
+export { formatHost } from './util/host.js';

@@ -1,3 +1,4 @@
+import { formatHost } from '../util/host.js';
 import type { LoadedDocument } from './load.js';
 import type { TrafficRecorder } from './observed.js';
 
@@ -32,7 +33,7 @@ export function buildLiveDocument(sources: LiveDocumentSources): Json {
     usedIds.add(candidate);
     return candidate;
   };
-  const server = (protocol: string, l: Listener, extra: Json = {}): Json => ({ host: `${hostOf(l.host)}:${l.port}`, protocol, ...extra });
+  const server = (protocol: string, l: Listener, extra: Json = {}): Json => ({ host: `${formatHost(l.host)}:${l.port}`, protocol, ...extra });
   const servers: Json = {};
   if (sources.mqtt) servers.mqtt = server('mqtt', sources.mqtt, { protocolVersion: '5.0', description: 'MQTT 3.1.1 and 5.0 over TCP' });
   if (sources.http) {
@@ -102,10 +103,6 @@ export function buildLiveDocument(sources: LiveDocumentSources): Json {
     channels,
     operations,
   };
-}
-
-function hostOf(host: string): string {
-  return host.includes(':') ? `[${host}]` : host;
 }
 
 /** The parser's resolved JSON without its `x-parser-*` bookkeeping. */

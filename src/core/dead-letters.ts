@@ -1,7 +1,7 @@
 import type { QueuedDelivery } from '../storage/types.js';
 import { DLQ_PREFIX } from './channels.js';
 import type { ConsumerGroup } from './group.js';
-import type { Message, UserProperties } from './message.js';
+import { firstUserProperty, type Message, type UserProperties } from './message.js';
 import { topicMatches } from './topics.js';
 
 /** The user properties a dead letter carries (README "Eddy's MQTT user properties"). */
@@ -25,8 +25,7 @@ export interface DeadLetterView {
 }
 
 function property(message: Message, key: string): string | undefined {
-  const value = message.properties.userProperties?.[key];
-  return Array.isArray(value) ? value[0] : value;
+  return firstUserProperty(message.properties.userProperties, key);
 }
 
 function originalTopicOf(message: Message): string {

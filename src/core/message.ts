@@ -38,3 +38,9 @@ export function remainingExpirySeconds(message: Message, now: number): number | 
 export function isExpired(message: Message, now: number): boolean {
   return message.expiresAt !== undefined && message.expiresAt <= now;
 }
+
+/** The value of a user property; the first one when the key was given more than once. */
+export function firstUserProperty(properties: UserProperties | undefined, key: string): string | undefined {
+  const value = properties?.[key];
+  return Array.isArray(value) ? value[0] : value;
+}

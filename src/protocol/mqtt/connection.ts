@@ -11,7 +11,7 @@ import mqttPacket, {
 } from 'mqtt-packet';
 import type { Broker } from '../../core/broker.js';
 import type { Session, SessionLink } from '../../core/session.js';
-import type { Message, QoS } from '../../core/message.js';
+import { firstUserProperty, type Message, type QoS } from '../../core/message.js';
 import { isValidTopicName, parseSharedFilter } from '../../core/topics.js';
 import type { QueuedDelivery } from '../../storage/types.js';
 import type { Logger } from '../../util/logger.js';
@@ -22,9 +22,6 @@ import { countBy, messagePropertiesOf } from './properties.js';
 import { PublishEncoder } from './publish-encoder.js';
 import { parseReplayStart } from '../../core/replay.js';
 
-function firstValue(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
-}
 
 
 /**
@@ -181,7 +178,7 @@ export class MqttConnection implements SessionLink {
     this.clientMaxPacketSize = outcome.clientMaxPacketSize;
     this.encoder.topicAliasMax = outcome.clientTopicAliasMax;
     this.problemInfo = outcome.requestProblemInformation;
-    this.encoder.includeSeq = ['true', '1', 'on'].includes(firstValue(packet.properties?.userProperties?.['eddy-seq']) ?? '');
+    this.encoder.includeSeq = ['true', '1', 'on'].includes(firstUserProperty(packet.properties?.userProperties, 'eddy-seq') ?? '');
     this.clientId = outcome.session.clientId;
     this.session = outcome.session;
     this.sendConnack(RC.Success, outcome.sessionPresent, outcome.connackProperties);
@@ -323,7 +320,7 @@ export class MqttConnection implements SessionLink {
         subscriptionId,
       };
     });
-    const from = v5 ? firstValue(packet.properties?.userProperties?.['eddy-from']) : undefined;
+    const from = v5 ? firstUserProperty(packet.properties?.userProperties, 'eddy-from') : undefined;
     const replay = from === undefined ? undefined : parseReplayStart(from);
     if (from !== undefined && !replay) {
       const reason = `eddy-from must be earliest, seq:<n> or time:<RFC 3339>, got ${JSON.stringify(from)}`;
