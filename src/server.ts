@@ -41,6 +41,9 @@ export interface Endpoint {
   port: number;
 }
 
+/** The `error` of an HTTP 422 for each kind of AsyncAPI refusal (a content type is a 415). */
+const HTTP_REFUSAL_ERRORS = { invalid: 'invalid_payload', undeclared: 'undeclared_channel', parameter: 'invalid_parameter' } as const;
+
 /** A running broker with its listeners: what `eddy broker` starts, and what tests embed. */
 export class EddyServer {
   private constructor(
@@ -88,9 +91,8 @@ export class EddyServer {
       validatePublish: (message) => {
         const refusal = broker.checkPublish(message);
         if (!refusal) return undefined;
-        return refusal.kind === 'content-type'
-          ? { status: 415, error: 'unsupported_content_type', message: refusal.reason }
-          : { status: 422, error: refusal.kind === 'undeclared' ? 'undeclared_channel' : 'invalid_payload', message: refusal.reason, errors: refusal.errors };
+        if (refusal.kind === 'content-type') return { status: 415, error: 'unsupported_content_type', message: refusal.reason };
+        return { status: 422, error: HTTP_REFUSAL_ERRORS[refusal.kind], message: refusal.reason, errors: refusal.errors };
       },
       liveDocument: () =>
         buildLiveDocument({ version: PACKAGE_VERSION, mqtt: { host, port: mqttAddress.port }, http: { host, port: httpAddress.port }, documents: loaded?.documents ?? [], traffic }),

@@ -1,8 +1,10 @@
 import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { Message, UserProperties } from '../core/message.js';
+import type { ChannelInterface, MessageInterface } from '@asyncapi/parser';
 import type { LoadedDocument } from './load.js';
 import { AsyncApiError } from './load.js';
+import { describeParameter, parameterAccepts, readParameters, uniteParameters, type ChannelParameter } from './parameters.js';
 
 // ajv and ajv-formats are CommonJS with a default export.
 const Ajv = AjvModule as unknown as typeof AjvModule.default;
@@ -10,36 +12,44 @@ const addFormats = addFormatsModule as unknown as typeof addFormatsModule.defaul
 
 /** Why a message was refused, as a reason string and the individual validation errors. */
 export interface Refusal {
-  /** `content-type`: no message of the channel takes this content type (HTTP 415). */
-  kind: 'invalid' | 'undeclared' | 'content-type';
+  /**
+   * `content-type`: no message of the channel takes this content type (HTTP 415); `parameter`: the
+   * topic has a declared channel's shape but a parameter outside its `enum`.
+   */
+  kind: 'invalid' | 'undeclared' | 'content-type' | 'parameter';
   /** One line for a reason string: `user/signedup: /email must match format "email"`. */
   reason: string;
   errors: string[];
 }
 
 interface CompiledMessage {
+  /** The message's key in the first channel declaring it (the same message in other documents is not compiled again). */
   id: string;
   contentType: string;
   payload: ValidateFunction | undefined;
   headers: ValidateFunction | undefined;
 }
 
-interface CompiledParameter {
-  name: string;
-  enum?: string[];
-  pattern?: RegExp;
+/** One channel object of one document that declares an address. */
+export interface ChannelDeclaration {
+  file: string;
+  channelId: string;
 }
 
+/**
+ * One address, however many channel objects declare it (in one document or across documents):
+ * it accepts the union of their messages, and a parameter value any of them allows.
+ */
 export interface DeclaredChannel {
-  id: string;
   /** The address as written, e.g. `user/{userId}/signedup`. */
   address: string;
-  file: string;
   /** The address as an MQTT filter (`{param}` levels become `+`). */
   filter: string;
   matcher: RegExp;
-  parameters: CompiledParameter[];
+  parameters: ChannelParameter[];
   messages: CompiledMessage[];
+  /** In load order; the first names the channel in logs and in `eddy asyncapi validate`. */
+  declarations: ChannelDeclaration[];
 }
 
 const JSON_TYPE = /^application\/([a-z0-9.+-]+\+)?json$/i;
@@ -48,7 +58,9 @@ const JSON_SCHEMA_FORMAT = /^application\/(vnd\.aai\.asyncapi(\+json|\+yaml)?|sc
 
 /**
  * Every channel the loaded AsyncAPI documents declare, with compiled matchers for its address and
- * ajv validators for its messages' payloads and headers. Checks a publish against them.
+ * ajv validators for its messages' payloads and headers. Checks a publish against them. Channel
+ * objects with the same address, in one document (Kraken's seven channels on `/`) or across
+ * documents (one per service, each describing the shared channels from its side), are one channel.
  */
 export class ChannelRegistry {
   readonly channels: DeclaredChannel[] = [];
@@ -57,21 +69,31 @@ export class ChannelRegistry {
   private readonly ajv = addFormats(new Ajv({ strict: false, allErrors: false }));
   /** User properties are strings on the wire: headers schemas see them coerced to their types. */
   private readonly headerAjv = addFormats(new Ajv({ strict: false, allErrors: false, coerceTypes: true }));
+  /** Per channel, what identifies each of its compiled messages: a message repeated across documents is compiled once. */
+  private readonly messageKeys = new Map<DeclaredChannel, Set<string>>();
 
   constructor(documents: LoadedDocument[]) {
     for (const loaded of documents) this.add(loaded);
   }
 
-  /** The declared channel a topic belongs to, if any. */
-  channelOf(topic: string): DeclaredChannel | undefined {
+  /**
+   * The declared channel a topic belongs to, if any: the first whose address has the topic's shape
+   * and whose parameters allow its values, else the first with the topic's shape, with the
+   * parameters whose values it does not allow (a refusal names them).
+   */
+  channelOf(topic: string): { channel: DeclaredChannel; rejected: ChannelParameter[] } | undefined {
+    let shaped: { channel: DeclaredChannel; rejected: ChannelParameter[] } | undefined;
     for (const channel of this.channels) {
       const m = channel.matcher.exec(topic);
       if (!m) continue;
-      if (channel.parameters.every((p, i) => parameterAccepts(p, m[i + 1]!))) return channel;
+      const rejected = channel.parameters.filter((p, i) => !parameterAccepts(p, m[i + 1]!));
+      if (rejected.length === 0) return { channel, rejected };
+      shaped ??= { channel, rejected };
     }
-    return undefined;
+    return shaped;
   }
 
+  /** Whether a document declares a channel of this topic's shape (its parameters may still refuse it). */
   declares(topic: string): boolean {
     return this.channelOf(topic) !== undefined;
   }
@@ -87,11 +109,16 @@ export class ChannelRegistry {
    * payload and headers.
    */
   check(message: Message, strict: boolean): Refusal | undefined {
-    const channel = this.channelOf(message.topic);
-    if (!channel) {
+    const found = this.channelOf(message.topic);
+    if (!found) {
       if (!strict) return undefined;
       const reason = `${message.topic}: no AsyncAPI document declares this channel (--strict)`;
       return { kind: 'undeclared', reason, errors: [reason] };
+    }
+    const { channel, rejected } = found;
+    if (rejected.length > 0) {
+      const errors = rejected.map((p) => `${message.topic}: ${describeParameter(p)}`);
+      return { kind: 'parameter', reason: errors[0]!, errors };
     }
     if (channel.messages.length === 0) return undefined;
     const errors: string[] = [];
@@ -134,58 +161,53 @@ export class ChannelRegistry {
   private add(loaded: LoadedDocument): void {
     const { document, file } = loaded;
     const defaultContentType = document.defaultContentType() ?? 'application/json';
-    for (const channel of document.channels()) {
-      const address = channel.address();
+    for (const declared of document.channels()) {
+      const address = declared.address();
       if (!address) continue; // a channel without an address is declared elsewhere at run time
-      const existing = this.channels.find((c) => c.address === address);
-      if (existing) {
-        throw new AsyncApiError(`channel address ${address} is declared twice`, [`${file}: channel ${channel.id()} declares ${address}, already declared as ${existing.id} in ${existing.file}`]);
+      const parameters = readParameters(declared, address);
+      let channel = this.channels.find((c) => c.address === address);
+      if (channel) {
+        channel.parameters = uniteParameters(channel.parameters, parameters);
+      } else {
+        channel = { address, filter: address.replace(/\{[^}]+\}/g, '+'), matcher: addressMatcher(address), parameters, messages: [], declarations: [] };
+        this.channels.push(channel);
+        this.messageKeys.set(channel, new Set());
       }
-      const names: string[] = [];
-      const source = address.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{([^}]+)\}/g, (_, name: string) => {
-        names.push(name);
-        return '([^/]+)';
-      });
-      const parameters = names.map((name) => {
-        const json = (channel.parameters().get(name)?.json() ?? {}) as { enum?: unknown[]; pattern?: string; schema?: { pattern?: string; enum?: unknown[] } };
-        const values = json.enum ?? json.schema?.enum;
-        const pattern = json.pattern ?? json.schema?.pattern;
-        return { name, ...(values ? { enum: values.map(String) } : {}), ...(pattern ? { pattern: new RegExp(pattern) } : {}) };
-      });
-      const messages: CompiledMessage[] = [];
-      for (const msg of channel.messages()) {
-        const schemaFormat = msg.schemaFormat();
-        const checkable = !schemaFormat || JSON_SCHEMA_FORMAT.test(schemaFormat);
-        if (!checkable) this.unchecked.push(`${channel.id()}.${msg.id()} (${schemaFormat})`);
-        const payload = checkable && msg.hasPayload() ? this.compile(this.ajv, msg.payload()!.json(), file, msg.id()) : undefined;
-        const headers = checkable && msg.hasHeaders() ? this.compile(this.headerAjv, msg.headers()!.json(), file, msg.id()) : undefined;
-        messages.push({ id: msg.id(), contentType: baseType(msg.contentType() ?? defaultContentType)!, payload, headers });
-      }
-      this.channels.push({
-        id: channel.id(),
-        address,
-        file,
-        filter: address.replace(/\{[^}]+\}/g, '+'),
-        matcher: new RegExp(`^${source}$`),
-        parameters,
-        messages,
-      });
+      channel.declarations.push({ file, channelId: declared.id() });
+      for (const msg of declared.messages()) this.addMessage(channel, declared, msg, file, defaultContentType);
     }
+  }
+
+  /** Adds a message to a channel's union, unless an identical one (content type, payload, headers) is there already. */
+  private addMessage(channel: DeclaredChannel, declared: ChannelInterface, msg: MessageInterface, file: string, defaultContentType: string): void {
+    const schemaFormat = msg.schemaFormat();
+    const checkable = !schemaFormat || JSON_SCHEMA_FORMAT.test(schemaFormat);
+    const contentType = baseType(msg.contentType() ?? defaultContentType)!;
+    const payloadSchema = checkable && msg.hasPayload() ? schemaForAjv(msg.payload()!.json()) : undefined;
+    const headersSchema = checkable && msg.hasHeaders() ? schemaForAjv(msg.headers()!.json()) : undefined;
+    const key = JSON.stringify([contentType, checkable ? '' : schemaFormat, payloadSchema ?? null, headersSchema ?? null]);
+    const keys = this.messageKeys.get(channel)!;
+    if (keys.has(key)) return;
+    keys.add(key);
+    if (!checkable) this.unchecked.push(`${declared.id()}.${msg.id()} (${schemaFormat})`);
+    const payload = payloadSchema === undefined ? undefined : this.compile(this.ajv, payloadSchema, file, msg.id());
+    const headers = headersSchema === undefined ? undefined : this.compile(this.headerAjv, headersSchema, file, msg.id());
+    channel.messages.push({ id: msg.id(), contentType, payload, headers });
   }
 
   private compile(ajv: InstanceType<typeof Ajv>, schema: unknown, file: string, id: string): ValidateFunction {
     try {
-      return ajv.compile(schemaForAjv(schema) as object);
+      return ajv.compile(schema as object);
     } catch (err) {
       throw new AsyncApiError(`${file}: the schema of message ${id} does not compile`, [`${file}: message ${id}: ${(err as Error).message}`]);
     }
   }
 }
 
-function parameterAccepts(p: CompiledParameter, value: string): boolean {
-  if (p.enum && !p.enum.includes(value)) return false;
-  if (p.pattern && !p.pattern.test(value)) return false;
-  return true;
+/** `fridge/{fridgeId}/level` → `^fridge/([^/]+)/level$`, one group per parameter. */
+function addressMatcher(address: string): RegExp {
+  const source = address.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{[^}]+\}/g, '([^/]+)');
+  return new RegExp(`^${source}$`);
 }
 
 function baseType(contentType: string | undefined): string | undefined {

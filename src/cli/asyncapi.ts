@@ -58,7 +58,7 @@ export async function runAsyncApi(args: string[]): Promise<number> {
     if (!values.quiet) {
       for (const d of documents) for (const w of d.warnings) process.stdout.write(`warning ${w}\n`);
       for (const c of registry.channels) {
-        process.stdout.write(`${c.address}  (${c.id}; ${c.messages.map((m) => `${m.id} ${m.contentType}`).join(', ') || 'no messages'})\n`);
+        process.stdout.write(`${c.address}  (${c.declarations.map((d) => d.channelId).join(', ')}; ${c.messages.map((m) => `${m.id} ${m.contentType}`).join(', ') || 'no messages'})\n`);
       }
       for (const u of registry.unchecked) process.stdout.write(`not checked (schema format): ${u}\n`);
       process.stdout.write(`valid: ${documents.length} document${documents.length === 1 ? '' : 's'}, ${registry.channels.length} channels\n`);

@@ -4,14 +4,17 @@ import type { Message } from './message.js';
 /** What the broker needs of the AsyncAPI channel registry (src/asyncapi). */
 export interface PublishValidator {
   check(message: Message, strict: boolean): PublishRefusal | undefined;
-  /** Whether a document declares the channel this topic belongs to. */
+  /** Whether a document declares a channel of this topic's shape. */
   declares(topic: string): boolean;
   filterIsDeclared(filter: string): boolean;
 }
 
 export interface PublishRefusal {
-  /** `content-type`: no message of the channel takes this content type (HTTP 415). */
-  kind: 'invalid' | 'undeclared' | 'content-type';
+  /**
+   * `content-type`: no message of the channel takes this content type (HTTP 415); `parameter`: a
+   * declared channel's shape with a parameter outside its `enum` (refused like `invalid`).
+   */
+  kind: 'invalid' | 'undeclared' | 'content-type' | 'parameter';
   /** One line for a reason string: `user/signedup: /email must match format "email"`. */
   reason: string;
   errors: string[];

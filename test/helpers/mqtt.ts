@@ -1,4 +1,4 @@
-import mqtt, { type IClientOptions, type MqttClient, type IPublishPacket } from 'mqtt';
+import mqtt, { type IClientOptions, type IClientPublishOptions, type MqttClient, type IPublishPacket } from 'mqtt';
 
 /** Connects an mqtt.js client and waits for CONNACK. */
 export async function connectClient(url: string, options: IClientOptions = {}): Promise<MqttClient> {
@@ -40,3 +40,24 @@ export function collect(client: MqttClient): { messages: IPublishPacket[]; take(
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** What the broker answered to a QoS 1 publish: the PUBACK's reason code (0 = accepted) and reason string. */
+export interface PublishAck {
+  reasonCode: number;
+  reasonString: string | undefined;
+}
+
+/**
+ * Publishes at QoS 1 and resolves with the PUBACK, also when its reason code refuses the message
+ * (mqtt.js reports that as an error carrying the code, with the PUBACK beside it).
+ */
+export function publishWithAck(client: MqttClient, topic: string, payload: string | Buffer, options: IClientPublishOptions = {}): Promise<PublishAck> {
+  return new Promise((resolve, reject) => {
+    client.publish(topic, payload, { qos: 1, ...options }, (err, packet) => {
+      const code = (err as { code?: unknown } | undefined)?.code;
+      if (err && typeof code !== 'number') return reject(err);
+      const ack = packet as { reasonCode?: number; properties?: { reasonString?: string } } | undefined;
+      resolve({ reasonCode: typeof code === 'number' ? code : (ack?.reasonCode ?? 0), reasonString: ack?.properties?.reasonString });
+    });
+  });
+}
