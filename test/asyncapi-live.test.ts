@@ -74,6 +74,17 @@ describe('the live AsyncAPI document', () => {
     assert.deepEqual(Object.values(json.channels).map((ch) => ch.address), ['fridge/kitchen/level']);
   });
 
+  it('a recursive schema is a $ref to itself in the live document, which parses', async () => {
+    server = await startBroker({ asyncapi: [fixture('recursive.yaml')] });
+    const res = await fetch(`${server.httpUrl}/asyncapi.json`);
+    assert.equal(res.status, 200);
+    const json = (await res.json()) as { channels: { tree: { messages: { tree: { payload: { properties: { children: { items: unknown } } } } } } } };
+    assert.deepEqual(json.channels.tree.messages.tree.payload.properties.children.items, { $ref: '#/channels/tree/messages/tree/payload' });
+    const parsed = await new Parser().parse(json as never);
+    assert.deepEqual(parsed.diagnostics.filter((d) => d.severity === 0).map((d) => d.message), []);
+    assert.equal((await fetch(`${server.httpUrl}/asyncapi.yaml`)).status, 200);
+  });
+
   it('schema inference merges samples: union of properties, required only when always present, number over integer', () => {
     const merged = mergeSchemas(inferValue({ a: 1, b: 'x', list: [1] }), inferValue({ a: 2.5, list: [1.5, 'y'], c: null }));
     assert.deepEqual(merged, {

@@ -1,4 +1,6 @@
 import { formatHost } from '../util/host.js';
+import { LiveChannels } from './live-channels.js';
+import { IdAllocator } from './live-json.js';
 import type { LoadedDocument } from './load.js';
 import type { TrafficRecorder } from './observed.js';
 
@@ -20,19 +22,15 @@ type Json = Record<string, unknown>;
 
 /**
  * The running system as an AsyncAPI 3.0 document: the broker's real listeners as servers, every
- * channel, message and operation of the loaded documents, and the channels seen in traffic that no
+ * channel, message and operation of the loaded documents (channels with the same address listed
+ * once, with the union of their messages: LiveChannels), and the channels seen in traffic that no
  * document declares, each with a schema inferred from its payloads (`x-eddy-observed` says so).
  */
 export function buildLiveDocument(sources: LiveDocumentSources): Json {
-  const channels: Json = {};
+  const channelIds = new IdAllocator();
+  const operationIds = new IdAllocator();
+  const live = new LiveChannels(channelIds);
   const operations: Json = {};
-  const usedIds = new Set<string>();
-  const uniqueId = (id: string): string => {
-    let candidate = id.replace(/[^A-Za-z0-9_.-]/g, '_') || 'channel';
-    for (let n = 2; usedIds.has(candidate); n++) candidate = `${id}_${n}`;
-    usedIds.add(candidate);
-    return candidate;
-  };
   const server = (protocol: string, l: Listener, extra: Json = {}): Json => ({ host: `${formatHost(l.host)}:${l.port}`, protocol, ...extra });
   const servers: Json = {};
   if (sources.mqtt) servers.mqtt = server('mqtt', sources.mqtt, { protocolVersion: '5.0', description: 'MQTT 3.1.1 and 5.0 over TCP' });
@@ -41,23 +39,17 @@ export function buildLiveDocument(sources: LiveDocumentSources): Json {
     servers.http = server('http', sources.http, { description: 'HTTP gateway: POST /v1/publish/{topic}, Server-Sent Events at GET /v1/subscribe' });
   }
 
+  for (const { document } of sources.documents) live.add(document);
+  live.finish();
   for (const { document } of sources.documents) {
-    const channelIds = new Map<string, string>();
-    for (const channel of document.channels()) {
-      const id = uniqueId(channel.id());
-      channelIds.set(channel.id(), id);
-      const json = clean(channel.json()) as Json;
-      channels[id] = { ...json, servers: undefined };
-      delete (channels[id] as Json).servers;
-    }
     for (const operation of document.operations()) {
       const channel = operation.channels().all()[0];
-      if (!channel) continue;
-      const channelId = channelIds.get(channel.id())!;
+      const channelId = channel && live.channelId(channel);
+      if (!channel || !channelId) continue;
       const op: Json = {
         action: operation.action(),
         channel: { $ref: `#/channels/${channelId}` },
-        messages: operation.messages().all().map((m) => ({ $ref: `#/channels/${channelId}/messages/${m.id()}` })),
+        messages: live.messageRefs(channel, operation.messages().all()),
       };
       if (operation.summary()) op.summary = operation.summary();
       if (operation.description()) op.description = operation.description();
@@ -65,21 +57,26 @@ export function buildLiveDocument(sources: LiveDocumentSources): Json {
       if (reply) {
         const replyJson: Json = {};
         const replyChannel = reply.channel();
-        if (replyChannel && channelIds.has(replyChannel.id())) replyJson.channel = { $ref: `#/channels/${channelIds.get(replyChannel.id())}` };
+        const replyChannelId = replyChannel && live.channelId(replyChannel);
+        if (replyChannelId) {
+          replyJson.channel = { $ref: `#/channels/${replyChannelId}` };
+          // A reply without messages of its own takes its channel's: named here, since a merged channel holds other documents' messages too.
+          const own = reply.messages().all();
+          const messages = live.messageRefs(replyChannel, own.length > 0 ? own : replyChannel.messages().all());
+          if (messages.length > 0) replyJson.messages = messages;
+        }
         const address = reply.address();
         if (address?.location()) replyJson.address = { location: address.location() };
-        const replyMessages = reply.messages().all();
-        if (replyChannel && channelIds.has(replyChannel.id()) && replyMessages.length > 0) {
-          replyJson.messages = replyMessages.map((m) => ({ $ref: `#/channels/${channelIds.get(replyChannel.id())}/messages/${m.id()}` }));
-        }
         op.reply = replyJson;
       }
-      operations[uniqueId(operation.id() ?? `${operation.action()}_${channelId}`)] = op;
+      op['x-eddy-document'] = document.info().title();
+      operations[operationIds.take(operation.id() ?? `${operation.action()}_${channelId}`)] = op;
     }
   }
+  const channels = live.channels;
 
   for (const observed of [...sources.traffic.channels.values()].sort((a, b) => a.topic.localeCompare(b.topic))) {
-    const id = uniqueId(`observed_${observed.topic}`);
+    const id = channelIds.take(`observed_${observed.topic}`);
     const message: Json = { name: 'observed', summary: `Inferred from ${observed.messages} published message${observed.messages === 1 ? '' : 's'}` };
     if (observed.contentType) message.contentType = observed.contentType;
     if (observed.schema) message.payload = observed.schema;
@@ -103,13 +100,4 @@ export function buildLiveDocument(sources: LiveDocumentSources): Json {
     channels,
     operations,
   };
-}
-
-/** The parser's resolved JSON without its `x-parser-*` bookkeeping. */
-function clean(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(clean);
-  if (typeof value !== 'object' || value === null) return value;
-  const out: Json = {};
-  for (const [k, v] of Object.entries(value)) if (!k.startsWith('x-parser-')) out[k] = clean(v);
-  return out;
 }
