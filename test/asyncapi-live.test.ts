@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import asyncapiParser from '@asyncapi/parser';
 import type { MqttClient } from 'mqtt';
+import { connect, type EddyClient } from '@eddy/client';
 import { loadRegistry } from '../src/asyncapi/index.js';
 import { inferValue, mergeSchemas } from '../src/asyncapi/observed.js';
 import type { EddyServer } from '../src/server.js';
@@ -14,9 +15,11 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 const fixture = (name: string): string => `${root}test/fixtures/asyncapi/${name}`;
 
 const clients: MqttClient[] = [];
+const buses: EddyClient[] = [];
 let server: EddyServer | undefined;
 afterEach(async () => {
   for (const c of clients.splice(0)) c.end(true);
+  await Promise.all(buses.splice(0).map((b) => b.close().catch(() => {})));
   await server?.stop();
   server = undefined;
 });
@@ -72,6 +75,21 @@ describe('the live AsyncAPI document', () => {
     const json = (await (await fetch(`${server.httpUrl}/asyncapi.json`)).json()) as Doc;
     assert.equal((await new Parser().parse(json as never)).diagnostics.filter((d) => d.severity === 0).length, 0);
     assert.deepEqual(Object.values(json.channels).map((ch) => ch.address), ['fridge/kitchen/level']);
+  });
+
+  it("SDK request() inboxes are not channels: after a request/respond round trip the live document lists the request's channel and other undeclared traffic, and no _inbox channel", async () => {
+    server = await startBroker();
+    const shop = await connect(server.mqttUrl);
+    const fridge = await connect(server.mqttUrl);
+    buses.push(shop, fridge);
+    await shop.respond<{ item: string }>('shop/order', (order) => ({ ordered: order.item }));
+    assert.deepEqual(await fridge.request('shop/order', { item: 'milk' }), { ordered: 'milk' });
+    assert.deepEqual(await fridge.request('shop/order', { item: 'tea' }), { ordered: 'tea' });
+    await fridge.publish('fridge/kitchen/level', { level: 0.4 });
+    const json = (await (await fetch(`${server.httpUrl}/asyncapi.json`)).json()) as Doc;
+    const addresses = Object.values(json.channels).map((ch) => ch.address);
+    assert.deepEqual(addresses.sort(), ['fridge/kitchen/level', 'shop/order']);
+    assert.equal(json.channels.observed_shop_order!['x-eddy-observed']!.messages, 2);
   });
 
   it('a recursive schema is a $ref to itself in the live document, which parses', async () => {

@@ -27,8 +27,16 @@ const MAX_CHANNELS = 1000;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
+ * Where the SDK's `request()` takes its replies: `_inbox/<clientId>/<random>` (packages/client). An
+ * inbox is one client's reply address, named afresh for each client, not a channel of the system:
+ * listed, each requester would add a channel to the live document.
+ */
+const SDK_INBOX_PREFIX = '_inbox/';
+
+/**
  * Records the channels clients publish on that no AsyncAPI document declares, with a JSON Schema
- * inferred from sampled payloads and refined as more arrive: the live document lists them.
+ * inferred from sampled payloads and refined as more arrive: the live document lists them. Replies
+ * to the SDK's requests, on the requester's inbox, are not recorded.
  */
 export class TrafficRecorder {
   readonly channels = new Map<string, ObservedChannel>();
@@ -36,6 +44,7 @@ export class TrafficRecorder {
   untracked = 0;
 
   record(message: Message): void {
+    if (message.topic.startsWith(SDK_INBOX_PREFIX)) return;
     let channel = this.channels.get(message.topic);
     const now = Date.now();
     if (!channel) {
