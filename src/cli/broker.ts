@@ -3,7 +3,7 @@ import path from 'node:path';
 import { MemoryStorage } from '../storage/memory.js';
 import { DiskStorage } from '../storage/disk/disk-storage.js';
 import { parseFsyncPolicy } from '../storage/disk/segmented-log.js';
-import { ConfigError } from '../util/errors.js';
+import { ConfigError, EddyError } from '../util/errors.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../util/logger.js';
 import type { BrokerLimits } from '../core/limits.js';
 import { parseFlags, parseInteger } from './args.js';
@@ -62,7 +62,7 @@ const FLAGS = {
 export function brokerConfigFromArgs(args: string[]): BrokerConfig | 'help' {
   const { values, positionals } = parseFlags(args, FLAGS, 'eddy broker');
   if (values.help) return 'help';
-  if (positionals.length > 0) throw new ConfigError(`eddy broker: unexpected argument "${positionals[0]}"`);
+  if (positionals.length > 0) throw new ConfigError(`unexpected argument "${positionals[0]}"`, { command: 'eddy broker' });
   const config: BrokerConfig = values.config ? loadConfigFile(values.config) : {};
   if (values.host !== undefined) config.host = values.host;
   config.port = parseInteger(values.port, '--port', 0, 65535) ?? config.port;
@@ -125,6 +125,12 @@ export async function runBroker(args: string[]): Promise<number | 'forever'> {
     asyncapi: config.asyncapi,
     strict: config.strict,
     logger,
+  }).catch((err: unknown) => {
+    // A document that does not load is a configuration error (exit 2), reported with its diagnostics.
+    if (err instanceof EddyError && err.code === 'EDDY_ASYNCAPI') {
+      throw new ConfigError(err.message, { details: (err as EddyError & { diagnostics: string[] }).diagnostics, cause: err });
+    }
+    throw err;
   });
   logger.info({ mqtt: server.mqtt, http: server.http, storage: server.broker.storage.kind }, 'broker started');
   process.stdout.write(`eddy ready mqtt=${formatHost(server.mqtt.host)}:${server.mqtt.port} http=${formatHost(server.http.host)}:${server.http.port}\n`);

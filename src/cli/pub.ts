@@ -39,8 +39,8 @@ export async function runPub(args: string[]): Promise<number> {
     return 0;
   }
   const [channel, payloadArg, extra] = positionals;
-  if (!channel) throw new ConfigError('eddy pub: missing CHANNEL (see eddy pub --help)');
-  if (extra !== undefined) throw new ConfigError(`eddy pub: unexpected argument "${extra}"`);
+  if (!channel) throw new ConfigError('missing CHANNEL (see eddy pub --help)', { command: 'eddy pub' });
+  if (extra !== undefined) throw new ConfigError(`unexpected argument "${extra}"`, { command: 'eddy pub' });
   const qos = parseQos(values.qos) ?? 1;
   const count = parseInteger(values.count, '--count', 1, 100_000_000) ?? 1;
   const headers = parseHeaders(values.header);

@@ -63,8 +63,8 @@ export async function runSub(args: string[]): Promise<number> {
     return 0;
   }
   const [filter, extra] = positionals;
-  if (!filter) throw new ConfigError('eddy sub: missing FILTER (see eddy sub --help)');
-  if (extra !== undefined) throw new ConfigError(`eddy sub: unexpected argument "${extra}"`);
+  if (!filter) throw new ConfigError('missing FILTER (see eddy sub --help)', { command: 'eddy sub' });
+  if (extra !== undefined) throw new ConfigError(`unexpected argument "${extra}"`, { command: 'eddy sub' });
   const qos = parseQos(values.qos) ?? 1;
   const count = parseInteger(values.count, '--count', 1, Number.MAX_SAFE_INTEGER);
   const sessionExpiry = parseInteger(values['session-expiry'], '--session-expiry', 0, 0xffffffff) ?? 0;
