@@ -68,3 +68,24 @@ describe('unknown options', () => {
     });
   });
 });
+
+describe('config file paths', () => {
+  test('dataDir and asyncapi are relative to the config file, not the working directory', async () => {
+    const configDir = tempDir();
+    const elsewhere = tempDir();
+    fs.copyFileSync(fixture('signup.yaml'), path.join(configDir, 'signup.yaml'));
+    fs.writeFileSync(path.join(configDir, 'eddy.yaml'), 'dataDir: state\nasyncapi: signup.yaml\nstrict: true\n');
+    const broker = start(['broker', '--config', path.join(configDir, 'eddy.yaml'), '--port', '0', '--http-port', '0', '--log-level', 'warn'], { cwd: elsewhere });
+    children.push(broker);
+    const ports = await readyPorts(broker);
+    assert.equal(fs.existsSync(path.join(configDir, 'state', 'LOCK')), true, 'the data directory is next to the config file');
+    assert.equal(fs.existsSync(path.join(elsewhere, 'state')), false, 'not in the working directory');
+    const url = `mqtt://127.0.0.1:${ports.mqtt}`;
+    const undeclared = await eddy(['pub', 'not/declared', '{}', '--url', url]);
+    assert.equal(undeclared.code, 1, 'the document next to the config file is enforced (strict)');
+    assert.match(undeclared.stderr, /0x90/);
+    broker.child.kill('SIGTERM');
+    assert.equal((await broker.finished).code, 0);
+    assert.equal(fs.existsSync(path.join(configDir, 'state', 'LOCK')), false);
+  });
+});
