@@ -8,11 +8,14 @@ import { createLogger, LOG_LEVELS, type LogLevel } from '../util/logger.js';
 import type { BrokerLimits } from '../core/limits.js';
 import { parseFlags, parseInteger } from './args.js';
 import { loadConfigFile, type BrokerConfig } from './config.js';
+import { runUntilStopped } from './broker-lifecycle.js';
 
 export const BROKER_HELP = `Usage: eddy broker [options]
 
 Runs the Eddy broker: MQTT 3.1.1/5.0 over TCP, MQTT over WebSocket at /mqtt on the HTTP port.
 When listening it prints:  eddy ready mqtt=HOST:PORT http=HOST:PORT
+SIGTERM/SIGINT stop it gracefully; SIGHUP reloads the AsyncAPI documents and channel policies.
+Paths in the config file are relative to the file; paths in flags, to the working directory.
 
 Options:
   --config FILE             YAML or JSON configuration; flags override it
@@ -134,25 +137,6 @@ export async function runBroker(args: string[]): Promise<number | 'forever'> {
   });
   logger.info({ mqtt: server.mqtt, http: server.http, storage: server.broker.storage.kind }, 'broker started');
   process.stdout.write(`eddy ready mqtt=${formatHost(server.mqtt.host)}:${server.mqtt.port} http=${formatHost(server.http.host)}:${server.http.port}\n`);
-
-  let stopping = false;
-  const shutdown = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
-    server.stop().then(
-      () => {
-        logger.info('broker stopped');
-        logger.flush?.();
-        process.exit(0);
-      },
-      (err: unknown) => {
-        logger.error({ err }, 'error during shutdown');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+  runUntilStopped(server, logger, config, () => brokerConfigFromArgs(args) as BrokerConfig);
   return 'forever';
 }
