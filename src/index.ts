@@ -1,5 +1,5 @@
 /** Eddy's public surface for embedding the broker. */
-export { EddyServer, type EddyServerOptions, type Endpoint } from './server.js';
+export { EddyServer, type EddyServerOptions, type Endpoint, type ReloadOptions, type ReloadResult } from './server.js';
 export { Broker, type BrokerOptions, type BrokerStats } from './core/broker.js';
 export { DEFAULT_LIMITS, type BrokerLimits, type AccessRules } from './core/limits.js';
 export { DEFAULT_MAX_DELIVERIES, parseChannelPolicies, type ChannelPolicy, type RetentionPolicy } from './core/channels.js';

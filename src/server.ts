@@ -16,6 +16,9 @@ import type { Storage } from './storage/types.js';
 import { TcpListener } from './transport/tcp.js';
 import { WebSocketListener } from './transport/websocket.js';
 import { silentLogger, type Logger } from './util/logger.js';
+import { ConfigError } from './util/errors.js';
+import { ReplaceableValidator } from './core/replaceable-validator.js';
+import type { ChannelRegistry, LoadedDocument } from './asyncapi/index.js';
 
 export interface EddyServerOptions {
   host?: string;
@@ -36,6 +39,32 @@ export interface EddyServerOptions {
   logger?: Logger;
 }
 
+/** What `reload()` can change on a running server; a field left out stays as it is. */
+export interface ReloadOptions {
+  /** The AsyncAPI documents to enforce from now on (all of them; an empty list: none). */
+  asyncapi?: string[];
+  /** The channel policies (maxDeliveries, retention) from now on. */
+  channels?: ChannelPolicy[];
+}
+
+/** What a reload put in force. */
+export interface ReloadResult {
+  documents: string[];
+  /** Channels the documents declare. */
+  channels: number;
+  /** Messages whose schema format Eddy cannot check (accepted unchecked). */
+  unchecked: string[];
+  /** The patterns of the channel policies in force, in order (the `$DLQ/#` default included). */
+  policies: string[];
+}
+
+/** The parts of a running server that a reload replaces. */
+interface ReloadableState {
+  validator: ReplaceableValidator;
+  documents: LoadedDocument[];
+  strict: boolean;
+}
+
 export interface Endpoint {
   host: string;
   port: number;
@@ -53,6 +82,7 @@ export class EddyServer {
     private readonly tcp: TcpListener,
     private readonly websocket: WebSocketListener,
     private readonly httpListener: HttpListener,
+    private readonly state: ReloadableState,
   ) {}
 
   static async start(options: EddyServerOptions = {}): Promise<EddyServer> {
@@ -62,16 +92,16 @@ export class EddyServer {
     const metrics = new BrokerMetrics();
     storage.observeFsync?.(metrics.fsyncObserved);
     // Before anything listens: a document with errors stops start-up with its diagnostics.
-    // The AsyncAPI parser takes a quarter of a second to load: only a broker with documents pays for it.
-    const loaded = options.asyncapi && options.asyncapi.length > 0 ? await (await import('./asyncapi/index.js')).loadRegistry(options.asyncapi) : undefined;
+    const loaded = await loadDocuments(options.asyncapi ?? []);
     const registry = loaded?.registry;
+    const state: ReloadableState = { validator: new ReplaceableValidator(registry), documents: loaded?.documents ?? [], strict: options.strict ?? false };
     const traffic = new TrafficRecorder();
     if (registry) {
       logger.info({ documents: options.asyncapi, channels: registry.channels.length, strict: options.strict ?? false }, 'AsyncAPI channels loaded');
       if (registry.unchecked.length > 0) logger.warn({ messages: registry.unchecked }, 'messages with a schema format Eddy cannot check are accepted unchecked');
     }
     const broker = new Broker(storage, {
-      validator: registry,
+      validator: state.validator,
       strict: options.strict,
       limits: options.limits,
       access: options.access,
@@ -95,7 +125,7 @@ export class EddyServer {
         return { status: 422, error: HTTP_REFUSAL_ERRORS[refusal.kind], message: refusal.reason, errors: refusal.errors };
       },
       liveDocument: () =>
-        buildLiveDocument({ version: PACKAGE_VERSION, mqtt: { host, port: mqttAddress.port }, http: { host, port: httpAddress.port }, documents: loaded?.documents ?? [], traffic }),
+        buildLiveDocument({ version: PACKAGE_VERSION, mqtt: { host, port: mqttAddress.port }, http: { host, port: httpAddress.port }, documents: state.documents, traffic }),
     });
     let mqttAddress: net.AddressInfo;
     let httpAddress: net.AddressInfo;
@@ -114,7 +144,30 @@ export class EddyServer {
       tcp,
       websocket,
       httpListener,
+      state,
     );
+  }
+
+  /**
+   * Puts new AsyncAPI documents and channel policies in force without dropping a client (what SIGHUP
+   * does). The documents are loaded first: one that does not load throws (an AsyncApiError with its
+   * diagnostics) and nothing changes. Publishes checked after the returned promise settles see the
+   * new documents; the live document (/asyncapi.json, /docs) shows them too.
+   */
+  async reload(next: ReloadOptions): Promise<ReloadResult> {
+    const files = next.asyncapi ?? this.state.documents.map((d) => d.file);
+    if (this.state.strict && files.length === 0) throw new ConfigError('strict mode needs at least one AsyncAPI document');
+    const loaded = await loadDocuments(files);
+    // Nothing below can fail: documents and policies change together, between two packets.
+    this.state.validator.replace(loaded?.registry);
+    this.state.documents = loaded?.documents ?? [];
+    if (next.channels) this.broker.channels.replace(next.channels);
+    return {
+      documents: files,
+      channels: loaded?.registry.channels.length ?? 0,
+      unchecked: loaded?.registry.unchecked ?? [],
+      policies: this.broker.channels.policies.map((p) => p.pattern),
+    };
   }
 
   get mqttUrl(): string {
@@ -135,6 +188,15 @@ export class EddyServer {
     await Promise.all([this.tcp.close(), this.httpListener.close()]);
     await this.broker.stop();
   }
+}
+
+/**
+ * Loads the documents into one channel registry, or undefined for none. The AsyncAPI parser takes a
+ * quarter of a second to load: only a broker with documents pays for it.
+ */
+async function loadDocuments(files: string[]): Promise<{ registry: ChannelRegistry; documents: LoadedDocument[] } | undefined> {
+  if (files.length === 0) return undefined;
+  return (await import('./asyncapi/index.js')).loadRegistry(files);
 }
 
 export { formatHost } from './util/host.js';

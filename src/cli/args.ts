@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError } from '../util/errors.js';
+import { nearest } from './suggest.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -8,9 +9,25 @@ export function parseFlags<O extends Options>(args: string[], options: O, comman
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (err) {
-    const message = (err as Error).message.split('\n')[0]!.replace(/\. To specify a positional argument.*$/, '');
-    throw new ConfigError(`${command}: ${message}`);
+    throw new ConfigError(describeFlagError(err as Error & { code?: string }, options, command), { command });
   }
+}
+
+/** Node's parseArgs messages, rewritten as one short line; an unknown flag gets the nearest known one. */
+function describeFlagError(err: Error & { code?: string }, options: Options, command: string): string {
+  const message = err.message.split('\n')[0]!;
+  const unknown = /^Unknown option '(.+?)'/.exec(message);
+  if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && unknown) {
+    const flag = unknown[1]!;
+    const known = Object.entries(options).flatMap(([name, o]) => [`--${name}`, ...(o.short ? [`-${o.short}`] : [])]);
+    const guess = nearest(flag, known);
+    return `unknown option ${flag} ${guess ? `(did you mean ${guess}?)` : `(see ${command} --help)`}`;
+  }
+  const missing = /^Option '(?:-\w, )?(-[^\s']+)(?: <value>)?' argument missing/.exec(message);
+  if (missing) return `option ${missing[1]} needs a value`;
+  const noValue = /^Option '(?:-\w, )?(-[^\s']+)' does not take an argument/.exec(message);
+  if (noValue) return `option ${noValue[1]} takes no value`;
+  return message.replace(/\. To specify a positional argument.*$/, '').replace(/^./, (c) => c.toLowerCase());
 }
 
 export function parseInteger(value: string | undefined, flag: string, min: number, max: number): number | undefined {

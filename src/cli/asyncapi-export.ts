@@ -27,7 +27,7 @@ export async function runAsyncApiExport(args: string[]): Promise<number> {
     process.stdout.write(EXPORT_HELP);
     return 0;
   }
-  if (positionals.length > 0) throw new ConfigError(`eddy asyncapi export: unexpected argument "${positionals[0]}"`);
+  if (positionals.length > 0) throw new ConfigError(`unexpected argument "${positionals[0]}"`, { command: 'eddy asyncapi export' });
   const format = values.format ?? (values.out?.endsWith('.json') ? 'json' : 'yaml');
   if (format !== 'yaml' && format !== 'json') throw new ConfigError(`--format must be yaml or json, got ${JSON.stringify(format)}`);
   const base = values.http ?? process.env.EDDY_HTTP_URL ?? 'http://127.0.0.1:8080';

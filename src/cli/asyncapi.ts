@@ -7,6 +7,7 @@ import { buildLiveDocument } from '../asyncapi/live-document.js';
 import { TrafficRecorder } from '../asyncapi/observed.js';
 import { renderDocs } from '../asyncapi/html.js';
 import { parseFlags } from './args.js';
+import { reportError } from './report.js';
 
 export const ASYNCAPI_HELP = `Usage: eddy asyncapi validate FILE... [options]
        eddy asyncapi generate FILE --out FILE.ts [options]
@@ -48,9 +49,9 @@ export async function runAsyncApi(args: string[]): Promise<number> {
   }
   const [action, ...files] = positionals;
   if (action !== 'validate' && action !== 'generate' && action !== 'docs') {
-    throw new ConfigError(`eddy asyncapi: expected validate, generate, docs or export, got ${action === undefined ? 'nothing' : JSON.stringify(action)}`);
+    throw new ConfigError(`expected validate, generate, docs or export, got ${action === undefined ? 'nothing' : JSON.stringify(action)}`, { command: 'eddy asyncapi' });
   }
-  if (files.length === 0) throw new ConfigError(`eddy asyncapi ${action}: missing FILE`);
+  if (files.length === 0) throw new ConfigError('missing FILE', { command: `eddy asyncapi ${action}` });
   try {
     if (action === 'generate') return await generate(files, values.out, values.perspective);
     if (action === 'docs') return await docs(files, values.out);
@@ -65,9 +66,9 @@ export async function runAsyncApi(args: string[]): Promise<number> {
     }
     return 0;
   } catch (err) {
+    // A document with errors is this command's answer (exit 1), not a usage error.
     if (!(err instanceof AsyncApiError)) throw err;
-    process.stderr.write(`${err.message}\n`);
-    for (const line of err.diagnostics) process.stderr.write(`${line}\n`);
+    reportError(err);
     return 1;
   }
 }
@@ -91,12 +92,12 @@ async function docs(files: string[], out: string | undefined): Promise<number> {
 
 /** Writes the client; what the generator left out goes to stderr, one `warning` line each. */
 async function generate(files: string[], out: string | undefined, perspective: string | undefined): Promise<number> {
-  if (files.length > 1) throw new ConfigError(`eddy asyncapi generate: one FILE at a time, got ${files.length}`);
-  if (out === undefined) throw new ConfigError('eddy asyncapi generate: missing --out FILE.ts');
+  if (files.length > 1) throw new ConfigError(`one FILE at a time, got ${files.length}`, { command: 'eddy asyncapi generate' });
+  if (out === undefined) throw new ConfigError('missing --out FILE.ts', { command: 'eddy asyncapi generate' });
   if (perspective !== undefined && perspective !== 'application' && perspective !== 'client') {
     throw new ConfigError(`--perspective must be application or client, got ${JSON.stringify(perspective)}`);
   }
-  if (path.resolve(out) === path.resolve(files[0]!)) throw new ConfigError(`eddy asyncapi generate: --out ${out} would overwrite the document`);
+  if (path.resolve(out) === path.resolve(files[0]!)) throw new ConfigError(`--out ${out} would overwrite the document`, { command: 'eddy asyncapi generate' });
   const loaded = await loadDocument(files[0]!);
   const generated = generateClient(loaded, { perspective: perspective as Perspective | undefined, fileName: path.basename(out) });
   for (const w of generated.warnings) process.stderr.write(`warning ${w}\n`);

@@ -3,16 +3,19 @@ import path from 'node:path';
 import { MemoryStorage } from '../storage/memory.js';
 import { DiskStorage } from '../storage/disk/disk-storage.js';
 import { parseFsyncPolicy } from '../storage/disk/segmented-log.js';
-import { ConfigError } from '../util/errors.js';
+import { ConfigError, EddyError } from '../util/errors.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../util/logger.js';
 import type { BrokerLimits } from '../core/limits.js';
 import { parseFlags, parseInteger } from './args.js';
 import { loadConfigFile, type BrokerConfig } from './config.js';
+import { runUntilStopped } from './broker-lifecycle.js';
 
 export const BROKER_HELP = `Usage: eddy broker [options]
 
 Runs the Eddy broker: MQTT 3.1.1/5.0 over TCP, MQTT over WebSocket at /mqtt on the HTTP port.
 When listening it prints:  eddy ready mqtt=HOST:PORT http=HOST:PORT
+SIGTERM/SIGINT stop it gracefully; SIGHUP reloads the AsyncAPI documents and channel policies.
+Paths in the config file are relative to the file; paths in flags, to the working directory.
 
 Options:
   --config FILE             YAML or JSON configuration; flags override it
@@ -62,7 +65,7 @@ const FLAGS = {
 export function brokerConfigFromArgs(args: string[]): BrokerConfig | 'help' {
   const { values, positionals } = parseFlags(args, FLAGS, 'eddy broker');
   if (values.help) return 'help';
-  if (positionals.length > 0) throw new ConfigError(`eddy broker: unexpected argument "${positionals[0]}"`);
+  if (positionals.length > 0) throw new ConfigError(`unexpected argument "${positionals[0]}"`, { command: 'eddy broker' });
   const config: BrokerConfig = values.config ? loadConfigFile(values.config) : {};
   if (values.host !== undefined) config.host = values.host;
   config.port = parseInteger(values.port, '--port', 0, 65535) ?? config.port;
@@ -125,28 +128,15 @@ export async function runBroker(args: string[]): Promise<number | 'forever'> {
     asyncapi: config.asyncapi,
     strict: config.strict,
     logger,
+  }).catch((err: unknown) => {
+    // A document that does not load is a configuration error (exit 2), reported with its diagnostics.
+    if (err instanceof EddyError && err.code === 'EDDY_ASYNCAPI') {
+      throw new ConfigError(err.message, { details: (err as EddyError & { diagnostics: string[] }).diagnostics, cause: err });
+    }
+    throw err;
   });
   logger.info({ mqtt: server.mqtt, http: server.http, storage: server.broker.storage.kind }, 'broker started');
   process.stdout.write(`eddy ready mqtt=${formatHost(server.mqtt.host)}:${server.mqtt.port} http=${formatHost(server.http.host)}:${server.http.port}\n`);
-
-  let stopping = false;
-  const shutdown = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
-    server.stop().then(
-      () => {
-        logger.info('broker stopped');
-        logger.flush?.();
-        process.exit(0);
-      },
-      (err: unknown) => {
-        logger.error({ err }, 'error during shutdown');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+  runUntilStopped(server, logger, config, () => brokerConfigFromArgs(args) as BrokerConfig);
   return 'forever';
 }

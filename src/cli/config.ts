@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { dirname, isAbsolute, join } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_LIMITS, type AccessRules, type BrokerLimits } from '../core/limits.js';
 import { ConfigError } from '../util/errors.js';
@@ -12,6 +12,7 @@ export interface BrokerConfig {
   host?: string;
   port?: number;
   httpPort?: number;
+  /** In the config file, relative to it. */
   dataDir?: string;
   memory?: boolean;
   /** always | interval:<ms> | off */
@@ -22,7 +23,7 @@ export interface BrokerConfig {
   /** Parsed from the file's `channels` mapping (pattern → maxDeliveries, retention). */
   channels?: ChannelPolicy[];
   redelivery?: Partial<RedeliveryOptions>;
-  /** AsyncAPI document files, relative to the config file. */
+  /** AsyncAPI document files; in the config file, relative to it. */
   asyncapi?: string[];
   strict?: boolean;
 }
@@ -57,12 +58,14 @@ export function validateConfig(raw: unknown, source: string): BrokerConfig {
   expectType(config, 'memory', 'boolean', source);
   expectType(config, 'fsync', 'string', source);
   expectType(config, 'strict', 'boolean', source);
+  // Every path in the file is relative to the file, whatever the working directory: a user reading
+  // the file expects that, and a broker started from elsewhere (a service manager) finds the same files.
   if (config.asyncapi !== undefined) {
     const files = typeof config.asyncapi === 'string' ? [config.asyncapi] : config.asyncapi;
     if (!Array.isArray(files) || files.some((f) => typeof f !== 'string')) throw new ConfigError(`${source}: asyncapi must be a file name or a list of them`);
-    // Relative to the config file, as a user reading the file expects.
-    config.asyncapi = (files as string[]).map((f) => (isAbsolute(f) ? f : join(dirname(source), f)));
+    config.asyncapi = (files as string[]).map((f) => relativeToFile(source, f));
   }
+  if (typeof config.dataDir === 'string') config.dataDir = relativeToFile(source, config.dataDir);
   for (const key of ['port', 'httpPort'] as const) {
     if (config[key] !== undefined && !isIntIn(config[key], 0, 65535)) throw new ConfigError(`${source}: ${key} must be a port number 0..65535`);
   }
@@ -99,6 +102,11 @@ function parseRedelivery(raw: unknown, source: string): Partial<RedeliveryOption
     else throw new ConfigError(`${source}: unknown key redelivery.${key} (known: initialBackoff, maxBackoff)`);
   }
   return options;
+}
+
+/** A path from the config file `source`, made absolute against the file's directory. */
+function relativeToFile(source: string, file: string): string {
+  return resolve(dirname(resolve(source)), file);
 }
 
 function expectType(config: Record<string, unknown>, key: string, type: string, source: string): void {

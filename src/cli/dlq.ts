@@ -32,8 +32,8 @@ export async function runDlq(args: string[]): Promise<number> {
     return 0;
   }
   const [action, extra] = positionals;
-  if (action !== 'list' && action !== 'redrive') throw new ConfigError(`eddy dlq: expected list or redrive, got ${action === undefined ? 'nothing' : JSON.stringify(action)}`);
-  if (extra !== undefined) throw new ConfigError(`eddy dlq: unexpected argument "${extra}"`);
+  if (action !== 'list' && action !== 'redrive') throw new ConfigError(`expected list or redrive, got ${action === undefined ? 'nothing' : JSON.stringify(action)}`, { command: 'eddy dlq' });
+  if (extra !== undefined) throw new ConfigError(`unexpected argument "${extra}"`, { command: 'eddy dlq' });
   const base = values.http ?? process.env.EDDY_HTTP_URL ?? 'http://127.0.0.1:8080';
   const limit = parseInteger(values.limit, '--limit', 1, Number.MAX_SAFE_INTEGER) ?? (action === 'list' ? 100 : Number.MAX_SAFE_INTEGER);
   const url = new URL(action === 'list' ? '/v1/dlq' : '/v1/dlq/redrive', base);

@@ -5,6 +5,8 @@ import { runPub } from './pub.js';
 import { runSub } from './sub.js';
 import { runDlq } from './dlq.js';
 import { runAsyncApiExport } from './asyncapi-export.js';
+import { exitCodeOf, reportError } from './report.js';
+import { nearest } from './suggest.js';
 
 const HELP = `Usage: eddy <command> [options]
 
@@ -19,6 +21,8 @@ Options:
   --version  print the version
   --help     print this help
 `;
+
+const COMMANDS = ['broker', 'pub', 'sub', 'dlq', 'asyncapi', 'version', 'help'];
 
 /** Runs one CLI command; returns the exit code, or 'forever' for a command that keeps running. */
 export async function main(argv: string[]): Promise<number | undefined> {
@@ -50,17 +54,15 @@ export async function main(argv: string[]): Promise<number | undefined> {
       case 'help':
         process.stdout.write(HELP);
         return command === undefined ? 2 : 0;
-      default:
-        process.stderr.write(`eddy: unknown command "${command}" (try eddy --help)\n`);
+      default: {
+        const guess = nearest(command, COMMANDS);
+        process.stderr.write(`eddy: unknown command "${command}" (${guess ? `did you mean eddy ${guess}?` : 'try eddy --help'})\n`);
         return 2;
+      }
     }
   } catch (err) {
-    if (err instanceof EddyError) {
-      process.stderr.write(`eddy: ${err.message}\n`);
-      // An AsyncAPI document's diagnostics, one per line: file:line:col path: message.
-      for (const line of (err as EddyError & { diagnostics?: string[] }).diagnostics ?? []) process.stderr.write(`  ${line}\n`);
-      return err.code === 'EDDY_CONFIG' ? 2 : 1;
-    }
-    throw err;
+    if (!(err instanceof EddyError)) throw err;
+    reportError(err);
+    return exitCodeOf(err);
   }
 }

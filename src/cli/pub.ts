@@ -2,12 +2,13 @@ import { readFileSync } from 'node:fs';
 import type { IClientPublishOptions } from 'mqtt';
 import { ConfigError, EddyError } from '../util/errors.js';
 import { parseFlags, parseHeaders, parseInteger, parseQos } from './args.js';
-import { DEFAULT_URL, connectCli, describeReason } from './client.js';
+import { DEFAULT_URL, connectCli, describeReason, type CliConnection } from './client.js';
 
 export const PUB_HELP = `Usage: eddy pub CHANNEL [PAYLOAD] [options]
 
 Publishes PAYLOAD (or standard input when PAYLOAD is omitted) to CHANNEL over MQTT 5.
-Exits 0 once the broker confirmed every message (QoS 1/2), 1 if it refused one.
+Exits 0 once the broker confirmed every message (QoS 1/2) or handled it (QoS 0), 1 if it refused
+one; the error names the broker's reason code and reason string.
 
 Options:
   --url URL              broker (default $EDDY_URL or mqtt://127.0.0.1:1883)
@@ -39,14 +40,14 @@ export async function runPub(args: string[]): Promise<number> {
     return 0;
   }
   const [channel, payloadArg, extra] = positionals;
-  if (!channel) throw new ConfigError('eddy pub: missing CHANNEL (see eddy pub --help)');
-  if (extra !== undefined) throw new ConfigError(`eddy pub: unexpected argument "${extra}"`);
+  if (!channel) throw new ConfigError('missing CHANNEL (see eddy pub --help)', { command: 'eddy pub' });
+  if (extra !== undefined) throw new ConfigError(`unexpected argument "${extra}"`, { command: 'eddy pub' });
   const qos = parseQos(values.qos) ?? 1;
   const count = parseInteger(values.count, '--count', 1, 100_000_000) ?? 1;
   const headers = parseHeaders(values.header);
   const payload = payloadArg !== undefined ? Buffer.from(payloadArg) : readFileSync(0);
 
-  const client = await connectCli(values.url ?? DEFAULT_URL, { clientId: values['client-id'] ?? '' });
+  const connection = await connectCli(values.url ?? DEFAULT_URL, { clientId: values['client-id'] ?? '' });
   const options: IClientPublishOptions = { qos, retain: !!values.retain, properties: {} };
   if (headers) options.properties!.userProperties = headers;
   if (values['content-type']) options.properties!.contentType = values['content-type'];
@@ -57,15 +58,37 @@ export async function runPub(args: string[]): Promise<number> {
     const worker = async (): Promise<void> => {
       while (next < count) {
         const index = next++;
-        await client.publishAsync(channel, payload, options);
+        await publishOne(connection, channel, payload, options);
         if (values.json) process.stdout.write(JSON.stringify({ channel, index, qos, bytes: payload.length }) + '\n');
       }
     };
-    await Promise.all(Array.from({ length: Math.min(window, count) }, worker));
+    // Raced once, not per publish: a reaction per message on the pending `lost` would pile up.
+    await Promise.race([Promise.all(Array.from({ length: Math.min(window, count) }, worker)), connection.lost]);
+    // Nothing acknowledges a QoS 0 publish, but a broker refuses a bad one with DISCONNECT: wait
+    // until it has handled them all, so a refusal exits 1 like a refused QoS 1 publish.
+    if (qos === 0) await connection.roundTrip();
   } catch (err) {
-    throw new EddyError('EDDY_PUBLISH_REFUSED', `publish to ${channel} refused: ${describeReason(err)}`);
-  } finally {
-    await client.endAsync();
+    await connection.end(true);
+    if (!(err instanceof EddyError)) throw err;
+    throw new EddyError('EDDY_PUBLISH_REFUSED', `publish to ${channel} refused: ${err.message}`, { cause: err });
   }
+  await connection.end();
   return 0;
+}
+
+/**
+ * One publish, settled when the broker confirmed it (QoS 1/2) or it was written (QoS 0). A refusal
+ * rejects with the reason code and the broker's reason string from the PUBACK/PUBREC, which mqtt.js
+ * passes to the callback but leaves out of its error message.
+ */
+function publishOne(connection: CliConnection, channel: string, payload: Buffer, options: IClientPublishOptions): Promise<void> {
+  return new Promise((resolve, reject) => {
+    connection.client.publish(channel, payload, options, (err, ack) => {
+      if (!err) return resolve();
+      const code = (err as Error & { code?: unknown }).code;
+      if (typeof code !== 'number') return reject(connection.closedError());
+      const reasonString = (ack as { properties?: { reasonString?: string } } | undefined)?.properties?.reasonString;
+      reject(new EddyError('EDDY_PUBLISH_REFUSED', describeReason(code, reasonString)));
+    });
+  });
 }

@@ -1,12 +1,14 @@
-import type { IClientSubscribeOptions, IPublishPacket } from 'mqtt';
+import type { ErrorWithSubackPacket, IClientSubscribeOptions, IPublishPacket } from 'mqtt';
 import { ConfigError, EddyError } from '../util/errors.js';
 import { parseFlags, parseInteger, parseQos } from './args.js';
-import { DEFAULT_URL, connectCli, describeReason } from './client.js';
+import { DEFAULT_URL, connectCli, describeReason, type CliConnection } from './client.js';
 import { parseReplayStart } from '../core/replay.js';
+import { isValidTopicFilter } from '../core/topics.js';
 
 export const SUB_HELP = `Usage: eddy sub FILTER [options]
 
-Subscribes to FILTER (MQTT wildcards + and # allowed) and prints each message's payload.
+Subscribes to FILTER (MQTT wildcards + and # allowed) and prints each message's payload; a
+message is acknowledged once it is printed. Exits 1 with the broker's reason if it refuses.
 
 Options:
   --url URL              broker (default $EDDY_URL or mqtt://127.0.0.1:1883)
@@ -14,7 +16,7 @@ Options:
   --group NAME           join consumer group NAME ($share/NAME/FILTER): one member gets each message
   --from START           replay stored history first: earliest | seq:N | time:RFC3339 (channels
                          with retention; see README), then live messages; each carries eddy-seq
-  --count N              exit after N messages
+  --count N              exit after N messages (a persistent session keeps the rest for later)
   --json                 print one JSON object per message: channel, payload, qos, retain, headers, ...
   --verbose, -v          print "channel payload" instead of the payload alone
   --client-id ID         client identifier (default: assigned by the broker)
@@ -63,59 +65,92 @@ export async function runSub(args: string[]): Promise<number> {
     return 0;
   }
   const [filter, extra] = positionals;
-  if (!filter) throw new ConfigError('eddy sub: missing FILTER (see eddy sub --help)');
-  if (extra !== undefined) throw new ConfigError(`eddy sub: unexpected argument "${extra}"`);
+  if (!filter) throw new ConfigError('missing FILTER (see eddy sub --help)', { command: 'eddy sub' });
+  if (extra !== undefined) throw new ConfigError(`unexpected argument "${extra}"`, { command: 'eddy sub' });
   const qos = parseQos(values.qos) ?? 1;
   const count = parseInteger(values.count, '--count', 1, Number.MAX_SAFE_INTEGER);
   const sessionExpiry = parseInteger(values['session-expiry'], '--session-expiry', 0, 0xffffffff) ?? 0;
+  // mqtt.js refuses a malformed filter itself, before the broker could say why: say it here.
+  if (!isValidTopicFilter(filter)) throw new ConfigError(`${JSON.stringify(filter)} is not a valid topic filter (# only at the end, + and # each a whole level)`, { command: 'eddy sub' });
   const target = values.group ? `$share/${values.group}/${filter}` : filter;
   if (values.from !== undefined && !parseReplayStart(values.from)) {
     throw new ConfigError(`--from must be earliest, seq:<n> or time:<RFC 3339>, got ${JSON.stringify(values.from)}`);
   }
 
-  const client = await connectCli(values.url ?? DEFAULT_URL, {
-    clientId: values['client-id'] ?? '',
-    clean: sessionExpiry === 0,
-    properties: { sessionExpiryInterval: sessionExpiry },
-  });
   let received = 0;
-  const done = new Promise<void>((resolve, reject) => {
-    client.on('message', (_topic, _payload, packet) => {
-      if (count !== undefined && received >= count) return;
-      received++;
-      if (values.json) process.stdout.write(JSON.stringify(messageToJson(packet)) + '\n');
-      else {
-        const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
-        process.stdout.write(values.verbose ? Buffer.concat([Buffer.from(`${packet.topic} `), payload, Buffer.from('\n')]) : Buffer.concat([payload, Buffer.from('\n')]));
-      }
-      if (count !== undefined && received >= count) resolve();
-    });
-    client.on('close', () => reject(new EddyError('EDDY_DISCONNECTED', 'connection to the broker closed')));
-    const stop = (): void => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
-  // Ending the client after a refused SUBACK closes it: that rejection is expected, not unhandled.
-  done.catch(() => {});
-  const subscribeOptions: IClientSubscribeOptions = { qos };
-  if (values.from !== undefined) subscribeOptions.properties = { userProperties: { 'eddy-from': values.from } };
-  const granted = await client.subscribeAsync(target, subscribeOptions).catch(async (err: unknown) => {
-    // mqtt.js v5 rejects a SUBACK failure; close the client (or the process never exits) and
-    // take the reason code from the SUBACK, since the rejection does not carry it.
-    await client.endAsync(true);
-    const code = (err as { packet?: { granted?: number[] } }).packet?.granted?.find((c) => c >= 0x80);
-    const reason = code === undefined ? describeReason(err) : `0x${code.toString(16)} ${(err as Error).message}`;
-    throw new EddyError('EDDY_SUBSCRIBE_REFUSED', `subscribe to ${target} failed: ${reason}`);
-  });
-  const code = granted[0]?.qos ?? 0x80;
-  if (code >= 0x80) {
-    await client.endAsync(true);
-    throw new EddyError('EDDY_SUBSCRIBE_REFUSED', `subscribe to ${target} refused with reason 0x${code.toString(16)}`);
-  }
+  let stop!: () => void;
+  const stopped = new Promise<void>((resolve) => (stop = resolve));
+  let outputClosed = false;
+  const onOutputError = (): void => {
+    outputClosed = true;
+    stop();
+  };
+  // Kept to the end: every write after the reader left fails too, and an unheard 'error' would throw.
+  process.stdout.on('error', onOutputError);
+  const render = (packet: IPublishPacket): Buffer => {
+    if (values.json) return Buffer.from(JSON.stringify(messageToJson(packet)) + '\n');
+    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+    return Buffer.concat([values.verbose ? Buffer.from(`${packet.topic} `) : Buffer.alloc(0), payload, Buffer.from('\n')]);
+  };
+  const connection = await connectCli(
+    values.url ?? DEFAULT_URL,
+    { clientId: values['client-id'] ?? '', clean: sessionExpiry === 0, properties: { sessionExpiryInterval: sessionExpiry } },
+    (client) => {
+      // mqtt.js sends the PUBACK/PUBCOMP when this calls back: only once the message is printed. A
+      // message past --count is left unacknowledged (an error skips the ack), so a persistent
+      // session keeps it for the next run instead of losing it.
+      client.handleMessage = (packet, done) => {
+        if (outputClosed || (count !== undefined && received >= count)) return done(new Error('not taken: past --count or output closed'));
+        received++;
+        process.stdout.write(render(packet), (err) => {
+          // Not printed (the reader went away, as `eddy sub … | head -1` does): not acknowledged.
+          if (err) return done(err);
+          done();
+          if (count !== undefined && received >= count) stop();
+        });
+      };
+    },
+  );
+  const onSignal = (): void => stop();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
-    await done;
+    const subscribeOptions: IClientSubscribeOptions = { qos };
+    if (values.from !== undefined) subscribeOptions.properties = { userProperties: { 'eddy-from': values.from } };
+    const subscribed = subscribe(connection, target, subscribeOptions);
+    // A persistent session's queued messages may reach --count before the SUBACK comes.
+    subscribed.catch(() => {});
+    await Promise.race([subscribed, stopped, connection.lost]);
+    await Promise.race([stopped, connection.lost]);
+  } catch (err) {
+    await connection.end(true);
+    if (err instanceof EddyError && err.code === 'EDDY_DISCONNECTED') throw new EddyError('EDDY_DISCONNECTED', `connection to the broker lost: ${err.message}`, { cause: err });
+    throw err;
   } finally {
-    await client.endAsync();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
+  await connection.end();
   return 0;
+}
+
+/** Subscribes; a refusal rejects with the SUBACK's reason code and the broker's reason string. */
+async function subscribe(connection: CliConnection, target: string, options: IClientSubscribeOptions): Promise<void> {
+  let granted: number[];
+  try {
+    granted = (await connection.client.subscribeAsync(target, options)).map((g) => g.qos);
+  } catch (err) {
+    // mqtt.js rejects a SUBACK failure with the SUBACK itself, its reason string included.
+    const suback = (err as Partial<ErrorWithSubackPacket>).packet;
+    if (!suback) throw connection.closedError();
+    const code = (suback.granted as number[]).find((c) => c >= 0x80) ?? 0x80;
+    throw refused(target, code, suback.properties?.reasonString);
+  }
+  // MQTT 3.1.1 brokers refuse with granted QoS 0x80 and no error.
+  const code = granted[0] ?? 0x80;
+  if (code >= 0x80) throw refused(target, code, undefined);
+}
+
+function refused(target: string, code: number, reasonString: string | undefined): EddyError {
+  return new EddyError('EDDY_SUBSCRIBE_REFUSED', `subscribe to ${target} refused: ${describeReason(code, reasonString)}`);
 }

@@ -29,16 +29,29 @@ export class ChannelPolicies {
   private readonly cache = new Map<string, ChannelPolicy>();
   private readonly fallback: ChannelPolicy = { pattern: '#', maxDeliveries: DEFAULT_MAX_DELIVERIES };
 
-  constructor(readonly policies: ChannelPolicy[] = []) {
-    if (!policies.some((p) => p.pattern === `${DLQ_PREFIX}#`)) {
-      this.policies = [...policies, { pattern: `${DLQ_PREFIX}#`, maxDeliveries: Infinity, retention: DLQ_RETENTION }];
-    }
+  private list: ChannelPolicy[];
+
+  constructor(policies: ChannelPolicy[] = []) {
+    this.list = withDeadLetterDefault(policies);
+  }
+
+  get policies(): ChannelPolicy[] {
+    return this.list;
+  }
+
+  /**
+   * Puts new policies in force (a configuration reload). The broker, redelivery and storage share
+   * this one object, so each of them sees the new policies at its next lookup.
+   */
+  replace(policies: ChannelPolicy[]): void {
+    this.list = withDeadLetterDefault(policies);
+    this.cache.clear();
   }
 
   for(topic: string): ChannelPolicy {
     let policy = this.cache.get(topic);
     if (policy) return policy;
-    policy = this.policies.find((p) => topicMatches(p.pattern, topic)) ?? this.fallback;
+    policy = this.list.find((p) => topicMatches(p.pattern, topic)) ?? this.fallback;
     if (this.cache.size > 10_000) this.cache.clear();
     this.cache.set(topic, policy);
     return policy;
@@ -46,8 +59,14 @@ export class ChannelPolicies {
 
   /** Policies that keep history, in configuration order. */
   get retained(): ChannelPolicy[] {
-    return this.policies.filter((p) => p.retention !== undefined);
+    return this.list.filter((p) => p.retention !== undefined);
   }
+}
+
+/** The policies with `$DLQ/#` added when the configuration does not set it. */
+function withDeadLetterDefault(policies: ChannelPolicy[]): ChannelPolicy[] {
+  if (policies.some((p) => p.pattern === `${DLQ_PREFIX}#`)) return policies;
+  return [...policies, { pattern: `${DLQ_PREFIX}#`, maxDeliveries: Infinity, retention: DLQ_RETENTION }];
 }
 
 /** Reads the `channels` mapping of the config file: `pattern: { maxDeliveries, retention: { maxAge, maxBytes } }`. */

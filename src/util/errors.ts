@@ -10,8 +10,14 @@ export class EddyError extends Error {
 
 /** A bad command-line flag or configuration value: reported in one line, exit code 2. */
 export class ConfigError extends EddyError {
-  constructor(message: string) {
-    super('EDDY_CONFIG', message);
+  /** The command whose usage was wrong (`eddy broker`): the CLI prints it before the message instead of `eddy`. */
+  readonly command: string | undefined;
+  /** Lines that explain the message, printed under it (an AsyncAPI document's diagnostics). */
+  readonly details: string[];
+  constructor(message: string, options: { command?: string; details?: string[]; cause?: unknown } = {}) {
+    super('EDDY_CONFIG', message, { cause: options.cause });
+    this.command = options.command;
+    this.details = options.details ?? [];
   }
 }
 

@@ -1,0 +1,75 @@
+import type { EddyServer } from '../server.js';
+import { EddyError } from '../util/errors.js';
+import type { Logger } from '../util/logger.js';
+import type { BrokerConfig } from './config.js';
+import { startedByNpm, watchAncestors } from './parent-watch.js';
+
+/** Settings a reload cannot change on a running broker: a changed one is logged as waiting for a restart. */
+const RESTART_KEYS = ['host', 'port', 'httpPort', 'dataDir', 'memory', 'fsync', 'logLevel', 'limits', 'access', 'redelivery', 'strict'] as const;
+
+/** The configuration keys whose values differ between two configurations. */
+function changedKeys(before: BrokerConfig, after: BrokerConfig): string[] {
+  return RESTART_KEYS.filter((key) => JSON.stringify(before[key]) !== JSON.stringify(after[key]));
+}
+
+const plural = (n: number, what: string): string => `${n} ${what}${n === 1 ? '' : 's'}`;
+
+/**
+ * Runs a started broker until a signal ends it: SIGTERM and SIGINT (and, under npm, the exit of the
+ * npm process, see watchAncestors) shut it down gracefully and exit 0; SIGHUP reloads what can be
+ * reloaded, the AsyncAPI documents and the channel policies, re-reading the flags and the config file.
+ * `readConfig` gives the configuration as it is now; it throws a ConfigError for a bad file.
+ */
+export function runUntilStopped(server: EddyServer, logger: Logger, initial: BrokerConfig, readConfig: () => BrokerConfig): void {
+  let stopping = false;
+  let current = initial;
+  const shutdown = (reason: string): void => {
+    if (stopping) return;
+    stopping = true;
+    stopWatching();
+    logger.info(reason.startsWith('SIG') ? { signal: reason } : { reason }, 'shutting down');
+    server.stop().then(
+      () => {
+        logger.info('broker stopped');
+        logger.flush?.();
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'error during shutdown');
+        logger.flush?.();
+        process.exit(1);
+      },
+    );
+  };
+
+  const reload = async (): Promise<void> => {
+    if (stopping) return;
+    let next: BrokerConfig;
+    try {
+      next = readConfig();
+      const result = await server.reload({ asyncapi: next.asyncapi ?? [], channels: next.channels ?? [] });
+      const restartNeeded = changedKeys(current, next);
+      current = { ...current, asyncapi: next.asyncapi, channels: next.channels };
+      logger.info(
+        { signal: 'SIGHUP', documents: result.documents, channels: result.channels, policies: result.policies },
+        `reloaded ${plural(result.documents.length, 'AsyncAPI document')} (${plural(result.channels, 'channel')}) and the channel policies (${result.policies.join(', ')})`,
+      );
+      if (result.unchecked.length > 0) logger.warn({ messages: result.unchecked }, 'messages with a schema format Eddy cannot check are accepted unchecked');
+      if (restartNeeded.length > 0) logger.warn({ keys: restartNeeded }, `changed settings that only a restart applies: ${restartNeeded.join(', ')}`);
+    } catch (err) {
+      if (!(err instanceof EddyError)) throw err;
+      const diagnostics = (err as EddyError & { diagnostics?: string[] }).diagnostics;
+      logger.error({ signal: 'SIGHUP', err: err.message, ...(diagnostics ? { diagnostics } : {}) }, `reload failed, keeping the current AsyncAPI documents and channel policies: ${err.message}`);
+    }
+  };
+  // One reload at a time, in the order the signals came.
+  let reloads = Promise.resolve();
+  const onHangup = (): void => {
+    reloads = reloads.then(reload).catch((err: unknown) => logger.error({ err }, 'reload failed'));
+  };
+
+  const stopWatching = startedByNpm() ? watchAncestors((what) => shutdown(`${what} (npm does not pass signals on)`)) : () => {};
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGHUP', onHangup);
+}

@@ -1,0 +1,54 @@
+import { readFileSync } from 'node:fs';
+
+/** The parent pid of `pid` as the kernel sees it now (Linux /proc), or undefined where that cannot be read. */
+function parentOf(pid: number | 'self'): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // `pid (comm) state ppid …`; comm may itself hold spaces and parentheses.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ppid = Number(fields[1]);
+    return Number.isInteger(ppid) ? ppid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Whether this process was started by npm (npx eddy, npm exec, npm run): npm sets these for its scripts. */
+export function startedByNpm(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.npm_execpath !== undefined || env.npm_lifecycle_event !== undefined;
+}
+
+/**
+ * Calls `onGone` once, when the process that started this one, or the one above it, exits.
+ *
+ * Why: npm runs a bin as `sh -c 'eddy …'` and passes SIGTERM and SIGINT only to that shell, which
+ * dies of them without passing them on; SIGHUP it does not pass at all, and dies of it itself. The
+ * broker would stay behind, orphaned, holding its ports and its LOCK file. Watching the parent (the
+ * shell) and the grandparent (npm) turns either exit into a graceful shutdown. `process.ppid` is
+ * read once at start, so the current parent comes from /proc where there is one; elsewhere the
+ * original parent is polled for being alive.
+ */
+export function watchAncestors(onGone: (what: string) => void, intervalMs = 500): () => void {
+  const parent = process.ppid;
+  const grandparent = parentOf(parent);
+  const timer = setInterval(() => {
+    const now = parentOf('self');
+    let gone: string | undefined;
+    if (now !== undefined ? now !== parent : !isAlive(parent)) gone = `parent process ${parent} exited`;
+    else if (grandparent !== undefined && parentOf(parent) !== grandparent) gone = `process ${grandparent}, which started the parent process ${parent}, exited`;
+    if (gone === undefined) return;
+    clearInterval(timer);
+    onGone(gone);
+  }, intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
