@@ -14,6 +14,7 @@ import { BrokerMetrics } from './http/metrics.js';
 import { MemoryStorage } from './storage/memory.js';
 import type { Storage } from './storage/types.js';
 import { TcpListener } from './transport/tcp.js';
+import { MqttIntake } from './protocol/mqtt/intake.js';
 import { WebSocketListener } from './transport/websocket.js';
 import { silentLogger, type Logger } from './util/logger.js';
 import { ConfigError } from './util/errors.js';
@@ -113,8 +114,9 @@ export class EddyServer {
     });
     metrics.collectFrom(broker);
     await broker.start();
-    const tcp = new TcpListener(broker, logger);
-    const websocket = new WebSocketListener(broker, logger);
+    const intake = new MqttIntake(broker.limits, broker.stats, logger);
+    const tcp = new TcpListener(broker, logger, intake);
+    const websocket = new WebSocketListener(broker, logger, intake);
     const httpListener = new HttpListener(broker, websocket, {
       logger,
       metrics,

@@ -72,4 +72,22 @@ export function runUntilStopped(server: EddyServer, logger: Logger, initial: Bro
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGHUP', onHangup);
+  keepRunningOnStrayErrors(server, logger);
+}
+
+/**
+ * The last line of defence: every socket and timer callback of the broker guards itself, so an
+ * error reaching the process is a bug in a path nobody guarded. It is logged and counted
+ * (`internalErrors`, eddy_internal_errors_total) and the broker goes on serving: a broker that
+ * exits drops every client, while the error itself concerned one connection or one timer.
+ */
+function keepRunningOnStrayErrors(server: EddyServer, logger: Logger): void {
+  process.on('uncaughtException', (err) => {
+    server.broker.stats.internalErrors++;
+    logger.error({ err }, 'uncaught exception: the broker keeps running');
+  });
+  process.on('unhandledRejection', (reason) => {
+    server.broker.stats.internalErrors++;
+    logger.error({ err: reason }, 'unhandled rejection: the broker keeps running');
+  });
 }

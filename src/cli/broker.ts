@@ -9,6 +9,7 @@ import type { BrokerLimits } from '../core/limits.js';
 import { parseFlags, parseInteger } from './args.js';
 import { loadConfigFile, type BrokerConfig } from './config.js';
 import { runUntilStopped } from './broker-lifecycle.js';
+import { LIMIT_FLAGS, LIMIT_OPTIONS, limitFlagsHelp } from './limit-flags.js';
 
 export const BROKER_HELP = `Usage: eddy broker [options]
 
@@ -26,12 +27,7 @@ Options:
   --data-dir DIR            durable storage directory (default ./eddy-data)
   --fsync POLICY            always (default; group commit) | interval:<ms> | off
   --log-level LEVEL         fatal|error|warn|info|debug|trace|silent (default info)
-  --max-packet-size BYTES   largest MQTT packet (default 1048576)
-  --max-connections N       open connections (default 10000)
-  --max-inflight N          QoS>0 messages in flight per client and direction (default 1000)
-  --max-queued N            QoS>0 messages queued per session (default 100000)
-  --max-keepalive SECONDS   longest keep-alive granted, 0 = client's choice (default 0)
-  --topic-alias-maximum N   topic aliases a client may set (default 1024)
+${limitFlagsHelp()}
   --deny-subscribe FILTER   refuse subscriptions matching FILTER (repeatable)
   --deny-publish FILTER     refuse publishes on topics matching FILTER (repeatable)
   --asyncapi FILE           AsyncAPI 3 document whose channels and message schemas are enforced
@@ -48,12 +44,7 @@ const FLAGS = {
   'data-dir': { type: 'string' },
   fsync: { type: 'string' },
   'log-level': { type: 'string' },
-  'max-packet-size': { type: 'string' },
-  'max-connections': { type: 'string' },
-  'max-inflight': { type: 'string' },
-  'max-queued': { type: 'string' },
-  'max-keepalive': { type: 'string' },
-  'topic-alias-maximum': { type: 'string' },
+  ...LIMIT_OPTIONS,
   'deny-subscribe': { type: 'string', multiple: true },
   'deny-publish': { type: 'string', multiple: true },
   asyncapi: { type: 'string', multiple: true },
@@ -82,16 +73,8 @@ export function brokerConfigFromArgs(args: string[]): BrokerConfig | 'help' {
     config.logLevel = values['log-level'] as LogLevel;
   }
   const limits: Partial<BrokerLimits> = { ...config.limits };
-  const limitFlags: Array<[keyof BrokerLimits, string, number, number]> = [
-    ['maxPacketSize', 'max-packet-size', 16, 268435455],
-    ['maxConnections', 'max-connections', 1, 10_000_000],
-    ['maxInflight', 'max-inflight', 1, 65535],
-    ['maxQueued', 'max-queued', 0, 100_000_000],
-    ['maxKeepAlive', 'max-keepalive', 0, 65535],
-    ['topicAliasMaximum', 'topic-alias-maximum', 0, 65535],
-  ];
-  for (const [key, flag, min, max] of limitFlags) {
-    const value = parseInteger(values[flag as keyof typeof values] as string | undefined, `--${flag}`, min, max);
+  for (const { key, flag, min, max } of LIMIT_FLAGS) {
+    const value = parseInteger((values as Record<string, unknown>)[flag] as string | undefined, `--${flag}`, min, max);
     if (value !== undefined) limits[key] = value;
   }
   config.limits = limits;

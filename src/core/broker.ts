@@ -1,4 +1,5 @@
 import type { Logger } from '../util/logger.js';
+import type { ErrorReporter } from '../util/guard.js';
 import { StorageError } from '../util/errors.js';
 import { isExpired, type Message, type QoS } from './message.js';
 import { Router, type Target } from './router.js';
@@ -11,7 +12,7 @@ import type { ReplayStart } from './replay.js';
 import type { MessageObserver } from './observer.js';
 import { KeyedTimers } from './timers.js';
 import { invalidLetter, PublishChecks, type PublishRefusal, type PublishValidator, type TrafficRecorder } from './validation.js';
-import { isValidTopicFilter, parseSharedFilter, topicMatches } from './topics.js';
+import { isValidTopicFilter, parseSharedFilter, quoteTopic, topicMatches, topicOverLimits } from './topics.js';
 import { DEFAULT_LIMITS, type AccessRules, type BrokerLimits } from './limits.js';
 import type { DurableDelivery, SessionRecord, Storage, SubscriptionOptions, SubscriptionRecord } from '../storage/types.js';
 
@@ -63,6 +64,14 @@ export interface BrokerStats {
   refusedPublishes: Record<string, number>;
   /** Publishes that did not match the AsyncAPI documents (refused, or kept on $DLQ/invalid). */
   invalidPublishes: number;
+  /** Sockets closed at accept because `maxConnections` were open. */
+  refusedConnections: number;
+  /** Connections closed because a packet did not complete within `packetTimeout`. */
+  packetTimeouts: number;
+  /** Times a connection stopped reading because unfinished packets held `maxInboundBytes`. */
+  inboundPauses: number;
+  /** Exceptions caught in a callback (a bug, or input nobody foresaw): the connection or timer concerned was closed or skipped. */
+  internalErrors: number;
 }
 
 export interface BrokerOptions {
@@ -109,18 +118,28 @@ export class Broker {
     protocolErrors: {},
     refusedPublishes: {},
     invalidPublishes: 0,
+    refusedConnections: 0,
+    packetTimeouts: 0,
+    inboundPauses: 0,
+    internalErrors: 0,
   };
   private readonly log: Logger;
+  /** Logs and counts an exception a guarded callback caught (see util/guard.ts). */
+  readonly reportInternalError: ErrorReporter = (where, err) => {
+    this.stats.internalErrors++;
+    this.log.error({ err, where }, 'internal error caught; the broker goes on');
+  };
   /** Wills waiting out their MQTT 5 will delay, by client id. */
-  private readonly wills = new KeyedTimers<WillMessage>();
+  private readonly wills = new KeyedTimers<WillMessage>(this.reportInternalError, 'will delay timer');
   /** Disconnected persistent sessions waiting out their session expiry, by client id. */
-  private readonly expiries = new KeyedTimers<Session>();
+  private readonly expiries = new KeyedTimers<Session>(this.reportInternalError, 'session expiry timer');
   private readonly sessionHooks: SessionHooks = {
     dropped: (session: Session, reason: DropReason, message: Message): void => {
       this.stats.dropped[reason]++;
       if (reason === 'queue-full') this.logQueueFull(`subscriber ${session.clientId}`, message, session.queue.pendingCount);
     },
     failed: (session, delivery, reason) => this.redelivery.sessionFailed(session, delivery, reason),
+    report: (where, err) => this.reportInternalError(where, err),
   };
   private queueFullLogged = 0;
 
@@ -148,6 +167,7 @@ export class Broker {
       (message, confirm) => this.publish(message, confirm),
       this.log,
       () => this.stats.dropped.expired++,
+      this.reportInternalError,
     );
     this.groups = new GroupRegistry(storage, this.router, this.redelivery, this.log);
   }
@@ -355,6 +375,11 @@ export class Broker {
     this.publish(message);
   }
 
+  /** Why a client's topic name or filter is beyond the broker's limits (levels, bytes); undefined when within them. */
+  topicOverLimits(topic: string): string | undefined {
+    return topicOverLimits(topic, this.limits);
+  }
+
   isPublishAllowed(topic: string): boolean {
     return !this.access.denyPublish.some((pattern) => topicMatches(pattern, topic));
   }
@@ -373,6 +398,12 @@ export class Broker {
       const shared = parseSharedFilter(request.filter);
       if (shared === null || !isValidTopicFilter(request.filter)) {
         codes.push(Reason.TopicFilterInvalid);
+        continue;
+      }
+      const overLimits = this.topicOverLimits(request.filter);
+      if (overLimits) {
+        codes.push(Reason.TopicFilterInvalid);
+        reason = `${quoteTopic(request.filter)}: ${overLimits}`;
         continue;
       }
       const inner = shared ? shared.filter : request.filter;

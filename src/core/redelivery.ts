@@ -1,4 +1,5 @@
 import type { Logger } from '../util/logger.js';
+import { guarded, type ErrorReporter } from '../util/guard.js';
 import type { QueuedDelivery, SessionQueue } from '../storage/types.js';
 import { DLQ_PREFIX, type ChannelPolicies } from './channels.js';
 import type { ConsumerGroup, DeliveryFailureHandler } from './group.js';
@@ -46,6 +47,7 @@ export class Redelivery implements DeliveryFailureHandler {
     private readonly publish: (message: Message, confirm: (err?: Error) => void) => void,
     private readonly log: Logger,
     private readonly onExpired: (message: Message) => void,
+    private readonly report: ErrorReporter,
   ) {}
 
   failed(group: ConsumerGroup, delivery: QueuedDelivery, reason: string, retryNow: boolean): void {
@@ -86,13 +88,16 @@ export class Redelivery implements DeliveryFailureHandler {
 
   private later(owner: Owner, delivery: QueuedDelivery, ms: number, then?: () => void): void {
     owner.queue.hold(delivery);
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
-      // Not held any more means the queue was dropped meanwhile (its session or group ended).
-      if (!owner.queue.release(delivery)) return;
-      if (then) then();
-      else owner.requeue(delivery);
-    }, ms);
+    const timer = setTimeout(
+      guarded(this.report, 'redelivery timer', () => {
+        this.timers.delete(timer);
+        // Not held any more means the queue was dropped meanwhile (its session or group ended).
+        if (!owner.queue.release(delivery)) return;
+        if (then) then();
+        else owner.requeue(delivery);
+      }),
+      ms,
+    );
     timer.unref();
     this.timers.add(timer);
   }

@@ -1,6 +1,7 @@
 import { isExpired, type Message, type QoS } from './message.js';
 import type { ConsumerGroup } from './group.js';
 import { ReplayRun, type HistoryReader } from './replay.js';
+import { guarded, type ErrorReporter } from '../util/guard.js';
 import type { InflightDelivery, QueuedDelivery, SessionQueue, SubscriptionOptions, SubscriptionRecord } from '../storage/types.js';
 
 /**
@@ -43,6 +44,8 @@ export interface SessionHooks {
   dropped(session: Session, reason: DropReason, message: Message): void;
   /** The client refused a delivery (MQTT 5 PUBACK/PUBREC >= 0x80); the broker retries it later or dead-letters it. */
   failed(session: Session, delivery: QueuedDelivery, reason: string): void;
+  /** An exception caught in one of the session's own timers. */
+  report: ErrorReporter;
 }
 
 /** A consumer-group delivery in flight on this session's connection. */
@@ -269,10 +272,13 @@ export class Session {
       if (delivery.qos > 0 && !this.hasWindow(link)) return false; // an acknowledgement resumes it
       if (link.congested || sent++ >= 256) {
         // Yield to the event loop (and to the socket) rather than read all history in one go.
-        this.replayRetry ??= setTimeout(() => {
-          this.replayRetry = undefined;
-          this.drain();
-        }, link.congested ? 10 : 0);
+        this.replayRetry ??= setTimeout(
+          guarded(this.hooks.report, 'replay timer', () => {
+            this.replayRetry = undefined;
+            this.drain();
+          }),
+          link.congested ? 10 : 0,
+        );
         return false;
       }
       run.take();

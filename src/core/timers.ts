@@ -1,3 +1,5 @@
+import { guarded, type ErrorReporter } from '../util/guard.js';
+
 /** setTimeout holds at most ~24.8 days; longer waits re-arm when that much has passed. */
 const MAX_TIMEOUT_MS = 0x7fffffff;
 
@@ -8,15 +10,23 @@ const MAX_TIMEOUT_MS = 0x7fffffff;
 export class KeyedTimers<V> {
   private readonly pending = new Map<string, { timer: NodeJS.Timeout; value: V }>();
 
+  constructor(
+    private readonly report: ErrorReporter,
+    private readonly what: string,
+  ) {}
+
   /** Runs `fire(value)` after `ms`, replacing any timer already set for `key`. */
   set(key: string, value: V, ms: number, fire: (value: V) => void): void {
     this.cancel(key);
     const step = Math.min(ms, MAX_TIMEOUT_MS);
-    const timer = setTimeout(() => {
-      if (step < ms) return this.set(key, value, ms - step, fire);
-      this.pending.delete(key);
-      fire(value);
-    }, step);
+    const timer = setTimeout(
+      guarded(this.report, this.what, () => {
+        if (step < ms) return this.set(key, value, ms - step, fire);
+        this.pending.delete(key);
+        fire(value);
+      }),
+      step,
+    );
     timer.unref();
     this.pending.set(key, { timer, value });
   }

@@ -56,29 +56,40 @@ export class TopicTree<V> {
     return true;
   }
 
-  /** Calls `visit` once per (filter, value) pair whose filter matches `topic`. */
+  /**
+   * Calls `visit` once per (filter, value) pair whose filter matches `topic`. The walk keeps its own
+   * stack rather than recursing, so no topic depth can exhaust the call stack.
+   */
   match(topic: string, visit: (value: V) => void): void {
     const levels = topic.split('/');
-    const system = topic.charCodeAt(0) === 0x24; // '$'
-    this.walk(this.root, levels, 0, system, visit);
-  }
-
-  private walk(node: TrieNode<V>, levels: string[], depth: number, system: boolean, visit: (value: V) => void): void {
     // `$` topics are not matched by a wildcard at the first level (MQTT 4.7.2).
-    const wildcardsAllowed = !(system && depth === 0);
-    if (wildcardsAllowed) {
-      const hash = node.children.get('#');
-      if (hash) for (const v of hash.values) visit(v);
-    }
-    if (depth === levels.length) {
-      for (const v of node.values) visit(v);
-      return;
-    }
-    const exact = node.children.get(levels[depth]!);
-    if (exact) this.walk(exact, levels, depth + 1, system, visit);
-    if (wildcardsAllowed) {
-      const plus = node.children.get('+');
-      if (plus) this.walk(plus, levels, depth + 1, system, visit);
+    const system = topic.charCodeAt(0) === 0x24; // '$'
+    const nodes: Array<TrieNode<V>> = [this.root];
+    const depths: number[] = [0];
+    while (nodes.length > 0) {
+      const node = nodes.pop()!;
+      const depth = depths.pop()!;
+      const wildcardsAllowed = !(system && depth === 0);
+      if (wildcardsAllowed) {
+        const hash = node.children.get('#');
+        if (hash) for (const v of hash.values) visit(v);
+      }
+      if (depth === levels.length) {
+        for (const v of node.values) visit(v);
+        continue;
+      }
+      const exact = node.children.get(levels[depth]!);
+      if (exact) {
+        nodes.push(exact);
+        depths.push(depth + 1);
+      }
+      if (wildcardsAllowed) {
+        const plus = node.children.get('+');
+        if (plus) {
+          nodes.push(plus);
+          depths.push(depth + 1);
+        }
+      }
     }
   }
 }

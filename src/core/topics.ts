@@ -25,6 +25,31 @@ export function isValidTopicFilter(filter: string): boolean {
   return true;
 }
 
+/** The limits a client's topic names and filters are held to (BrokerLimits has both). */
+export interface TopicLimits {
+  maxTopicLevels: number;
+  maxTopicLength: number;
+}
+
+/**
+ * Why a client's topic name or filter is beyond the broker's limits, or undefined when it is
+ * within them. Deep topics cost routing work per level and are how a client could exhaust the stack.
+ */
+export function topicOverLimits(topic: string, limits: TopicLimits): string | undefined {
+  if (topic.length > limits.maxTopicLength || Buffer.byteLength(topic) > limits.maxTopicLength) {
+    return `topic of ${Buffer.byteLength(topic)} bytes is longer than the broker's limit of ${limits.maxTopicLength} (maxTopicLength)`;
+  }
+  let levels = 1;
+  for (let i = 0; i < topic.length; i++) if (topic.charCodeAt(i) === 0x2f) levels++;
+  if (levels > limits.maxTopicLevels) return `topic has ${levels} levels, more than the broker's limit of ${limits.maxTopicLevels} (maxTopicLevels)`;
+  return undefined;
+}
+
+/** A topic for a log line or reason string: quoted, and cut short when long (a hostile topic may be 64 KiB). */
+export function quoteTopic(topic: string): string {
+  return JSON.stringify(topic.length > 120 ? `${topic.slice(0, 120)}…` : topic);
+}
+
 export interface SharedFilter {
   group: string;
   filter: string;

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type http from 'node:http';
 import type { Broker } from '../core/broker.js';
 import type { Message, MessageProperties, QoS, UserProperties } from '../core/message.js';
-import { isValidTopicName } from '../core/topics.js';
+import { isValidTopicName, quoteTopic } from '../core/topics.js';
 import type { EddyError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { HttpError, sendError, sendJson, utf8FromLatin1 } from './respond.js';
@@ -55,6 +55,8 @@ export class PublishRoute {
     let topic: string | undefined;
     try {
       topic = topicOf(rawTopic);
+      const overLimits = this.broker.topicOverLimits(topic);
+      if (overLimits) throw new HttpError(400, 'invalid_topic', `${quoteTopic(topic)}: ${overLimits}`);
       const options = publishOptionsOf(query);
       if (!this.broker.isPublishAllowed(topic)) throw new HttpError(403, 'forbidden', `${topic}: publishing is not allowed on this topic`);
       const properties = propertiesOf(req);
@@ -95,7 +97,7 @@ function topicOf(rawTopic: string): string {
     throw new HttpError(400, 'invalid_topic', `the topic in the path is not valid percent-encoding: ${JSON.stringify(rawTopic)}`);
   }
   if (!isValidTopicName(topic)) {
-    throw new HttpError(400, 'invalid_topic', `${JSON.stringify(topic)} is not a valid topic name: it must be non-empty, with no wildcard (+ or #) and no NUL`);
+    throw new HttpError(400, 'invalid_topic', `${quoteTopic(topic)} is not a valid topic name: it must be non-empty, with no wildcard (+ or #) and no NUL`);
   }
   return topic;
 }

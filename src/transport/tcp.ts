@@ -1,32 +1,56 @@
 import net from 'node:net';
 import type { Broker } from '../core/broker.js';
 import { MqttConnection } from '../protocol/mqtt/connection.js';
+import type { MqttIntake } from '../protocol/mqtt/intake.js';
 import type { Logger } from '../util/logger.js';
 import { listen } from './listen.js';
+
+/** How long clients have, at shutdown, to read their DISCONNECT before their sockets are destroyed. */
+const SHUTDOWN_GRACE_MS = 1000;
 
 /** MQTT over plain TCP. */
 export class TcpListener {
   private readonly server: net.Server;
   private readonly connections = new Set<MqttConnection>();
+  private readonly log: Logger;
 
-  constructor(broker: Broker, log: Logger) {
+  constructor(broker: Broker, log: Logger, intake: MqttIntake) {
     this.server = net.createServer((socket) => {
-      socket.setNoDelay(true);
       const remote = `${socket.remoteAddress}:${socket.remotePort}`;
-      const connection = new MqttConnection(socket, broker, log, remote);
+      // Counted from accept, so that sockets which never send CONNECT cannot exceed maxConnections.
+      const admitted = intake.admit(remote);
+      if (admitted === 'refuse') {
+        socket.on('error', () => {});
+        socket.destroy();
+        return;
+      }
+      socket.setNoDelay(true);
+      const connection = new MqttConnection(socket, broker, log, remote, intake, admitted === 'busy');
       this.connections.add(connection);
-      socket.once('close', () => this.connections.delete(connection));
+      socket.once('close', () => {
+        intake.closed();
+        this.connections.delete(connection);
+      });
     });
+    this.log = log;
   }
 
   async listen(host: string, port: number): Promise<net.AddressInfo> {
-    return listen(this.server, host, port, 'MQTT');
+    const address = await listen(this.server, host, port, 'MQTT');
+    // Once bound, an error (EMFILE at accept when descriptors run out) is the listener's, not a client's: log it, keep listening.
+    this.server.on('error', (err) => this.log.error({ err: err.message }, 'MQTT listener error'));
+    return address;
   }
 
   /** Stops accepting, then closes every client with "server shutting down". */
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const connection of this.connections) connection.close(0x8b, 'server shutting down');
+    // A client that does not read never sees the close: after a grace period it is cut off.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([closed, new Promise((resolve) => (timer = setTimeout(resolve, SHUTDOWN_GRACE_MS)))]);
+    clearTimeout(timer);
+    for (const connection of this.connections) connection.destroy();
     await closed;
   }
 }

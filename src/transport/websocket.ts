@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { Broker } from '../core/broker.js';
 import { MqttConnection } from '../protocol/mqtt/connection.js';
+import type { MqttIntake } from '../protocol/mqtt/intake.js';
 import type { Logger } from '../util/logger.js';
 
 /** MQTT over WebSocket at `/mqtt`, subprotocol `mqtt` (MQTT 5 §6). */
@@ -10,18 +11,26 @@ export class WebSocketListener {
   private readonly wss: WebSocketServer;
   private readonly connections = new Set<MqttConnection>();
 
-  constructor(broker: Broker, log: Logger) {
+  constructor(broker: Broker, log: Logger, intake: MqttIntake) {
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: broker.limits.maxPacketSize + 5,
       handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false),
     });
     this.wss.on('connection', (ws, request) => {
-      const stream = createWebSocketStream(ws);
       const remote = `ws:${request.socket.remoteAddress}:${request.socket.remotePort}`;
-      const connection = new MqttConnection(stream, broker, log, remote);
+      const admitted = intake.admit(remote);
+      if (admitted === 'refuse') {
+        ws.terminate();
+        return;
+      }
+      const stream = createWebSocketStream(ws);
+      const connection = new MqttConnection(stream, broker, log, remote, intake, admitted === 'busy');
       this.connections.add(connection);
-      stream.once('close', () => this.connections.delete(connection));
+      stream.once('close', () => {
+        intake.closed();
+        this.connections.delete(connection);
+      });
     });
   }
 

@@ -12,7 +12,7 @@ import mqttPacket, {
 import type { Broker } from '../../core/broker.js';
 import type { Session, SessionLink } from '../../core/session.js';
 import { firstUserProperty, type Message, type QoS } from '../../core/message.js';
-import { isValidTopicName, parseSharedFilter } from '../../core/topics.js';
+import { isValidTopicName, parseSharedFilter, quoteTopic } from '../../core/topics.js';
 import type { QueuedDelivery } from '../../storage/types.js';
 import type { Logger } from '../../util/logger.js';
 import { ProtocolError, type EddyError } from '../../util/errors.js';
@@ -20,6 +20,9 @@ import { RC, fixedHeaderSize, isValidUtf8, v3ConnackCode } from './codes.js';
 import { connectToSession, type ConnectOutcome } from './connect.js';
 import { countBy, messagePropertiesOf } from './properties.js';
 import { PublishEncoder } from './publish-encoder.js';
+import { PacketFramer } from './framer.js';
+import type { MqttIntake } from './intake.js';
+import { checkRepeatedProperties } from './property-check.js';
 import { parseReplayStart } from '../../core/replay.js';
 
 
@@ -34,30 +37,49 @@ function scheduleFlush(connection: MqttConnection): void {
   pendingFlush.add(connection);
 }
 function flushAll(): void {
-  for (const connection of pendingFlush) connection.flush();
+  for (const connection of pendingFlush) connection.flushGuarded();
   pendingFlush.clear();
 }
 
-/** Above this many buffered outbound bytes a client counts as congested and QoS 0 is shed. */
-const CONGESTION_BYTES = 8 * 1024 * 1024;
 const CONNECT_TIMEOUT_MS = 10_000;
 /** How long a closing connection may take to flush its last packet before it is destroyed. */
 const CLOSE_GRACE_MS = 1_000;
 
+/** Size of the fixed header (type byte and remaining length) of a whole packet. */
+function fixedHeaderBytes(packet: Buffer): number {
+  let i = 1;
+  while (i < 5 && (packet[i]! & 0x80) !== 0) i++;
+  return i + 1;
+}
+
+/** The protocol level of a whole CONNECT packet (after "MQTT" or "MQIsdp"), or undefined when it is too short. */
+function connectLevel(packet: Buffer): number | undefined {
+  const h = fixedHeaderBytes(packet);
+  if (packet.length < h + 2) return undefined;
+  return packet[h + 2 + packet.readUInt16BE(h)];
+}
+
 /**
- * One MQTT client connection, over TCP or WebSocket: decodes packets with `mqtt-packet`,
- * enforces the protocol rules and turns packets into broker core calls. It owns no broker state.
+ * One MQTT client connection, over TCP or WebSocket: frames packets by their fixed header (sizes
+ * and the shared inbound budget are enforced there), decodes them with `mqtt-packet`, enforces the
+ * protocol rules and turns packets into broker core calls. It owns no broker state. Every callback
+ * it registers is guarded: an exception closes this connection, is logged and counted, and goes no
+ * further.
  */
 export class MqttConnection implements SessionLink {
   protocolVersion = 4;
   receiveMaximum = 65535;
   private readonly parser: Parser;
+  private readonly framer: PacketFramer;
   private session: Session | undefined;
   private clientId = '';
   private closed = false;
   private connackSent = false;
   private keepAliveTimer: NodeJS.Timeout | undefined;
   private connectTimer: NodeJS.Timeout | undefined;
+  private packetTimer: NodeJS.Timeout | undefined;
+  /** Reading is paused because the inbound budget had no room for this connection's next packet. */
+  private waitingForRoom = false;
   private clientMaxPacketSize = Infinity;
   private problemInfo = true;
   private readonly inboundAliases = new Map<number, string>();
@@ -72,7 +94,11 @@ export class MqttConnection implements SessionLink {
     private readonly broker: Broker,
     private readonly log: Logger,
     readonly remote: string,
+    private readonly intake: MqttIntake,
+    /** Accepted past `maxConnections`, only to answer CONNECT with 0x89 Server busy. */
+    private readonly overLimit = false,
   ) {
+    this.framer = new PacketFramer(() => this.broker.limits.maxPacketSize, intake);
     this.parser = mqttPacket.parser();
     this.parser.on('packet', (packet: Packet) => this.onPacket(packet));
     this.parser.on('error', (err: Error) => {
@@ -83,30 +109,118 @@ export class MqttConnection implements SessionLink {
       }
       this.fail(new ProtocolError(RC.MalformedPacket, `malformed packet: ${err.message}`));
     });
-    stream.on('data', (chunk: Buffer) => this.onData(chunk));
-    stream.on('error', (err) => {
-      this.log.debug({ remote, err: err.message }, 'connection error');
-      this.teardown();
-    });
-    stream.on('close', () => this.teardown());
-    this.connectTimer = setTimeout(() => this.fail(new ProtocolError(RC.ProtocolError, 'no CONNECT within 10 s')), CONNECT_TIMEOUT_MS);
+    stream.on('data', this.guard('data', (chunk: Buffer) => this.onData(chunk)));
+    stream.on('drain', this.guard('drain', () => this.session?.drain()));
+    stream.on(
+      'error',
+      this.guard('error', (err: Error) => {
+        this.log.debug({ remote, err: err.message }, 'connection error');
+        this.teardown();
+      }),
+    );
+    stream.on('close', this.guard('close', () => this.teardown()));
+    this.connectTimer = setTimeout(this.guard('connect timer', () => this.fail(new ProtocolError(RC.ProtocolError, 'no CONNECT within 10 s'))), CONNECT_TIMEOUT_MS);
     this.connectTimer.unref();
   }
 
+  /** True while the client has more than `maxOutboundBytes` unread: QoS 0 is shed, QoS>0 waits in its queue. */
   get congested(): boolean {
-    return this.stream.writableLength > CONGESTION_BYTES;
+    return this.stream.writableLength > this.broker.limits.maxOutboundBytes;
+  }
+
+  /**
+   * Wraps a callback so that nothing it throws leaves it: the error is logged and counted, and this
+   * one connection is closed. A bug, or a client input nobody foresaw, costs a connection, never the process.
+   */
+  private guard<A extends unknown[]>(where: string, fn: (...args: A) => void): (...args: A) => void {
+    return (...args: A): void => {
+      try {
+        fn(...args);
+      } catch (err) {
+        this.internalError(where, err);
+      }
+    };
+  }
+
+  private internalError(where: string, err: unknown): void {
+    this.broker.stats.internalErrors++;
+    this.log.error({ err, clientId: this.clientId || undefined, remote: this.remote, where }, 'internal error: closing this connection');
+    try {
+      this.fail(new ProtocolError(RC.UnspecifiedError, 'internal error'));
+    } catch {
+      /* already failing: destroying below is all that is left */
+    }
+    try {
+      this.teardown();
+    } catch {
+      /* the session could not be detached cleanly; it is logged above */
+    }
+    this.stream.destroy();
   }
 
   // ---- inbound ---------------------------------------------------------------------------
 
   private onData(chunk: Buffer): void {
     if (this.closed) return;
-    this.parser.parse(chunk);
-    // The parser buffers a partial packet whole; refuse before an oversized one fills memory.
-    const buffered = (this.parser as unknown as { _list: { length: number } })._list.length;
-    if (!this.closed && buffered > this.broker.limits.maxPacketSize) {
-      this.fail(new ProtocolError(RC.PacketTooLarge, `packet larger than the maximum packet size ${this.broker.limits.maxPacketSize}`));
+    let rest: Buffer | undefined;
+    try {
+      rest = this.framer.push(chunk, this.onFrame);
+    } catch (err) {
+      if (err instanceof ProtocolError) return this.fail(err);
+      throw err;
     }
+    if (this.closed) return;
+    this.armPacketTimer();
+    if (!rest) return;
+    // What was not taken goes back to the stream, whose buffer is then full: Node stops reading
+    // the socket, so a paused connection holds one chunk, and the kernel holds the rest.
+    this.stream.pause();
+    this.stream.unshift(rest);
+    this.waitingForRoom = true;
+    this.intake.waitForRoom(this.retryReading);
+    this.log.debug({ clientId: this.clientId || undefined, remote: this.remote }, 'inbound budget full: reading paused');
+  }
+
+  /** Called by the intake when the budget may have room again; true once this connection waits no more. */
+  private readonly retryReading = (): boolean => {
+    if (this.closed || !this.waitingForRoom) return true;
+    if (!this.framer.claim()) return false;
+    this.waitingForRoom = false;
+    this.stream.resume();
+    return true;
+  };
+
+  /** One whole packet, framed: repeated MQTT 5 properties are refused, then mqtt-packet decodes it. */
+  private readonly onFrame = (bytes: Buffer): void => {
+    if (this.closed) return;
+    if (!this.session) {
+      // The CONNECT's protocol level decides how a refusal of it is encoded (a v5 CONNACK carries the reason).
+      const level = connectLevel(bytes);
+      if (level === 5) this.protocolVersion = this.encoder.protocolVersion = 5;
+    }
+    if (this.protocolVersion === 5) checkRepeatedProperties(bytes, fixedHeaderBytes(bytes));
+    this.parser.parse(bytes);
+  };
+
+  /** A packet must be complete within `packetTimeout` seconds of its first byte. */
+  private armPacketTimer(): void {
+    if (this.packetTimer || this.framer.partialSince === 0) return;
+    const timeoutMs = this.broker.limits.packetTimeout * 1000;
+    const check = (): void => {
+      this.packetTimer = undefined;
+      const since = this.framer.partialSince;
+      if (this.closed || since === 0) return;
+      const left = since + timeoutMs - Date.now();
+      if (left > 0) {
+        this.packetTimer = setTimeout(this.guard('packet timer', check), left);
+        this.packetTimer.unref();
+        return;
+      }
+      this.broker.stats.packetTimeouts++;
+      this.fail(new ProtocolError(RC.ProtocolError, `packet not completed within ${this.broker.limits.packetTimeout} s (${this.framer.held} bytes held)`));
+    };
+    this.packetTimer = setTimeout(this.guard('packet timer', check), Math.max(timeoutMs - (Date.now() - this.framer.partialSince), 0));
+    this.packetTimer.unref();
   }
 
   private onPacket(packet: Packet): void {
@@ -153,6 +267,7 @@ export class MqttConnection implements SessionLink {
       }
     } catch (err) {
       if (err instanceof ProtocolError) return this.fail(err);
+      this.broker.stats.internalErrors++;
       this.log.error({ err, clientId: this.clientId }, 'internal error while handling a packet');
       this.fail(new ProtocolError(RC.UnspecifiedError, 'internal error'));
     }
@@ -166,7 +281,9 @@ export class MqttConnection implements SessionLink {
 
   private onConnect(packet: IConnectPacket): void {
     clearTimeout(this.connectTimer);
-    const outcome: ConnectOutcome = connectToSession(packet, this.broker, this);
+    const outcome: ConnectOutcome = this.overLimit
+      ? { kind: 'refused', code: RC.ServerBusy, reason: `connection limit ${this.broker.limits.maxConnections} reached` }
+      : connectToSession(packet, this.broker, this);
     this.protocolVersion = packet.protocolVersion ?? 4;
     this.encoder.protocolVersion = this.protocolVersion;
     if (outcome.kind === 'refused') {
@@ -184,7 +301,7 @@ export class MqttConnection implements SessionLink {
     this.sendConnack(RC.Success, outcome.sessionPresent, outcome.connackProperties);
     this.connackSent = true;
     if (outcome.keepAliveSeconds > 0) {
-      this.keepAliveTimer = setTimeout(() => this.onKeepAliveExpired(), outcome.keepAliveSeconds * 1500);
+      this.keepAliveTimer = setTimeout(this.guard('keep-alive timer', () => this.onKeepAliveExpired()), outcome.keepAliveSeconds * 1500);
       this.keepAliveTimer.unref();
     }
     this.log.debug({ clientId: this.clientId, remote: this.remote, version: this.protocolVersion }, 'client connected');
@@ -211,7 +328,7 @@ export class MqttConnection implements SessionLink {
         topic = known;
       }
     }
-    if (!isValidTopicName(topic)) throw new ProtocolError(RC.TopicNameInvalid, `invalid topic name ${JSON.stringify(topic)}`);
+    if (!isValidTopicName(topic)) throw new ProtocolError(RC.TopicNameInvalid, `invalid topic name ${quoteTopic(topic)}`);
     if (props?.subscriptionIdentifier !== undefined) throw new ProtocolError(RC.ProtocolError, 'PUBLISH from a client must not carry a subscription identifier');
 
     const qos = packet.qos;
@@ -223,6 +340,8 @@ export class MqttConnection implements SessionLink {
     if (qos > 0 && ++this.inboundUnacked > this.broker.limits.maxInflight) {
       throw new ProtocolError(RC.ReceiveMaximumExceeded, `more than ${this.broker.limits.maxInflight} unacknowledged QoS>0 publishes`);
     }
+    const overLimits = this.broker.topicOverLimits(topic);
+    if (overLimits) return this.refusePublish(qos, id, RC.TopicNameInvalid, `${quoteTopic(topic)}: ${overLimits}`);
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     if (v5 && props?.payloadFormatIndicator && !isValidUtf8(payload)) {
       return this.refusePublish(qos, id, RC.PayloadFormatInvalid, `${topic}: payload format indicator says UTF-8 but the payload is not valid UTF-8`);
@@ -332,7 +451,7 @@ export class MqttConnection implements SessionLink {
     const outcome = this.broker.subscribe(this.session!, requests, replay);
     const { codes, stored } = outcome;
     const granted = v5 ? codes : codes.map((c) => (c >= 0x80 ? 0x80 : c));
-    const refused = requests.filter((_, i) => codes[i]! >= 0x80).map((r) => r.filter);
+    const refused = requests.filter((_, i) => codes[i]! >= 0x80).map((r) => (r.filter.length > 120 ? quoteTopic(r.filter) : r.filter));
     if (refused.length > 0) this.log.info({ clientId: this.clientId, refused, reason: outcome.reason }, 'subscription refused');
     let properties: ISubackPacket['properties'];
     if (v5 && refused.length > 0) properties = this.reasonProps(outcome.reason ?? `subscription refused for ${refused.join(', ')}`);
@@ -402,10 +521,17 @@ export class MqttConnection implements SessionLink {
     }
     this.closed = true;
     this.stopTimers();
+    this.releaseInbound();
     this.flush();
     this.stream.end();
     setTimeout(() => this.stream.destroy(), CLOSE_GRACE_MS).unref();
     this.detachSession(undefined);
+  }
+
+  /** Ends the connection at once, without waiting for the client (the last step of a shutdown). */
+  destroy(): void {
+    this.close();
+    this.stream.destroy();
   }
 
   // ---- helpers ---------------------------------------------------------------------------
@@ -448,14 +574,22 @@ export class MqttConnection implements SessionLink {
     this.stream.uncork();
   }
 
+  /** `flush` for the shared once-per-turn flush: one connection's failure does not stop the others'. */
+  flushGuarded(): void {
+    try {
+      this.flush();
+    } catch (err) {
+      this.internalError('flush', err);
+    }
+  }
+
   /** Closes the connection for a protocol violation: DISCONNECT with the reason on MQTT 5, a plain close on 3.1.1. */
   private fail(err: ProtocolError): void {
     if (this.closed) return;
     countBy(this.broker.stats.protocolErrors, err.reasonCode);
     this.log.warn({ clientId: this.clientId || undefined, remote: this.remote, reasonCode: err.reasonCode, reason: err.message }, 'closing connection');
-    if (!this.connackSent && this.protocolVersion === 5 && err.reasonCode === RC.PacketTooLarge) {
-      this.sendConnack(err.reasonCode, false);
-    }
+    // A v5 CONNECT refused before it was accepted gets a CONNACK that says why (MQTT 5 §3.2.2.2).
+    if (!this.connackSent && this.protocolVersion === 5) this.sendConnack(err.reasonCode, false);
     this.close(err.reasonCode, err.message);
   }
 
@@ -469,6 +603,14 @@ export class MqttConnection implements SessionLink {
   private stopTimers(): void {
     clearTimeout(this.keepAliveTimer);
     clearTimeout(this.connectTimer);
+    clearTimeout(this.packetTimer);
+  }
+
+  /** Gives back what this connection held of the shared inbound budget. */
+  private releaseInbound(): void {
+    this.framer.discard();
+    if (this.waitingForRoom) this.intake.forget(this.retryReading);
+    this.waitingForRoom = false;
   }
 
   private teardown(): void {
@@ -476,6 +618,7 @@ export class MqttConnection implements SessionLink {
       this.closed = true;
       this.stopTimers();
     }
+    this.releaseInbound();
     this.detachSession(undefined);
   }
 }
