@@ -8,13 +8,13 @@ import type { ConsumerGroup } from './group.js';
 import { GroupRegistry } from './groups.js';
 import { ChannelPolicies, type ChannelPolicy } from './channels.js';
 import { DEFAULT_REDELIVERY, Redelivery, type RedeliveryOptions } from './redelivery.js';
-import type { ReplayStart } from './replay.js';
+import { ReplayRun, type ReplayStart } from './replay.js';
 import type { MessageObserver } from './observer.js';
 import { KeyedTimers } from './timers.js';
 import { invalidLetter, PublishChecks, type PublishRefusal, type PublishValidator, type TrafficRecorder } from './validation.js';
 import { isValidTopicFilter, parseSharedFilter, quoteTopic, topicMatches, topicOverLimits } from './topics.js';
 import { DEFAULT_LIMITS, type AccessRules, type BrokerLimits } from './limits.js';
-import type { DurableDelivery, SessionRecord, Storage, SubscriptionOptions, SubscriptionRecord } from '../storage/types.js';
+import type { DurableDelivery, SessionQueue, SessionRecord, Storage, SubscriptionOptions, SubscriptionRecord } from '../storage/types.js';
 
 const NEVER_EXPIRES = 0xffffffff;
 
@@ -70,6 +70,12 @@ export interface BrokerStats {
   packetTimeouts: number;
   /** Times a connection stopped reading because unfinished packets held `maxInboundBytes`. */
   inboundPauses: number;
+  /** Retained messages refused (QoS>0, 0x97) or not kept (QoS 0) at `maxRetained`/`maxRetainedBytes`. */
+  retainedRefused: number;
+  /** Times a publisher's connection stopped reading because a subscriber of its messages was congested. */
+  throttledPublishers: number;
+  /** Times a congested subscriber did not drain within a second and became a slow consumer (its messages queue, then drop). */
+  slowConsumers: number;
   /** Exceptions caught in a callback (a bug, or input nobody foresaw): the connection or timer concerned was closed or skipped. */
   internalErrors: number;
 }
@@ -121,6 +127,9 @@ export class Broker {
     refusedConnections: 0,
     packetTimeouts: 0,
     inboundPauses: 0,
+    retainedRefused: 0,
+    throttledPublishers: 0,
+    slowConsumers: 0,
     internalErrors: 0,
   };
   private readonly log: Logger;
@@ -136,17 +145,26 @@ export class Broker {
   private readonly sessionHooks: SessionHooks = {
     dropped: (session: Session, reason: DropReason, message: Message): void => {
       this.stats.dropped[reason]++;
-      if (reason === 'queue-full') this.logQueueFull(`subscriber ${session.clientId}`, message, session.queue.pendingCount);
+      if (reason === 'queue-full') this.logQueueFull(`subscriber ${session.clientId}`, message, session.queue.pendingCount, session.queue.pendingBytes);
     },
     failed: (session, delivery, reason) => this.redelivery.sessionFailed(session, delivery, reason),
     report: (where, err) => this.reportInternalError(where, err),
+    congested: (session, message) => {
+      const subscriber = session.link;
+      if (!subscriber || subscriber.slow || message.origin === undefined) return;
+      this.sessions.get(message.origin)?.link?.throttleFor?.(subscriber);
+    },
   };
   private queueFullLogged = 0;
+  private retainedFullLogged = 0;
 
   /** One line for the first time and then every 1000th, so a flood does not become a flood of logs. */
-  private logQueueFull(owner: string, message: Message, waiting: number): void {
+  private logQueueFull(owner: string, message: Message, waiting: number, bytes: number): void {
     if (this.queueFullLogged++ % 1000 !== 0) return;
-    this.log.warn({ queue: owner, topic: message.topic, waiting, limit: this.limits.maxQueued, times: this.queueFullLogged }, 'session queue full');
+    this.log.warn(
+      { queue: owner, topic: quoteTopic(message.topic), waiting, bytes, maxQueued: this.limits.maxQueued, maxQueuedBytes: this.limits.maxQueuedBytes, times: this.queueFullLogged },
+      'queue full',
+    );
   }
 
   constructor(
@@ -266,6 +284,12 @@ export class Broker {
   publish(message: Message, confirm?: (err?: Error) => void): void {
     this.stats.messagesIn++;
     this.observer?.published(message);
+    if (message.retain && message.payload.length > 0) {
+      const full = this.retainedFull(message);
+      if (full && message.qos > 0) return confirm?.(new StorageError('EDDY_RETAINED_FULL', full));
+      // At most once cannot be refused: the message is delivered, but not kept as the retained one.
+      if (full) message.retain = false;
+    }
     const { targets, groups } = this.router.route(message.topic, message.origin);
     if (message.qos === 0 && !message.retain && !this.channels.for(message.topic).retention) {
       this.accept(message, targets, groups);
@@ -275,15 +299,18 @@ export class Broker {
     const deliveries: DurableDelivery[] = [];
     for (const target of targets) {
       const qos = effectiveQos(message, target.qos);
-      if (qos > 0 && target.session.persistent) {
-        if (!this.hasQueueRoom(target.session.queue.pendingCount, `subscriber ${target.session.clientId}`, message, confirm)) return;
-        deliveries.push({ queueId: target.session.queue.id, qos, retain: target.retainAsPublished && message.retain, subscriptionIds: target.subscriptionIds });
-        target.durable = true;
-      }
+      if (qos === 0) continue;
+      const session = target.session;
+      // A clean session's queue is not named: what waits for it, past its memory window, goes to its
+      // own spill file (disk engine), so a stalled clean subscriber keeps no shared log segment alive.
+      if (!session.persistent) continue;
+      if (!this.hasQueueRoom(session.queue, `subscriber ${session.clientId}`, message, confirm)) return;
+      deliveries.push({ queueId: session.queue.id, qos, retain: target.retainAsPublished && message.retain, subscriptionIds: target.subscriptionIds });
+      target.durable = true;
     }
     for (const group of groups) {
       if (effectiveQos(message, group.maxQos) === 0) continue;
-      if (!this.hasQueueRoom(group.queue.pendingCount, `group ${group.name}`, message, confirm)) return;
+      if (!this.hasQueueRoom(group.queue, `group ${group.name}`, message, confirm)) return;
       if (group.durable) deliveries.push({ queueId: group.queue.id, qos: effectiveQos(message, group.maxQos), retain: false });
     }
     let stored: Promise<void> | void;
@@ -334,12 +361,33 @@ export class Broker {
     return this.groups.deadLetters;
   }
 
-  /** A QoS>0 publish bound for a full queue is refused rather than stored for a consumer that could never get it. */
-  private hasQueueRoom(waiting: number, owner: string, message: Message, confirm: ((err?: Error) => void) | undefined): boolean {
-    if (waiting < this.limits.maxQueued || message.qos === 0) return true;
+  /** Why a new retained message would exceed `maxRetained` or `maxRetainedBytes`; undefined when it fits. */
+  private retainedFull(message: Message): string | undefined {
+    const replaced = this.storage.retainedSize(message.topic);
+    const count = this.storage.retainedCount + (replaced === undefined ? 1 : 0);
+    const bytes = this.storage.retainedBytes - (replaced ?? 0) + message.payload.length;
+    let why: string | undefined;
+    if (count > this.limits.maxRetained) why = `${this.storage.retainedCount} retained messages are kept (maxRetained ${this.limits.maxRetained})`;
+    else if (bytes > this.limits.maxRetainedBytes) why = `retained messages would hold ${bytes} bytes (maxRetainedBytes ${this.limits.maxRetainedBytes})`;
+    if (!why) return undefined;
+    this.stats.retainedRefused++;
+    if (this.retainedFullLogged++ % 1000 === 0) this.log.warn({ topic: quoteTopic(message.topic), qos: message.qos, times: this.retainedFullLogged }, `retained message not kept: ${why}`);
+    return `${quoteTopic(message.topic)}: not kept as retained: ${why}`;
+  }
+
+  /**
+   * A QoS>0 publish bound for a full queue (by count, `maxQueued`, or payload bytes, `maxQueuedBytes`)
+   * is refused rather than stored for a consumer that could never get it.
+   */
+  private hasQueueRoom(queue: SessionQueue, owner: string, message: Message, confirm: ((err?: Error) => void) | undefined): boolean {
+    if (message.qos === 0) return true;
+    const waiting = queue.pendingCount;
+    const bytes = queue.pendingBytes;
+    if (waiting < this.limits.maxQueued && bytes + message.payload.length <= this.limits.maxQueuedBytes) return true;
     this.stats.dropped['queue-full']++;
-    this.logQueueFull(owner, message, waiting);
-    confirm?.(new StorageError('EDDY_QUEUE_FULL', `${message.topic}: not accepted: the queue of ${owner} holds ${waiting} messages (maxQueued ${this.limits.maxQueued})`));
+    this.logQueueFull(owner, message, waiting, bytes);
+    const why = waiting >= this.limits.maxQueued ? `holds ${waiting} messages (maxQueued ${this.limits.maxQueued})` : `holds ${bytes} bytes (maxQueuedBytes ${this.limits.maxQueuedBytes})`;
+    confirm?.(new StorageError('EDDY_QUEUE_FULL', `${quoteTopic(message.topic)}: not accepted: the queue of ${owner} ${why}`));
     return false;
   }
 
@@ -352,15 +400,12 @@ export class Broker {
   }
 
   private accept(message: Message, targets: Target[], groups: ConsumerGroup[]): void {
-    if (message.retain) {
-      void this.storage.setRetained(message.topic, message.payload.length === 0 ? undefined : message);
-    }
     for (const target of targets) {
       target.session.deliver(message, effectiveQos(message, target.qos), target.retainAsPublished && message.retain, target.subscriptionIds, target.durable);
     }
     for (const group of groups) {
       const qos = effectiveQos(message, group.maxQos);
-      if (qos === 0 && group.queue.pendingCount >= this.limits.maxQueued) {
+      if (qos === 0 && (group.queue.pendingCount >= this.limits.maxQueued || group.queue.pendingBytes + message.payload.length > this.limits.maxQueuedBytes)) {
         this.stats.dropped['queue-full']++;
         continue;
       }
@@ -448,7 +493,7 @@ export class Broker {
       startReplay = () => {
         this.storage.settled().then(() => {
           const reader = this.storage.history({ filters: [...replayed.keys()], start: replay, untilSeq, channels: this.channels });
-          session.replay(reader, replayed);
+          session.startRun(new ReplayRun(reader, replayed));
         }, (err: Error) => this.log.error({ clientId: session.clientId, err: err.message }, 'replay not started'));
       };
     }
@@ -499,14 +544,12 @@ export class Broker {
     this.groups.leave(session, filter);
   }
 
+  /**
+   * Sends a new subscription its retained messages, read in batches and paced by the client's
+   * window and socket like a replay, so that many large retained messages never sit in memory at once.
+   */
   private sendRetained(session: Session, filter: string, options: SubscriptionOptions): void {
-    const now = Date.now();
-    const subscriptionIds = options.subscriptionId === undefined ? undefined : [options.subscriptionId];
-    for (const message of this.storage.retained()) {
-      if (isExpired(message, now) || !topicMatches(filter, message.topic)) continue;
-      const qos = (message.qos < options.qos ? message.qos : options.qos) as QoS;
-      session.deliver(message, qos, true, subscriptionIds);
-    }
+    session.startRun(new ReplayRun(this.storage.retainedMatching(filter), new Map([[filter, options]]), 'retained'));
   }
 
   private isSubscribeDenied(filter: string): boolean {

@@ -34,7 +34,10 @@ export class ConsumerGroup {
     readonly filter: string,
     readonly queue: SessionQueue,
     private readonly failures: DeliveryFailureHandler,
-  ) {}
+  ) {
+    // A durable queue that could not read from disk asks to be dispatched again later.
+    queue.wake = () => this.dispatch();
+  }
 
   /** Deliveries to this group are stored with the message when a member session is persistent. */
   get durable(): boolean {

@@ -48,7 +48,7 @@ export const DEFAULT_LIMITS: BrokerLimits = {
   maxInflight: 1000,
   maxQueued: 100_000,
   maxQueuedBytes: 256 * MiB,
-  maxOutboundBytes: 64 * MiB,
+  maxOutboundBytes: 8 * MiB,
   maxInboundBytes: 64 * MiB,
   packetTimeout: 30,
   maxKeepAlive: 0,

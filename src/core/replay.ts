@@ -22,12 +22,17 @@ export function parseReplayStart(text: string): ReplayStart | undefined {
 }
 
 /**
- * Reads stored history in order, in batches. `next` returns up to `max` messages and an empty
- * list once the history up to the replay's end is exhausted.
+ * Reads stored messages in batches (a replay's history, or retained messages). `next` returns up
+ * to `max` messages, fewer when they are large (an engine bounds a batch's bytes, see
+ * READ_BATCH_BYTES), and an empty list once there is nothing more. It may throw when storage
+ * cannot be read right now (no descriptor left): the reader is then tried again later.
  */
 export interface HistoryReader {
   next(max: number): Message[];
 }
+
+/** Payload bytes one batch of a reader holds at most (one message, whatever its size, always fits). */
+export const READ_BATCH_BYTES = 8 * 1024 * 1024;
 
 /** What decides whether a stored message belongs in a replay. */
 export interface HistoryQuery {
@@ -55,7 +60,11 @@ export function inHistory(message: Message, query: HistoryQuery, now: number): b
   return query.filters.some((f) => topicMatches(f, message.topic));
 }
 
-/** One replay in progress on a session: history read in batches, matched against the replayed filters. */
+/**
+ * One run of stored messages to a session, read in batches and matched against its filters: a
+ * replay's history (live messages wait behind it: `holdsLive`), or a new subscription's retained
+ * messages (sent with the retain flag, live messages not held back).
+ */
 export class ReplayRun {
   private buffer: Message[] = [];
   private index = 0;
@@ -63,7 +72,13 @@ export class ReplayRun {
   constructor(
     private readonly reader: HistoryReader,
     private readonly filters: ReadonlyMap<string, SubscriptionOptions>,
+    readonly kind: 'history' | 'retained' = 'history',
   ) {}
+
+  /** A replay holds live deliveries back until its history is sent; retained messages do not. */
+  get holdsLive(): boolean {
+    return this.kind === 'history';
+  }
 
   /** The next history message, or undefined once history is exhausted. */
   peek(): Message | undefined {
@@ -89,6 +104,6 @@ export class ReplayRun {
     }
     // A copy without the log position: this record does not name the session's queue.
     const { logPosition: _position, ...copy } = message;
-    return { message: copy, qos: (message.qos < qos ? message.qos : qos) as QoS, retain: false, subscriptionIds };
+    return { message: copy, qos: (message.qos < qos ? message.qos : qos) as QoS, retain: this.kind === 'retained', subscriptionIds };
   }
 }

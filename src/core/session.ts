@@ -1,6 +1,6 @@
 import { isExpired, type Message, type QoS } from './message.js';
 import type { ConsumerGroup } from './group.js';
-import { ReplayRun, type HistoryReader } from './replay.js';
+import type { ReplayRun } from './replay.js';
 import { guarded, type ErrorReporter } from '../util/guard.js';
 import type { InflightDelivery, QueuedDelivery, SessionQueue, SubscriptionOptions, SubscriptionRecord } from '../storage/types.js';
 
@@ -18,10 +18,24 @@ export interface SessionLink {
    */
   sendPublish(delivery: QueuedDelivery, packetId: number | undefined, dup: boolean): boolean;
   sendPubrel(packetId: number): void;
-  /** True while the socket's write buffer is over its limit; QoS 0 is then dropped. */
+  /**
+   * True while the client has more than `maxOutboundBytes` written to it and unread: QoS 0 is then
+   * dropped and QoS>0 waits in the queue. The front end calls `session.drain()` once it has room again.
+   */
   readonly congested: boolean;
   /** Ends the connection from the broker's side (takeover, shutdown). */
   close(reasonCode: number, reason: string): void;
+  /**
+   * Publisher side: stop reading from this client until `behind` (a subscriber its messages went to,
+   * now congested) has drained, or for at most a second. TCP then slows the publisher down to what
+   * its subscribers take, instead of the broker dropping or buffering without end. Optional: a
+   * front end without a way to pause its client leaves it out.
+   */
+  throttleFor?(behind: SessionLink): void;
+  /** Subscriber side: calls `callback` once, when this link has drained its backlog or closed. */
+  whenDrained?(callback: () => void): void;
+  /** Set once throttling for this congested link timed out: it is a slow consumer and throttles no one until it drains. */
+  slow?: boolean;
 }
 
 export interface WillMessage {
@@ -34,6 +48,8 @@ export interface WillMessage {
 export interface SessionLimits {
   maxInflight: number;
   maxQueued: number;
+  maxQueuedBytes: number;
+  maxOutboundBytes: number;
 }
 
 export type DropReason = 'queue-full' | 'expired' | 'too-large' | 'congested' | 'offline-qos0';
@@ -46,12 +62,15 @@ export interface SessionHooks {
   failed(session: Session, delivery: QueuedDelivery, reason: string): void;
   /** An exception caught in one of the session's own timers. */
   report: ErrorReporter;
+  /** A delivery had to wait because this session's client is behind (congested): its publisher is slowed down. */
+  congested(session: Session, message: Message): void;
 }
 
 /** A consumer-group delivery in flight on this session's connection. */
 interface GroupInflight {
   group: ConsumerGroup;
   tag: number;
+  bytes: number;
   /** QoS 2: PUBREC came, so the group is done with it; only PUBREL/PUBCOMP remain. */
   released: boolean;
 }
@@ -68,6 +87,8 @@ export class Session {
   /** Consumer groups this session is a member of. */
   readonly groups = new Set<ConsumerGroup>();
   private readonly groupInflight = new Map<number, GroupInflight>();
+  /** Payload bytes of `groupInflight`. */
+  private groupInflightBytes = 0;
   /** Replays in progress, oldest first; while any is announced, live deliveries queue behind history. */
   private readonly replays: ReplayRun[] = [];
   private replayHolds = 0;
@@ -81,6 +102,8 @@ export class Session {
     private readonly hooks: SessionHooks,
   ) {
     this.clientId = clientId;
+    // A durable queue that could not read from disk asks to be drained again later.
+    queue.wake = () => this.drain();
   }
 
   private onDrop(session: Session, reason: DropReason, message: Message): void {
@@ -103,13 +126,20 @@ export class Session {
     const link = this.link;
     if (this.replayHolds > 0) {
       // History goes first: a live message waits in the queue until the replay has caught up.
-      if (!durable && this.queue.pendingCount >= this.limits.maxQueued) return this.onDrop(this, 'queue-full', message);
+      if (!durable && this.queueIsFull(message)) return this.onDrop(this, 'queue-full', message);
       this.queue.push({ message, qos, retain, subscriptionIds }, durable && qos > 0);
       return;
     }
     if (qos === 0) {
       if (!link) return this.onDrop(this, 'offline-qos0', message);
-      if (link.congested) return this.onDrop(this, 'congested', message);
+      if (link.congested || this.queue.pendingCount > 0) {
+        // The client is behind: the message waits its turn in the queue (bounded by maxQueued and
+        // maxQueuedBytes, in the spill file with the disk engine), and its publisher is slowed down.
+        if (link.congested) this.hooks.congested(this, message);
+        if (this.queueIsFull(message)) return this.onDrop(this, link.congested ? 'congested' : 'queue-full', message);
+        this.queue.push({ message, qos, retain, subscriptionIds }, false);
+        return;
+      }
       if (!link.sendPublish({ message, qos, retain, subscriptionIds }, undefined, false)) {
         this.onDrop(this, 'too-large', message);
       }
@@ -120,19 +150,33 @@ export class Session {
       this.sendNew(link, delivery);
       return;
     }
+    if (link?.congested) this.hooks.congested(this, message);
     // A stored delivery is never dropped: the broker refused the publish instead when this queue was full.
-    if (!durable && this.queue.pendingCount >= this.limits.maxQueued) {
+    if (!durable && this.queueIsFull(message)) {
       this.onDrop(this, 'queue-full', message);
       return;
     }
     this.queue.push(delivery, durable);
   }
 
+  /** True when the queue has no room for `message`, by count (`maxQueued`) or payload bytes (`maxQueuedBytes`). */
+  queueIsFull(message: Message): boolean {
+    return this.queue.pendingCount >= this.limits.maxQueued || this.queue.pendingBytes + message.payload.length > this.limits.maxQueuedBytes;
+  }
+
+  /** Ends a consumer-group delivery in flight on this connection. */
+  private takeGroupInflight(packetId: number): GroupInflight | undefined {
+    const entry = this.groupInflight.get(packetId);
+    if (!entry) return undefined;
+    this.groupInflight.delete(packetId);
+    this.groupInflightBytes -= entry.bytes;
+    return entry;
+  }
+
   /** PUBACK (QoS 1) or PUBCOMP (QoS 2) ended a delivery; frees a window slot. */
   completed(packetId: number): boolean {
-    const shared = this.groupInflight.get(packetId);
+    const shared = this.takeGroupInflight(packetId);
     if (shared) {
-      this.groupInflight.delete(packetId);
       if (!shared.released) shared.group.acknowledged(shared.tag);
       this.drain();
       return true;
@@ -165,9 +209,8 @@ export class Session {
    * The exchange ends (§4.3.3) and the broker redelivers later, or dead-letters it.
    */
   rejected(packetId: number, reason: string): boolean {
-    const shared = this.groupInflight.get(packetId);
+    const shared = this.takeGroupInflight(packetId);
     if (shared) {
-      this.groupInflight.delete(packetId);
       if (!shared.released) shared.group.rejected(shared.tag, reason);
       this.drain();
       return true;
@@ -204,7 +247,11 @@ export class Session {
       this.onDrop(this, 'too-large', delivery.message);
       return false;
     }
-    if (packetId !== undefined && tag !== undefined) this.groupInflight.set(packetId, { group, tag, released: false });
+    if (packetId !== undefined && tag !== undefined) {
+      const bytes = delivery.message.payload.length;
+      this.groupInflight.set(packetId, { group, tag, bytes, released: false });
+      this.groupInflightBytes += bytes;
+    }
     return true;
   }
 
@@ -215,9 +262,9 @@ export class Session {
   /** Leaving a group hands what is in flight from it back to the group, for another member. */
   leaveGroup(group: ConsumerGroup): void {
     this.groups.delete(group);
-    for (const [packetId, entry] of this.groupInflight) {
+    for (const [packetId, entry] of [...this.groupInflight]) {
       if (entry.group !== group) continue;
-      this.groupInflight.delete(packetId);
+      this.takeGroupInflight(packetId);
       if (!entry.released) group.returned(entry.tag);
     }
     group.dispatch();
@@ -242,6 +289,7 @@ export class Session {
     this.link = undefined;
     const returned = [...this.groupInflight.values()];
     this.groupInflight.clear();
+    this.groupInflightBytes = 0;
     for (const entry of returned) if (!entry.released) entry.group.returned(entry.tag);
     for (const group of new Set(returned.map((e) => e.group))) group.dispatch();
   }
@@ -251,9 +299,12 @@ export class Session {
     this.replayHolds++;
   }
 
-  /** Starts sending a replay's history; live deliveries follow once it is exhausted. */
-  replay(reader: HistoryReader, filters: ReadonlyMap<string, SubscriptionOptions>): void {
-    this.replays.push(new ReplayRun(reader, filters));
+  /**
+   * Starts sending a run of stored messages: a replay's history (announced by `holdForReplay`; live
+   * deliveries follow once it is exhausted) or a new subscription's retained messages.
+   */
+  startRun(run: ReplayRun): void {
+    this.replays.push(run);
     this.drain();
   }
 
@@ -262,10 +313,24 @@ export class Session {
     let sent = 0;
     while (this.replays.length > 0) {
       const run = this.replays[0]!;
-      const message = run.peek();
+      let message: Message | undefined;
+      try {
+        message = run.peek();
+      } catch (err) {
+        // Storage cannot be read right now (no descriptor left): the run waits and tries again.
+        this.hooks.report('stored messages not read; retrying in 1 s', err);
+        this.replayRetry ??= setTimeout(
+          guarded(this.hooks.report, 'replay timer', () => {
+            this.replayRetry = undefined;
+            this.drain();
+          }),
+          1000,
+        );
+        return false;
+      }
       if (!message) {
         this.replays.shift();
-        this.replayHolds--;
+        if (run.holdsLive) this.replayHolds--;
         continue;
       }
       const delivery = run.deliveryFor(message);
@@ -293,13 +358,18 @@ export class Session {
     if (!link) return;
     if (this.replays.length > 0 && !this.drainReplays(link)) return;
     const now = Date.now();
-    while (this.queue.pendingCount > 0 && this.hasWindow(link)) {
+    // In order, while the socket has room and, for QoS > 0, the window too.
+    while (this.queue.pendingCount > 0 && !link.congested) {
       if (this.replayHolds > 0) return; // a replay announced but not started yet: history first
       const next = this.queue.shift();
       if (!next) break; // a durable queue's count of what waits on disk is an estimate
       if (isExpired(next.message, now)) {
         this.onDrop(this, 'expired', next.message);
         continue;
+      }
+      if (next.qos > 0 && !this.hasWindow(link)) {
+        this.queue.unshift(next); // an acknowledgement makes room
+        break;
       }
       this.sendNew(link, next);
     }
@@ -309,8 +379,16 @@ export class Session {
     }
   }
 
+  /**
+   * Room for one more QoS>0 delivery: under the client's Receive Maximum and our maxInflight, and,
+   * beyond the first one in flight, under `maxOutboundBytes` of unacknowledged payload and not
+   * congested. What does not fit waits in the queue, on disk with the disk engine, not in memory.
+   */
   private hasWindow(link: SessionLink): boolean {
-    return this.queue.inflight.size + this.groupInflight.size < Math.min(link.receiveMaximum, this.limits.maxInflight);
+    const inflight = this.queue.inflight.size + this.groupInflight.size;
+    if (inflight >= Math.min(link.receiveMaximum, this.limits.maxInflight)) return false;
+    if (inflight === 0) return true;
+    return !link.congested && this.queue.inflightBytes + this.groupInflightBytes < this.limits.maxOutboundBytes;
   }
 
   private sendNew(link: SessionLink, delivery: QueuedDelivery): void {

@@ -42,6 +42,30 @@ export class SseLink implements SessionLink {
   attach(session: Session): void {
     this.session = session;
     this.res.once('close', () => this.onClosed());
+    // What waited while the stream was congested goes out once it has room again.
+    this.res.on('drain', () => {
+      try {
+        this.slow = false;
+        this.releaseDrainWaiters();
+        this.session?.drain();
+      } catch (err) {
+        this.broker.reportInternalError('SSE drain', err);
+      }
+    });
+  }
+
+  slow = false;
+  private drainWaiters: Array<() => void> = [];
+
+  whenDrained(callback: () => void): void {
+    if (this.closed || !this.congested) return callback();
+    this.drainWaiters.push(callback);
+  }
+
+  private releaseDrainWaiters(): void {
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const callback of waiters) callback();
   }
 
   /** Sends the response head and any events that came early; from now on events are written as they come. */
@@ -103,6 +127,7 @@ export class SseLink implements SessionLink {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.pingTimer);
+    this.releaseDrainWaiters();
     const session = this.session;
     if (session) this.broker.closeSession(session, this, { publishWill: false });
   }

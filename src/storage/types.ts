@@ -65,6 +65,15 @@ export interface SessionQueue {
   /** Names this queue in durable deliveries. */
   readonly id: number;
   readonly pendingCount: number;
+  /** Payload bytes of the pending deliveries, in memory and on disk (after a crash, an estimate). */
+  readonly pendingBytes: number;
+  /** Payload bytes of the deliveries in flight. */
+  readonly inflightBytes: number;
+  /**
+   * Set by the queue's owner (a session or group): called when the queue could not read what waits
+   * on disk (no descriptor left) and a later attempt may succeed, so the owner sends again.
+   */
+  wake?: () => void;
   /**
    * Adds a delivery. `durable` says the message was stored with a delivery for this queue, so a
    * durable engine may keep it on disk only and read it back when its turn comes.
@@ -105,6 +114,8 @@ export interface Storage {
   /**
    * Stores a message with the durable queues it goes to and assigns its `seq`. Returns a promise
    * that resolves once the message is safe, or nothing when it is safe on return (memory engine).
+   * A message with the retain flag becomes its topic's retained message once stored (an empty
+   * payload clears it), unless a newer one (higher seq) is already there.
    */
   append(message: Message, deliveries: DurableDelivery[]): Promise<void> | void;
   /** The seq of the last message stored (0 before the first). */
@@ -114,9 +125,17 @@ export interface Storage {
   /** Reads the stored history of retained channels for a replay, oldest first. */
   history(query: HistoryQuery): HistoryReader;
 
-  setRetained(topic: string, message: Message | undefined): Promise<void>;
-  /** Every retained message, for matching against a new subscription. */
-  retained(): Iterable<Message>;
+  /**
+   * The retained messages whose topics `filter` matches, read in batches (the disk engine keeps
+   * only an index in memory and reads each message from its log). Expired ones are left out.
+   */
+  retainedMatching(filter: string): HistoryReader;
+  /** How many retained messages are kept. */
+  readonly retainedCount: number;
+  /** Payload bytes of all retained messages. */
+  readonly retainedBytes: number;
+  /** Payload bytes of the retained message on `topic`; undefined when it has none. */
+  retainedSize(topic: string): number | undefined;
 
   loadSessions(): Promise<SessionRecord[]>;
   /** Records a persistent session; a returned promise resolves once the record is durable. */

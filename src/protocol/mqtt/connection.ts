@@ -42,6 +42,8 @@ function flushAll(): void {
 }
 
 const CONNECT_TIMEOUT_MS = 10_000;
+/** Longest a publisher is held back for a congested subscriber before that subscriber counts as slow. */
+const MAX_THROTTLE_MS = 1000;
 /** How long a closing connection may take to flush its last packet before it is destroyed. */
 const CLOSE_GRACE_MS = 1_000;
 
@@ -80,6 +82,12 @@ export class MqttConnection implements SessionLink {
   private packetTimer: NodeJS.Timeout | undefined;
   /** Reading is paused because the inbound budget had no room for this connection's next packet. */
   private waitingForRoom = false;
+  /** Reading is paused until these congested subscribers (of this client's messages) drain. */
+  private readonly throttledBy = new Set<SessionLink>();
+  private throttleTimer: NodeJS.Timeout | undefined;
+  /** Publishers waiting for this connection to drain (see throttleFor). */
+  private drainWaiters: Array<() => void> = [];
+  slow = false;
   private clientMaxPacketSize = Infinity;
   private problemInfo = true;
   private readonly inboundAliases = new Map<number, string>();
@@ -110,7 +118,14 @@ export class MqttConnection implements SessionLink {
       this.fail(new ProtocolError(RC.MalformedPacket, `malformed packet: ${err.message}`));
     });
     stream.on('data', this.guard('data', (chunk: Buffer) => this.onData(chunk)));
-    stream.on('drain', this.guard('drain', () => this.session?.drain()));
+    stream.on(
+      'drain',
+      this.guard('drain', () => {
+        this.slow = false;
+        this.releaseDrainWaiters();
+        this.session?.drain();
+      }),
+    );
     stream.on(
       'error',
       this.guard('error', (err: Error) => {
@@ -186,9 +201,55 @@ export class MqttConnection implements SessionLink {
     if (this.closed || !this.waitingForRoom) return true;
     if (!this.framer.claim()) return false;
     this.waitingForRoom = false;
-    this.stream.resume();
+    this.resumeReading();
     return true;
   };
+
+  /** Reading goes on once nothing holds it back: neither the inbound budget nor a congested subscriber. */
+  private resumeReading(): void {
+    if (!this.closed && !this.waitingForRoom && this.throttledBy.size === 0) this.stream.resume();
+  }
+
+  throttleFor(behind: SessionLink): void {
+    if (this.closed || behind.slow || !behind.whenDrained || this.throttledBy.has(behind)) return;
+    this.throttledBy.add(behind);
+    if (this.throttledBy.size === 1) {
+      this.broker.stats.throttledPublishers++;
+      this.stream.pause();
+      this.throttleTimer = setTimeout(this.guard('throttle timer', () => this.throttleTimedOut()), MAX_THROTTLE_MS);
+      this.throttleTimer.unref();
+    }
+    behind.whenDrained(() => this.unthrottle(behind));
+  }
+
+  private unthrottle(behind: SessionLink): void {
+    if (!this.throttledBy.delete(behind) || this.throttledBy.size > 0) return;
+    clearTimeout(this.throttleTimer);
+    this.resumeReading();
+  }
+
+  /** Subscribers that did not drain within MAX_THROTTLE_MS are slow consumers: they slow no one down until they drain. */
+  private throttleTimedOut(): void {
+    for (const behind of this.throttledBy) {
+      if (!behind.slow) this.broker.stats.slowConsumers++;
+      behind.slow = true;
+    }
+    this.log.debug({ clientId: this.clientId, slow: this.throttledBy.size }, 'subscribers did not drain: publisher resumed, their messages are queued and then dropped');
+    this.throttledBy.clear();
+    this.resumeReading();
+  }
+
+  whenDrained(callback: () => void): void {
+    if (this.closed || !this.congested) return callback();
+    this.drainWaiters.push(callback);
+  }
+
+  private releaseDrainWaiters(): void {
+    const waiters = this.drainWaiters;
+    if (waiters.length === 0) return;
+    this.drainWaiters = [];
+    for (const callback of waiters) callback();
+  }
 
   /** One whole packet, framed: repeated MQTT 5 properties are refused, then mqtt-packet decodes it. */
   private readonly onFrame = (bytes: Buffer): void => {
@@ -604,6 +665,7 @@ export class MqttConnection implements SessionLink {
     clearTimeout(this.keepAliveTimer);
     clearTimeout(this.connectTimer);
     clearTimeout(this.packetTimer);
+    clearTimeout(this.throttleTimer);
   }
 
   /** Gives back what this connection held of the shared inbound budget. */
@@ -611,6 +673,9 @@ export class MqttConnection implements SessionLink {
     this.framer.discard();
     if (this.waitingForRoom) this.intake.forget(this.retryReading);
     this.waitingForRoom = false;
+    this.throttledBy.clear();
+    // Publishers held back by this connection go on: it is gone.
+    this.releaseDrainWaiters();
   }
 
   private teardown(): void {

@@ -5,17 +5,20 @@ import type { Logger } from '../../util/logger.js';
 import { StorageError } from '../../util/errors.js';
 import type { DurableDelivery, SessionQueue, SessionRecord, Storage, StorageContext } from '../types.js';
 import { ChannelPolicies } from '../../core/channels.js';
-import { inHistory, type HistoryQuery, type HistoryReader } from '../../core/replay.js';
+import { inHistory, READ_BATCH_BYTES, type HistoryQuery, type HistoryReader } from '../../core/replay.js';
 import { HistoryIndex } from './history-index.js';
-import { readCheckpoint, writeCheckpoint, type Checkpoint } from './checkpoint.js';
+import { CheckpointWriter, readCheckpoint } from './checkpoint.js';
+import { DiskRetained } from './retained.js';
+import { DiskSpace } from './space.js';
 import { DiskSessionQueue, type QueueCheckpoint } from './disk-queue.js';
-import { decodeRecord, encodeMessageRecord, encodeStateRecord, RecordType, type LogRecord, type StateChange } from './record.js';
+import { encodeMessageRecord, encodeStateRecord, RecordType, type LogRecord, type StateChange } from './record.js';
 import { SegmentedLog, type FsyncPolicy } from './segmented-log.js';
 
 export interface DiskStorageOptions {
   dir: string;
   fsync: FsyncPolicy;
   logger: Logger;
+  /** Size of a log segment; by default a sixteenth of the file system, between 64 KiB and 64 MiB. */
   segmentBytes?: number;
   checkpointIntervalMs?: number;
   /** How often queue positions that moved (acknowledgements) are logged between checkpoints. */
@@ -23,6 +26,9 @@ export interface DiskStorageOptions {
 }
 
 type QueueState = { cursor: number; unacked: number };
+
+/** Bytes of retained records copied forward per checkpoint round, so compaction never stalls the broker. */
+const COMPACTION_BYTES = 16 * 1024 * 1024;
 
 type StoredSession = SessionRecord & { queueId: number };
 
@@ -40,13 +46,21 @@ export class DiskStorage implements Storage {
   private nextQueueId = 1;
   private readonly sessions = new Map<string, StoredSession>();
   private readonly queues = new Map<string, DiskSessionQueue>();
-  private readonly retainedByTopic = new Map<string, Message>();
+  private readonly retainedMessages = new DiskRetained(() => this.log);
   private checkpointTimer: NodeJS.Timeout | undefined;
   private cursorTimer: NodeJS.Timeout | undefined;
   /** Per queue id, the cursor and count last written to the log or the checkpoint. */
   private readonly loggedCursors = new Map<number, string>();
   private checkpointedAt = -1;
   private checkpointedQueues = '';
+  /** The checkpoint being written, if one is (they are written one at a time). */
+  private checkpointing: Promise<void> | undefined;
+  /** Compaction copies of retained messages being written (one round at a time). */
+  private compacting = false;
+  private writer!: CheckpointWriter;
+  private readonly space: DiskSpace;
+  /** Spill files of queues that need no durability: they belong to the sessions of this run only. */
+  private readonly spillDir: string;
   private readonly lockFile: string;
   private channels = new ChannelPolicies();
   private index!: HistoryIndex;
@@ -54,6 +68,8 @@ export class DiskStorage implements Storage {
 
   constructor(private readonly options: DiskStorageOptions) {
     this.lockFile = path.join(options.dir, 'LOCK');
+    this.spillDir = path.join(options.dir, 'spill');
+    this.space = new DiskSpace(options.dir, options.logger);
   }
 
   get logStats(): SegmentedLog['stats'] {
@@ -69,7 +85,9 @@ export class DiskStorage implements Storage {
     if (context) this.channels = context.channels;
     fs.mkdirSync(this.options.dir, { recursive: true });
     this.lock();
+    fs.rmSync(this.spillDir, { recursive: true, force: true });
     const checkpoint = readCheckpoint(this.options.dir);
+    this.writer = new CheckpointWriter(this.options.dir);
     this.index = HistoryIndex.restore(this.channels, checkpoint?.history);
     const pendingQueues = new Map<number, QueueState>();
     if (checkpoint) {
@@ -77,10 +95,7 @@ export class DiskStorage implements Storage {
       this.nextQueueId = checkpoint.nextQueueId;
       for (const s of checkpoint.sessions) this.sessions.set(s.clientId, s);
       for (const q of checkpoint.queues) pendingQueues.set(q.id, { cursor: q.cursor, unacked: q.unacked });
-      for (const r of checkpoint.retained) {
-        const decoded = decodeRecord(Buffer.from(r, 'base64'), 0, Number.MAX_SAFE_INTEGER);
-        if (decoded.kind === 'record' && decoded.record.type === RecordType.Message) this.retainedByTopic.set(decoded.record.message.topic, decoded.record.message);
-      }
+      this.retainedMessages.restore(checkpoint.retained);
     }
     let replayed = 0;
     /** Deliveries found past the checkpoint, per queue: the first one's position and how many. */
@@ -88,19 +103,23 @@ export class DiskStorage implements Storage {
     this.log = await SegmentedLog.open(
       path.join(this.options.dir, 'log'),
       {
-        segmentBytes: this.options.segmentBytes ?? 64 * 1024 * 1024,
+        segmentBytes: this.options.segmentBytes ?? this.space.segmentBytesFor(),
         fsync: this.options.fsync,
         logger: this.options.logger,
         maxRecordBytes: 512 * 1024 * 1024,
         onFsync: this.fsyncObserver,
+        onFull: () => this.onDiskFull(),
       },
       checkpoint?.position ?? 0,
       (record, position, size) => {
         replayed++;
-        if (record.type === RecordType.Message) this.index.note(record.message, position, size);
-        this.replay(record, position, found, pendingQueues);
+        if (record.type === RecordType.Message && !record.copy) this.index.note(record.message, position, size);
+        this.replay(record, position, size, found, pendingQueues);
       },
     );
+    // A version 1 checkpoint kept retained messages whole: they go to the log, where they live now.
+    for (const message of checkpoint?.legacyRetained ?? []) await this.appendRetainedCopy(message);
+    this.space.ensureReserve();
     for (const session of this.sessions.values()) {
       const queue = this.createQueue(session.clientId, session.queueId);
       const restored = pendingQueues.get(session.queueId);
@@ -112,10 +131,16 @@ export class DiskStorage implements Storage {
     const interval = this.options.checkpointIntervalMs ?? 1000;
     this.checkpointTimer = setInterval(() => this.checkpointSafely(), interval);
     this.checkpointTimer.unref();
-    this.cursorTimer = setInterval(() => this.logCursors(), this.options.cursorIntervalMs ?? 100);
+    this.cursorTimer = setInterval(() => {
+      try {
+        this.logCursors();
+      } catch (err) {
+        this.options.logger.warn({ err: (err as Error).message }, 'queue cursors not logged');
+      }
+    }, this.options.cursorIntervalMs ?? 100);
     this.cursorTimer.unref();
     this.options.logger.info(
-      { dir: this.options.dir, sessions: this.sessions.size, retained: this.retainedByTopic.size, replayedRecords: replayed, logBytes: this.log.end - this.log.start, ms: Math.round(performance.now() - started) },
+      { dir: this.options.dir, sessions: this.sessions.size, retained: this.retainedMessages.count, replayedRecords: replayed, logBytes: this.log.end - this.log.start, ms: Math.round(performance.now() - started) },
       'storage recovered',
     );
   }
@@ -123,8 +148,13 @@ export class DiskStorage implements Storage {
   async close(): Promise<void> {
     clearInterval(this.checkpointTimer);
     clearInterval(this.cursorTimer);
+    await this.checkpointing;
     await this.log.close();
-    this.checkpoint();
+    try {
+      await this.checkpoint();
+    } catch (err) {
+      this.options.logger.error({ err: (err as Error).message }, 'last checkpoint not written; the log still holds everything');
+    }
     fs.rmSync(this.lockFile, { force: true });
     openDirs.delete(this.options.dir);
   }
@@ -135,6 +165,7 @@ export class DiskStorage implements Storage {
     return this.log.append(record).then((position) => {
       message.logPosition = position;
       this.index.note(message, position, record.length);
+      if (message.retain) this.retainedMessages.note(message, position, record.length);
     });
   }
 
@@ -158,10 +189,15 @@ export class DiskStorage implements Storage {
       next: (max) => {
         if (done) return [];
         const found: Message[] = [];
+        let bytes = 0;
         const now = Date.now();
+        let full = false;
         position = this.log.read(position, (record, at) => {
-          if (found.length >= max) return false;
-          if (record.type !== RecordType.Message) return;
+          if (found.length >= max || bytes >= READ_BATCH_BYTES) {
+            full = true;
+            return false;
+          }
+          if (record.type !== RecordType.Message || record.copy) return;
           const { message } = record;
           if ((message.seq ?? 0) > query.untilSeq) {
             done = true;
@@ -171,21 +207,28 @@ export class DiskStorage implements Storage {
           if (!inHistory(message, query, now)) return;
           message.logPosition = at;
           found.push(message);
+          bytes += message.payload.length;
         }, 256 * 1024);
-        if (found.length < max) done = true;
+        if (!full) done = true;
         return found;
       },
     };
   }
 
-  /** The retained map changes in memory; the message's own log record makes it durable. */
-  async setRetained(topic: string, message: Message | undefined): Promise<void> {
-    if (message) this.retainedByTopic.set(topic, message);
-    else this.retainedByTopic.delete(topic);
+  retainedMatching(filter: string): HistoryReader {
+    return this.retainedMessages.matching(filter);
   }
 
-  retained(): Iterable<Message> {
-    return this.retainedByTopic.values();
+  get retainedCount(): number {
+    return this.retainedMessages.count;
+  }
+
+  get retainedBytes(): number {
+    return this.retainedMessages.bytes;
+  }
+
+  retainedSize(topic: string): number | undefined {
+    return this.retainedMessages.sizeOf(topic);
   }
 
   async loadSessions(): Promise<SessionRecord[]> {
@@ -227,7 +270,7 @@ export class DiskStorage implements Storage {
   }
 
   private createQueue(clientId: string, id: number): DiskSessionQueue {
-    const queue = new DiskSessionQueue(id, clientId, this.log);
+    const queue = new DiskSessionQueue(id, clientId, this.log, this.spillDir);
     this.queues.set(clientId, queue);
     if (id >= this.nextQueueId) this.nextQueueId = id + 1;
     return queue;
@@ -237,7 +280,7 @@ export class DiskStorage implements Storage {
     return this.log.append(encodeStateRecord(change)).then(() => undefined);
   }
 
-  private replay(record: LogRecord, position: number, found: Map<number, { first: number; count: number }>, queues: Map<number, QueueState>): void {
+  private replay(record: LogRecord, position: number, size: number, found: Map<number, { first: number; count: number }>, queues: Map<number, QueueState>): void {
     if (record.type === RecordType.State) {
       const change = record.change;
       if (change.op === 'cursors') {
@@ -258,11 +301,10 @@ export class DiskStorage implements Storage {
     }
     const { message } = record;
     if (message.seq! > this.seq) this.seq = message.seq!;
-    if (message.retain) {
-      if (message.payload.length === 0) this.retainedByTopic.delete(message.topic);
-      else this.retainedByTopic.set(message.topic, message);
-    }
+    if (message.retain) this.retainedMessages.note(message, position, size);
     for (const d of record.deliveries) {
+      // Queue ids are never reused, not even those of clean sessions, whose records a restart ignores.
+      if (d.queueId >= this.nextQueueId) this.nextQueueId = d.queueId + 1;
       const entry = found.get(d.queueId);
       if (entry) entry.count++;
       else found.set(d.queueId, { first: position, count: 1 });
@@ -295,21 +337,24 @@ export class DiskStorage implements Storage {
   }
 
   private checkpointSafely(): void {
-    try {
-      this.checkpoint();
-    } catch (err) {
-      this.options.logger.error({ err: (err as Error).message }, 'checkpoint failed; the log still holds everything');
-    }
+    if (this.checkpointing) return;
+    this.checkpointing = this.checkpoint()
+      .catch((err: Error) => this.options.logger.error({ err: err.message }, 'checkpoint failed; the log still holds everything'))
+      .finally(() => (this.checkpointing = undefined));
   }
 
   /**
    * Writes the checkpoint when the log or any queue moved since the last one (acknowledgements
    * move queues without writing to the log), then deletes log segments nothing needs any more.
+   * Retained messages alone keep a segment only until they are copied further on (compaction).
    */
-  private checkpoint(): void {
+  private async checkpoint(): Promise<void> {
     const position = this.log.confirmedEnd;
+    const now = Date.now();
     const queues = [];
     let oldestNeeded = position;
+    // Only the queues of persistent sessions (and saved groups) read the log; others keep what
+    // waits for them in memory or in their spill file.
     for (const session of this.sessions.values()) {
       const queue = this.queues.get(session.clientId);
       if (!queue) continue;
@@ -317,24 +362,68 @@ export class DiskStorage implements Storage {
       queues.push(state);
       if (state.unacked > 0 && state.cursor < oldestNeeded) oldestNeeded = state.cursor;
     }
-    const retentionFloor = this.index.retentionFloor(Date.now());
+    const retentionFloor = this.index.retentionFloor(now);
     if (retentionFloor < oldestNeeded) oldestNeeded = retentionFloor;
+    this.retainedMessages.dropExpired(now);
+    const keepFrom = this.log.segmentStartOf(oldestNeeded);
+    if (this.retainedMessages.oldestPosition() < keepFrom) this.compactRetained(keepFrom);
+    oldestNeeded = Math.min(oldestNeeded, this.retainedMessages.oldestPosition());
     const queueState = JSON.stringify(queues);
-    if (position === this.checkpointedAt && queueState === this.checkpointedQueues) return;
+    if (position === this.checkpointedAt && queueState === this.checkpointedQueues && !this.retainedMessages.changed) return;
+    const retainedChanged = this.retainedMessages.changed;
+    this.retainedMessages.changed = false;
+    try {
+      await this.writer.write({
+        position,
+        seq: this.seq,
+        nextQueueId: this.nextQueueId,
+        state: { sessions: [...this.sessions.values()], queues },
+        retained: retainedChanged ? this.retainedMessages.toJSON() : undefined,
+        history: this.index.toJSON(),
+      });
+    } catch (err) {
+      if (retainedChanged) this.retainedMessages.changed = true;
+      throw err;
+    }
     this.checkpointedQueues = queueState;
-    const checkpoint: Checkpoint = {
-      version: 1,
-      position,
-      seq: this.seq,
-      nextQueueId: this.nextQueueId,
-      sessions: [...this.sessions.values()],
-      queues,
-      retained: [...this.retainedByTopic.values()].map((m) => encodeMessageRecord(m, []).toString('base64')),
-      history: this.index.toJSON(),
-    };
-    writeCheckpoint(this.options.dir, checkpoint);
     this.checkpointedAt = position;
     if (this.log.deleteBefore(oldestNeeded) > 0) this.index.dropBefore(this.log.start);
+    this.space.ensureReserve();
+  }
+
+  /**
+   * Writes retained messages that lie before `position` again at the end of the log, a bounded
+   * amount per round, so that the segments they are the last users of can be deleted: retained
+   * messages that never change would otherwise keep every later segment for ever.
+   */
+  private compactRetained(position: number): void {
+    if (this.compacting) return;
+    const moves = this.retainedMessages.compactable(position, COMPACTION_BYTES);
+    if (moves.length === 0) return;
+    this.compacting = true;
+    const copies = moves.map(async ([topic, entry]) => {
+      const message = this.retainedMessages.read(entry);
+      const at = await this.log.append(encodeMessageRecord(message, [], true));
+      this.retainedMessages.moved(topic, entry, at);
+    });
+    void Promise.allSettled(copies).then((results) => {
+      this.compacting = false;
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) this.options.logger.warn({ err: (failed.reason as Error).message }, 'retained messages not compacted; their segments stay');
+    });
+  }
+
+  /** A version 1 checkpoint's retained message, written to the log as a compaction copy. */
+  private async appendRetainedCopy(message: Message): Promise<void> {
+    const record = encodeMessageRecord(message, [], true);
+    const at = await this.log.append(record);
+    this.retainedMessages.note(message, at, record.length);
+  }
+
+  /** A write found the disk full: release the reserve and checkpoint now, so that drained segments can go. */
+  private onDiskFull(): void {
+    if (!this.space.release()) return;
+    this.checkpointSafely();
   }
 
   private lock(): void {

@@ -7,7 +7,7 @@ import { crc32 } from './crc32.js';
  * One log record:  u32 bodyLength | u32 crc32(body) | body
  * body:            u8 type | type-specific fields (little endian)
  *
- * A MESSAGE body:  f64 seq | f64 publishedAt | f64 expiresAt (0 = none) | u8 flags (qos, retain)
+ * A MESSAGE body:  f64 seq | f64 publishedAt | f64 expiresAt (0 = none) | u8 flags (qos, retain, copy)
  *                  | u16 topicLength | topic | u32 metaLength | meta (JSON of properties and origin)
  *                  | u16 deliveryCount | delivery… | u32 payloadLength | payload
  * A delivery:      u32 queueId | u8 flags (qos, retain) | u8 subscriptionIdCount | u32 subscriptionId…
@@ -23,7 +23,15 @@ export interface MessageRecord {
   type: typeof RecordType.Message;
   message: Message;
   deliveries: DurableDelivery[];
+  /**
+   * A retained message written again further on in the log (compaction), so that the segment
+   * holding the original can be deleted: it is the topic's retained message, never history.
+   */
+  copy: boolean;
 }
+
+const FLAG_RETAIN = 4;
+const FLAG_COPY = 8;
 
 export interface StateRecord {
   type: typeof RecordType.State;
@@ -44,7 +52,7 @@ interface StoredMeta {
   o?: string;
 }
 
-export function encodeMessageRecord(message: Message, deliveries: readonly DurableDelivery[]): Buffer {
+export function encodeMessageRecord(message: Message, deliveries: readonly DurableDelivery[], copy = false): Buffer {
   const topic = Buffer.from(message.topic);
   const meta = encodeMeta(message);
   let deliveryBytes = 0;
@@ -59,7 +67,7 @@ export function encodeMessageRecord(message: Message, deliveries: readonly Durab
   o += 8;
   buf.writeDoubleLE(message.expiresAt ?? 0, o);
   o += 8;
-  buf[o++] = message.qos | (message.retain ? 4 : 0);
+  buf[o++] = message.qos | (message.retain ? FLAG_RETAIN : 0) | (copy ? FLAG_COPY : 0);
   buf.writeUInt16LE(topic.length, o);
   o += 2;
   o += topic.copy(buf, o);
@@ -183,8 +191,8 @@ function decodeBody(buf: Buffer, start: number, end: number): LogRecord {
     Object.assign(properties, meta.p);
     if (meta.p.correlationData !== undefined) properties.correlationData = Buffer.from(meta.p.correlationData, 'base64');
   }
-  const message: Message = { topic, payload, qos: (flags & 3) as QoS, retain: (flags & 4) !== 0, properties, publishedAt, seq };
+  const message: Message = { topic, payload, qos: (flags & 3) as QoS, retain: (flags & FLAG_RETAIN) !== 0, properties, publishedAt, seq };
   if (expiresAt !== 0) message.expiresAt = expiresAt;
   if (meta.o !== undefined) message.origin = meta.o;
-  return { type: RecordType.Message, message, deliveries };
+  return { type: RecordType.Message, message, deliveries, copy: (flags & FLAG_COPY) !== 0 };
 }

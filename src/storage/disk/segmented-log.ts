@@ -24,6 +24,8 @@ export interface SegmentedLogOptions {
   maxRecordBytes: number;
   /** Called with each fsync's duration in milliseconds (metrics). */
   onFsync?: (durationMs: number) => void;
+  /** Called when a write found the disk full (ENOSPC): the owner can free space (see DiskStorage). */
+  onFull?: () => void;
 }
 
 interface Segment {
@@ -32,7 +34,10 @@ interface Segment {
   file: string;
   /** Bytes written (and, after a failed write, truncated back). */
   size: number;
+  /** The descriptor the tail segment is written (and read) through; undefined for older segments. */
   fd: number | undefined;
+  /** A read-only descriptor of an older segment, kept while recently read (see `readFd`). */
+  readFd?: number;
 }
 
 interface PendingAppend {
@@ -49,6 +54,16 @@ export interface LogStats {
 
 const SEGMENT_NAME = /^(\d{20})\.log$/;
 const READ_CHUNK = 1 << 20;
+/** Older segments kept open for reading: queues and replays read the same few segments again and again. */
+const READ_FDS = 8;
+
+/** The StorageError code for a failed file operation: a full disk, no descriptor left, or another write error. */
+function storageErrorCode(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return 'EDDY_STORAGE_FULL';
+  if (code === 'EMFILE' || code === 'ENFILE') return 'EDDY_STORAGE_UNAVAILABLE';
+  return 'EDDY_STORAGE_WRITE';
+}
 
 /**
  * An append-only log split into segment files, with group commit: every append made while a
@@ -66,6 +81,12 @@ export class SegmentedLog {
   private dirtySegments = new Set<Segment>();
   /** End of the confirmed records: readers never see a record before its append resolved. */
   private confirmed = 0;
+  /** Older segments with a read descriptor open, least recently read first. */
+  private readonly openForRead: Segment[] = [];
+  /** Set when the disk was full: the next batch starts a new segment, so the full one can be deleted once drained. */
+  private rollEarly = false;
+  /** Write failures logged (the first of a kind and then every 1000th). */
+  private failuresLogged = 0;
 
   private constructor(
     private readonly dir: string,
@@ -120,6 +141,12 @@ export class SegmentedLog {
     return this.segments.length;
   }
 
+  /** The first position of the segment holding `position` (the tail's, at or past the end). */
+  segmentStartOf(position: number): number {
+    for (let i = this.segments.length - 1; i >= 0; i--) if (this.segments[i]!.base <= position) return this.segments[i]!.base;
+    return this.start;
+  }
+
   /** Appends one encoded record; resolves with its position once it is as safe as the policy says. */
   append(record: Buffer): Promise<number> {
     if (this.closed) return Promise.reject(new StorageError('EDDY_STORAGE_CLOSED', 'storage is closed'));
@@ -154,34 +181,75 @@ export class SegmentedLog {
       if (pos >= limit) break;
       const size = Math.min(segment.size, limit - segment.base);
       if (segment.base + size <= pos) continue;
-      const fd = fs.openSync(segment.file, 'r');
-      try {
-        let offset = pos - segment.base;
-        while (offset < size) {
-          const want = Math.min(buf.length, size - offset);
-          const got = fs.readSync(fd, buf, 0, want, offset);
-          let used = 0;
-          while (used < got) {
-            const result = decodeRecord(buf.subarray(0, got), used, this.options.maxRecordBytes);
-            if (result.kind === 'incomplete') break;
-            if (result.kind === 'corrupt') throw new StorageError('EDDY_STORAGE_CORRUPT', `corrupt record at ${segment.base + offset + used}: ${result.reason}`);
-            if (visit(result.record, segment.base + offset + used, result.size) === false) return segment.base + offset + used;
-            used += result.size;
-          }
-          if (used === 0) {
-            // One record larger than the buffer: grow it to fit.
-            const length = buf.readUInt32LE(0) + HEADER_BYTES;
-            buf = Buffer.allocUnsafe(Math.max(length, buf.length * 2));
-            continue;
-          }
-          offset += used;
+      const fd = this.readFd(segment);
+      let offset = pos - segment.base;
+      while (offset < size) {
+        const want = Math.min(buf.length, size - offset);
+        const got = fs.readSync(fd, buf, 0, want, offset);
+        let used = 0;
+        while (used < got) {
+          const result = decodeRecord(buf.subarray(0, got), used, this.options.maxRecordBytes);
+          if (result.kind === 'incomplete') break;
+          if (result.kind === 'corrupt') throw new StorageError('EDDY_STORAGE_CORRUPT', `corrupt record at ${segment.base + offset + used}: ${result.reason}`);
+          if (visit(result.record, segment.base + offset + used, result.size) === false) return segment.base + offset + used;
+          used += result.size;
         }
-        pos = segment.base + size;
-      } finally {
-        fs.closeSync(fd);
+        if (used === 0) {
+          // One record larger than the buffer: grow it to fit.
+          const length = buf.readUInt32LE(0) + HEADER_BYTES;
+          buf = Buffer.allocUnsafe(Math.max(length, buf.length * 2));
+          continue;
+        }
+        offset += used;
       }
+      pos = segment.base + size;
     }
     return pos;
+  }
+
+  /** Logs a read that failed (the first, then every 1000th): the reader keeps its data on disk and retries. */
+  reportReadFailure(err: unknown, reader: string): void {
+    if (this.failuresLogged++ % 1000 === 0) {
+      this.options.logger.error({ err: (err as Error).message, reader, failures: this.failuresLogged }, 'log read failed; the data stays on disk and is read again later');
+    }
+  }
+
+  /** The one record of `size` bytes at `position` (a retained message), read with one pread. */
+  readAt(position: number, size: number): LogRecord {
+    const segment = this.segmentAt(position);
+    if (!segment || position + size > this.confirmed) throw new StorageError('EDDY_STORAGE_CORRUPT', `no record of ${size} bytes at ${position}`);
+    const buf = Buffer.allocUnsafe(size);
+    const got = fs.readSync(this.readFd(segment), buf, 0, size, position - segment.base);
+    const result = decodeRecord(buf.subarray(0, got), 0, this.options.maxRecordBytes);
+    if (result.kind !== 'record') throw new StorageError('EDDY_STORAGE_CORRUPT', `no whole record at ${position}: ${result.kind === 'corrupt' ? result.reason : 'short read'}`);
+    return result.record;
+  }
+
+  /** The segment holding `position`. */
+  private segmentAt(position: number): Segment | undefined {
+    for (let i = this.segments.length - 1; i >= 0; i--) {
+      const segment = this.segments[i]!;
+      if (segment.base <= position) return position < segment.base + segment.size ? segment : undefined;
+    }
+    return undefined;
+  }
+
+  /**
+   * A descriptor to read a segment through: the tail's own, or a cached read-only one. Opening can
+   * fail (EMFILE when descriptors run out); the caller's read then fails and is retried later.
+   */
+  private readFd(segment: Segment): number {
+    if (segment.fd !== undefined) return segment.fd;
+    const cached = this.openForRead.indexOf(segment);
+    if (cached >= 0) {
+      this.openForRead.splice(cached, 1);
+      this.openForRead.push(segment);
+      return segment.readFd!;
+    }
+    segment.readFd = fs.openSync(segment.file, 'r');
+    this.openForRead.push(segment);
+    while (this.openForRead.length > READ_FDS) closeReadFd(this.openForRead.shift()!);
+    return segment.readFd;
   }
 
   /** Deletes whole segments that end at or before `position` (never the segment being written). */
@@ -189,6 +257,9 @@ export class SegmentedLog {
     let removed = 0;
     while (this.segments.length > 1 && this.segments[1]!.base <= position) {
       const segment = this.segments.shift()!;
+      const cached = this.openForRead.indexOf(segment);
+      if (cached >= 0) this.openForRead.splice(cached, 1);
+      closeReadFd(segment);
       fs.rmSync(segment.file, { force: true });
       removed++;
     }
@@ -204,7 +275,9 @@ export class SegmentedLog {
     for (const segment of this.segments) {
       if (segment.fd !== undefined) fs.closeSync(segment.fd);
       segment.fd = undefined;
+      closeReadFd(segment);
     }
+    this.openForRead.length = 0;
   }
 
   private get tail(): Segment {
@@ -216,18 +289,39 @@ export class SegmentedLog {
       while (this.pending.length > 0) {
         const batch = this.pending;
         this.pending = [];
-        await this.writeBatch(batch);
+        try {
+          await this.writeBatch(batch);
+        } catch (err) {
+          // writeBatch settles every append it can; anything left is refused here, never left hanging.
+          this.refuse(batch, err, 'log write failed');
+        }
       }
     } finally {
       this.flushing = false;
     }
   }
 
+  /** Rejects appends that cannot be written, with the StorageError for the cause. Settling twice is harmless. */
+  private refuse(appends: PendingAppend[], err: unknown, what: string): void {
+    const error = err instanceof StorageError ? err : new StorageError(storageErrorCode(err), `${what}: ${(err as Error).message}`, err);
+    if (this.failuresLogged++ % 1000 === 0) this.options.logger.error({ err: error.message, code: error.code, records: appends.length, failures: this.failuresLogged }, 'log write failed; appends refused');
+    for (const p of appends) p.reject(error);
+  }
+
   /** Writes one batch (rolling segments as needed), fsyncs per policy, then settles its appends. */
   private async writeBatch(batch: PendingAppend[]): Promise<void> {
     let index = 0;
     while (index < batch.length) {
-      if (this.tail.size >= this.options.segmentBytes) await this.roll();
+      if (this.tail.size >= this.options.segmentBytes || (this.rollEarly && this.tail.size > 0)) {
+        try {
+          await this.roll();
+          this.rollEarly = false;
+        } catch (err) {
+          // No new segment (no descriptor left, disk full): what needs it is refused; the next batch tries again.
+          this.refuse(batch.slice(index), new StorageError(storageErrorCode(err), `cannot start a new log segment: ${(err as Error).message}`, err), 'roll');
+          return;
+        }
+      }
       const segment = this.tail;
       const room = this.options.segmentBytes - segment.size;
       const part: PendingAppend[] = [];
@@ -251,13 +345,14 @@ export class SegmentedLog {
           /* the next successful write starts at `before` anyway */
         }
         segment.size = before;
-        const error = new StorageError(
-          (err as NodeJS.ErrnoException).code === 'ENOSPC' ? 'EDDY_STORAGE_FULL' : 'EDDY_STORAGE_WRITE',
-          `cannot write to ${segment.file}: ${(err as Error).message}`,
-          err,
-        );
-        this.options.logger.error({ err: error.message, records: part.length }, 'log write failed; appends refused');
-        for (const p of part) p.reject(error);
+        const error = new StorageError(storageErrorCode(err), `cannot write to ${segment.file}: ${(err as Error).message}`, err);
+        this.refuse(part, error, 'write');
+        if (error.code === 'EDDY_STORAGE_FULL') {
+          // A full disk may hold just this one segment: writing goes on in a new one, so that this
+          // one can be deleted once nothing needs it (a disk smaller than a segment would stay full for good).
+          this.rollEarly = true;
+          this.options.onFull?.();
+        }
         continue;
       }
       let position = segment.base + before;
@@ -295,8 +390,13 @@ export class SegmentedLog {
     const base = old.base + old.size;
     const segment: Segment = { base, file: path.join(this.dir, segmentName(base)), size: 0, fd: undefined };
     segment.fd = fs.openSync(segment.file, 'w+');
-    // The new file's directory entry must be durable too, or a crash could lose the whole segment.
-    syncDirectory(this.dir);
+    try {
+      // The new file's directory entry must be durable too, or a crash could lose the whole segment.
+      syncDirectory(this.dir);
+    } catch (err) {
+      fs.closeSync(segment.fd);
+      throw err;
+    }
     if (old.fd !== undefined) fs.closeSync(old.fd);
     old.fd = undefined;
     this.segments.push(segment);
@@ -350,6 +450,16 @@ export class SegmentedLog {
       fs.closeSync(fd);
     }
   }
+}
+
+function closeReadFd(segment: Segment): void {
+  if (segment.readFd === undefined) return;
+  try {
+    fs.closeSync(segment.readFd);
+  } catch {
+    /* closing a descriptor of a segment on its way out cannot be helped */
+  }
+  segment.readFd = undefined;
 }
 
 function segmentName(base: number): string {
