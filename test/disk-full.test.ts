@@ -4,12 +4,12 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { MqttClient } from 'mqtt';
+import mqtt, { type MqttClient } from 'mqtt';
 import type { EddyServer } from '../src/server.js';
 import { DiskStorage } from '../src/storage/disk/disk-storage.js';
 import { silentLogger } from '../src/util/logger.js';
 import { startBroker } from './helpers/broker.js';
-import { collect, connectClient } from './helpers/mqtt.js';
+import { collect, connectClient, sleep } from './helpers/mqtt.js';
 
 /** A small tmpfs gives a real ENOSPC; mounting one needs root, so the suite skips without it. */
 function mountSmallDisk(): string | undefined {
@@ -85,5 +85,52 @@ describe('disk full', { skip: mountPoint ? false : 'needs root to mount a small 
     await pub.publishAsync('full/a', 'after', { qos: 1 });
     const got = await inbox.take(2);
     assert.deepEqual(got.map((m) => m.payload.toString()), ['before', 'after'], 'the refused message is not delivered');
+  });
+});
+
+const smallDisk = mountSmallDisk();
+
+describe('a disk smaller than one log segment', { skip: smallDisk ? false : 'needs root to mount a small tmpfs' }, () => {
+  let server: EddyServer;
+
+  after(async () => {
+    await server?.stop();
+    execFileSync('umount', [smallDisk!]);
+    fs.rmSync(smallDisk!, { recursive: true, force: true });
+  });
+
+  test('once what filled it has been delivered, space comes back and publishes are accepted again', async () => {
+    // A 64 MiB segment on a 512 KiB disk: the one segment fills the disk, and it is the segment being written.
+    const storage = new DiskStorage({ dir: path.join(smallDisk!, 'data'), fsync: { kind: 'always' }, logger: silentLogger, segmentBytes: 64 * 1024 * 1024, checkpointIntervalMs: 100 });
+    server = await startBroker({ storage });
+    const subOptions = { protocolVersion: 5 as const, clientId: 'small-sub', clean: false, properties: { sessionExpiryInterval: 3600 } };
+    const sub = await connectClient(server.mqttUrl, subOptions);
+    await sub.subscribeAsync('small/#', { qos: 1 });
+    sub.end(true);
+    const pub = await connectClient(server.mqttUrl, { protocolVersion: 5 });
+    let accepted = 0;
+    let refused: (Error & { code?: number }) | undefined;
+    for (let i = 0; i < 500 && !refused; i++) {
+      await pub.publishAsync('small/a', Buffer.alloc(4096, i % 256), { qos: 1 }).then(
+        () => accepted++,
+        (err: Error & { code?: number }) => (refused = err),
+      );
+    }
+    assert.equal(refused?.code, 0x97, 'the disk filled up');
+    assert.ok(accepted > 10);
+    // The subscriber takes everything that was accepted.
+    const back = mqtt.connect(server.mqttUrl, { ...subOptions, reconnectPeriod: 0 });
+    const inbox = collect(back);
+    await inbox.take(accepted, 20_000);
+    back.end(true);
+    // Space comes back: the full segment is deleted once nothing needs it.
+    let again = false;
+    const deadline = Date.now() + 10_000;
+    while (!again && Date.now() < deadline) {
+      again = await pub.publishAsync('small/b', 'after', { qos: 1 }).then(() => true, () => false);
+      if (!again) await sleep(200);
+    }
+    assert.equal(again, true, 'publishes are accepted again');
+    pub.end(true);
   });
 });

@@ -549,6 +549,7 @@ export class Broker {
    * window and socket like a replay, so that many large retained messages never sit in memory at once.
    */
   private sendRetained(session: Session, filter: string, options: SubscriptionOptions): void {
+    session.holdForReplay();
     session.startRun(new ReplayRun(this.storage.retainedMatching(filter), new Map([[filter, options]]), 'retained'));
   }
 

@@ -62,8 +62,8 @@ export function inHistory(message: Message, query: HistoryQuery, now: number): b
 
 /**
  * One run of stored messages to a session, read in batches and matched against its filters: a
- * replay's history (live messages wait behind it: `holdsLive`), or a new subscription's retained
- * messages (sent with the retain flag, live messages not held back).
+ * replay's history, or a new subscription's retained messages (sent with the retain flag). Live
+ * messages wait behind either, so they arrive in order after it.
  */
 export class ReplayRun {
   private buffer: Message[] = [];
@@ -75,10 +75,6 @@ export class ReplayRun {
     readonly kind: 'history' | 'retained' = 'history',
   ) {}
 
-  /** A replay holds live deliveries back until its history is sent; retained messages do not. */
-  get holdsLive(): boolean {
-    return this.kind === 'history';
-  }
 
   /** The next history message, or undefined once history is exhausted. */
   peek(): Message | undefined {

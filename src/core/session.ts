@@ -300,8 +300,8 @@ export class Session {
   }
 
   /**
-   * Starts sending a run of stored messages: a replay's history (announced by `holdForReplay`; live
-   * deliveries follow once it is exhausted) or a new subscription's retained messages.
+   * Starts sending a run of stored messages, announced by `holdForReplay`: a replay's history or a
+   * new subscription's retained messages. Live deliveries follow once it is exhausted.
    */
   startRun(run: ReplayRun): void {
     this.replays.push(run);
@@ -330,7 +330,7 @@ export class Session {
       }
       if (!message) {
         this.replays.shift();
-        if (run.holdsLive) this.replayHolds--;
+        this.replayHolds--;
         continue;
       }
       const delivery = run.deliveryFor(message);

@@ -3,7 +3,7 @@ import type http from 'node:http';
 import type { Broker } from '../core/broker.js';
 import type { Message, MessageProperties, QoS, UserProperties } from '../core/message.js';
 import { isValidTopicName, quoteTopic } from '../core/topics.js';
-import type { EddyError } from '../util/errors.js';
+import { answerFor } from '../core/refusals.js';
 import type { Logger } from '../util/logger.js';
 import { HttpError, sendError, sendJson, utf8FromLatin1 } from './respond.js';
 
@@ -79,7 +79,7 @@ export class PublishRoute {
     const key = `http-${err.status}`;
     this.broker.stats.refusedPublishes[key] = (this.broker.stats.refusedPublishes[key] ?? 0) + 1;
     // As on MQTT: a full queue is logged where the quota is (rate-limited there), not once per request here.
-    const level = err.code === 'queue_full' ? 'debug' : err.status === 500 ? 'error' : 'warn';
+    const level = err.status === 507 || err.status === 503 ? 'debug' : err.status === 500 ? 'error' : 'warn';
     this.log[level]({ topic, status: err.status, error: err.code, reason: err.message }, 'HTTP publish refused');
     // A body left unread is discarded by Node before the next request on the connection; one of
     // unknown or excessive length is not worth reading, so the connection closes instead.
@@ -192,10 +192,8 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
-/** A publish the broker did not accept: 507 when storage or a queue is full (with its reason), 500 otherwise. */
+/** A publish the broker did not accept: 507 when storage, a queue or the retained store is full, 503 when storage is unavailable, 500 otherwise. */
 function storageRefusal(topic: string, err: Error): HttpError {
-  const code = (err as EddyError).code;
-  if (code === 'EDDY_STORAGE_FULL') return new HttpError(507, 'storage_full', `${topic}: not stored: the broker's disk is full`);
-  if (code === 'EDDY_QUEUE_FULL') return new HttpError(507, 'queue_full', err.message);
-  return new HttpError(500, 'internal_error', `${topic}: not stored: ${err.message}`);
+  const answer = answerFor(err, topic);
+  return new HttpError(answer.status, answer.error, answer.reason);
 }

@@ -15,9 +15,10 @@ import { firstUserProperty, type Message, type QoS } from '../../core/message.js
 import { isValidTopicName, parseSharedFilter, quoteTopic } from '../../core/topics.js';
 import type { QueuedDelivery } from '../../storage/types.js';
 import type { Logger } from '../../util/logger.js';
-import { ProtocolError, type EddyError } from '../../util/errors.js';
+import { ProtocolError } from '../../util/errors.js';
 import { RC, fixedHeaderSize, isValidUtf8, v3ConnackCode } from './codes.js';
 import { connectToSession, type ConnectOutcome } from './connect.js';
+import { answerFor } from '../../core/refusals.js';
 import { countBy, messagePropertiesOf } from './properties.js';
 import { PublishEncoder } from './publish-encoder.js';
 import { PacketFramer } from './framer.js';
@@ -443,12 +444,9 @@ export class MqttConnection implements SessionLink {
   }
 
   private failPublish(qos: QoS, id: number, topic: string, err: Error): void {
-    if ((err as EddyError).code !== 'EDDY_QUEUE_FULL') this.log.error({ clientId: this.clientId, topic, err: err.message }, 'publish not stored');
+    const { reasonCode, reason, unexpected } = answerFor(err, topic);
+    if (unexpected) this.log.error({ clientId: this.clientId, topic: quoteTopic(topic), err: err.message }, 'publish not stored');
     if (qos === 2) this.session?.inboundQos2.delete(id);
-    const code = (err as EddyError).code;
-    const reasonCode = code === 'EDDY_STORAGE_FULL' || code === 'EDDY_QUEUE_FULL' ? RC.QuotaExceeded : RC.UnspecifiedError;
-    const reason =
-      code === 'EDDY_STORAGE_FULL' ? `${topic}: not stored: the broker's disk is full` : code === 'EDDY_QUEUE_FULL' ? err.message : `${topic}: not stored: ${err.message}`;
     if (this.protocolVersion !== 5) {
       // 3.1.1 cannot refuse, and acknowledging would confirm what was not stored: close instead,
       // so the client resends once it reconnects.
@@ -461,8 +459,8 @@ export class MqttConnection implements SessionLink {
 
   /** Answers a refused publish: a reason code on MQTT 5; on 3.1.1 a plain ack, since it cannot refuse. */
   private refusePublish(qos: QoS, id: number, reasonCode: number, reason: string): void {
-    // Quota refusals are logged where the quota is (rate-limited there), not once per message here.
-    this.log[reasonCode === RC.QuotaExceeded ? 'debug' : 'warn']({ clientId: this.clientId, reasonCode, reason }, 'publish refused');
+    // Quota and storage refusals are logged where they arise (rate-limited there), not once per message here.
+    this.log[reasonCode === RC.QuotaExceeded || reasonCode === RC.UnspecifiedError ? 'debug' : 'warn']({ clientId: this.clientId, reasonCode, reason }, 'publish refused');
     countBy(this.broker.stats.refusedPublishes, reasonCode);
     if (qos === 0) {
       if (reasonCode === RC.PayloadFormatInvalid) this.fail(new ProtocolError(reasonCode, reason));

@@ -103,12 +103,14 @@ export class DiskStorage implements Storage {
     this.log = await SegmentedLog.open(
       path.join(this.options.dir, 'log'),
       {
-        segmentBytes: this.options.segmentBytes ?? this.space.segmentBytesFor(),
+        // Sizing also sizes the reserve to the disk, so it runs whether or not segments are sized by it.
+        segmentBytes: ((sized) => this.options.segmentBytes ?? sized)(this.space.segmentBytesFor()),
         fsync: this.options.fsync,
         logger: this.options.logger,
         maxRecordBytes: 512 * 1024 * 1024,
         onFsync: this.fsyncObserver,
         onFull: () => this.onDiskFull(),
+        hasRoom: () => this.space.hasRoom(),
       },
       checkpoint?.position ?? 0,
       (record, position, size) => {

@@ -26,6 +26,8 @@ export interface SegmentedLogOptions {
   onFsync?: (durationMs: number) => void;
   /** Called when a write found the disk full (ENOSPC): the owner can free space (see DiskStorage). */
   onFull?: () => void;
+  /** While the disk is full, asked before each append: true once there is room to write again. */
+  hasRoom?: () => boolean;
 }
 
 interface Segment {
@@ -85,6 +87,11 @@ export class SegmentedLog {
   private readonly openForRead: Segment[] = [];
   /** Set when the disk was full: the next batch starts a new segment, so the full one can be deleted once drained. */
   private rollEarly = false;
+  /**
+   * Set when a write found the disk full: appends are refused at once, without writing, until there
+   * is room again, so that what space frees up goes to the checkpoint that lets segments be deleted.
+   */
+  private full = false;
   /** Write failures logged (the first of a kind and then every 1000th). */
   private failuresLogged = 0;
 
@@ -150,6 +157,10 @@ export class SegmentedLog {
   /** Appends one encoded record; resolves with its position once it is as safe as the policy says. */
   append(record: Buffer): Promise<number> {
     if (this.closed) return Promise.reject(new StorageError('EDDY_STORAGE_CLOSED', 'storage is closed'));
+    if (this.full) {
+      if (!(this.options.hasRoom?.() ?? true)) return Promise.reject(new StorageError('EDDY_STORAGE_FULL', 'the disk is full'));
+      this.full = false;
+    }
     const appended = new Promise<number>((resolve, reject) => {
       this.pending.push({ record, resolve, reject });
       if (!this.flushing) {
@@ -350,7 +361,14 @@ export class SegmentedLog {
         if (error.code === 'EDDY_STORAGE_FULL') {
           // A full disk may hold just this one segment: writing goes on in a new one, so that this
           // one can be deleted once nothing needs it (a disk smaller than a segment would stay full for good).
-          this.rollEarly = true;
+          this.full = true;
+          if (segment.size > 0) {
+            try {
+              await this.roll();
+            } catch {
+              this.rollEarly = true; // an empty file could not be made either: the next batch tries again
+            }
+          }
           this.options.onFull?.();
         }
         continue;

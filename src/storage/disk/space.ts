@@ -2,8 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../../util/logger.js';
 
-/** Space set aside in the data directory, given back when the disk fills up. */
-const RESERVE_BYTES = 1024 * 1024;
+/** Space set aside in the data directory, given back when the disk fills up: a sixteenth of the disk, 16 KiB to 1 MiB. */
+const MAX_RESERVE_BYTES = 1024 * 1024;
+const MIN_RESERVE_BYTES = 16 * 1024;
 /** Segments are at most this large, and at least the smaller size, whatever the disk. */
 const MAX_SEGMENT_BYTES = 64 * 1024 * 1024;
 const MIN_SEGMENT_BYTES = 64 * 1024;
@@ -18,6 +19,7 @@ const MIN_SEGMENT_BYTES = 64 * 1024;
 export class DiskSpace {
   private readonly reserveFile: string;
   private reserved = false;
+  private reserveBytes = MAX_RESERVE_BYTES;
 
   constructor(
     private readonly dir: string,
@@ -34,6 +36,7 @@ export class DiskSpace {
     try {
       const stats = fs.statfsSync(this.dir);
       const total = stats.blocks * stats.bsize;
+      this.reserveBytes = Math.max(MIN_RESERVE_BYTES, Math.min(MAX_RESERVE_BYTES, Math.floor(total / 16)));
       return Math.max(MIN_SEGMENT_BYTES, Math.min(MAX_SEGMENT_BYTES, Math.floor(total / 16)));
     } catch {
       return MAX_SEGMENT_BYTES;
@@ -44,16 +47,26 @@ export class DiskSpace {
   ensureReserve(): void {
     if (this.reserved) return;
     try {
-      if (fs.existsSync(this.reserveFile) && fs.statSync(this.reserveFile).size === RESERVE_BYTES) {
+      if (fs.existsSync(this.reserveFile) && fs.statSync(this.reserveFile).size === this.reserveBytes) {
         this.reserved = true;
         return;
       }
       const stats = fs.statfsSync(this.dir);
-      if (stats.bavail * stats.bsize < RESERVE_BYTES * 8) return;
-      fs.writeFileSync(this.reserveFile, Buffer.alloc(RESERVE_BYTES));
+      if (stats.bavail * stats.bsize < this.reserveBytes * 8) return;
+      fs.writeFileSync(this.reserveFile, Buffer.alloc(this.reserveBytes));
       this.reserved = true;
     } catch {
       fs.rmSync(this.reserveFile, { force: true });
+    }
+  }
+
+  /** After the disk was full: true once there is room to write again (twice the reserve free). */
+  hasRoom(): boolean {
+    try {
+      const stats = fs.statfsSync(this.dir);
+      return stats.bavail * stats.bsize >= this.reserveBytes * 2;
+    } catch {
+      return true;
     }
   }
 
@@ -62,7 +75,7 @@ export class DiskSpace {
     if (!this.reserved) return false;
     fs.rmSync(this.reserveFile, { force: true });
     this.reserved = false;
-    this.log.warn({ dir: this.dir, bytes: RESERVE_BYTES }, 'disk full: reserve released so that a checkpoint can free log segments');
+    this.log.warn({ dir: this.dir, bytes: this.reserveBytes }, 'disk full: reserve released so that a checkpoint can free log segments');
     return true;
   }
 }
