@@ -1,3 +1,4 @@
+import type { IPublishPacket, MqttClient } from 'mqtt';
 import { sleep } from './mqtt.js';
 
 /**
@@ -26,6 +27,20 @@ export async function beforeMarker<T>(list: readonly T[], isMarker: (item: T) =>
 /** A marker test for a PUBLISH packet (mqtt.js or raw): this topic, and this payload when given. */
 export function isPublish(topic: string, payload?: string): (m: { cmd?: string; topic?: string; payload?: Buffer | string }) => boolean {
   return (m) => (m.cmd === undefined || m.cmd === 'publish') && m.topic === topic && (payload === undefined || m.payload?.toString() === payload);
+}
+
+/**
+ * Every PUBLISH an mqtt.js client receives, in the order it came off the wire. mqtt.js emits
+ * 'message' for QoS 2 only at PUBREL, after QoS 0 and 1 messages that the broker sent later; when a
+ * QoS 2 copy may come before a marker, look for it here rather than in `collect(client).messages`.
+ * Attach it before the messages can arrive (before CONNECT for what a resumed session resends).
+ */
+export function wireInbox(client: MqttClient): IPublishPacket[] {
+  const list: IPublishPacket[] = [];
+  client.on('packetreceive', (packet) => {
+    if (packet.cmd === 'publish') list.push(packet as IPublishPacket);
+  });
+  return list;
 }
 
 function describe(item: unknown): string {
