@@ -27,12 +27,12 @@ function timedInbox(client: MqttClient): Array<{ at: number; packet: IPublishPac
   return list;
 }
 
+let markers = 0;
 /**
  * The payloads an observer got before a marker it publishes now on its own topic. A will published
  * so far is routed before the marker; so is one whose delay timer was due before the test's sleep
  * ended, since the broker runs in this process and Node fires timers in order of their due time.
  */
-let markers = 0;
 async function beforeMarkerOn(observer: { client: MqttClient; inbox: ReturnType<typeof timedInbox> }, topic: string): Promise<string[]> {
   const marker = `marker-${markers++}`;
   await observer.client.publishAsync(topic, marker, { qos: 1 });

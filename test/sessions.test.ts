@@ -134,9 +134,9 @@ describe('sessions', () => {
       t.track(b.client);
       assert.equal(b.connack.sessionPresent, true);
       await waitFor(() => b.messages.length >= 50, 5000, () => `got ${b.messages.length} of 50`);
-      // The subscription itself survived: a live message arrives too, after the whole queue
-      // (which was sent on resume): what came before it is all the session got.
-      await pub.publishAsync(topic, 'live', { qos: 0 });
+      // The subscription itself survived: a live message arrives too, queued behind everything the
+      // session held (QoS 1, so not sent past the queue): what came before it is all the session got.
+      await pub.publishAsync(topic, 'live', { qos: 1 });
       const queued = await beforeMarker(b.messages, isPublish(topic, 'live'), 2000);
       assert.deepEqual(
         queued.map((m) => [m.payload.toString(), m.qos]),

@@ -14,7 +14,7 @@ import { sleep } from './mqtt.js';
  * order) that `isMarker` accepts, and resolves with the items that came before it. It rejects when
  * no marker comes within `timeoutMs`, so a broken delivery path fails the test.
  */
-export async function beforeMarker<T>(list: readonly T[], isMarker: (item: T) => boolean, timeoutMs = 5000, show: (item: T) => string = describe): Promise<T[]> {
+export async function beforeMarker<T>(list: readonly T[], isMarker: (item: T) => boolean, timeoutMs = 5000, show: (item: T) => string = summary): Promise<T[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const i = list.findIndex(isMarker);
@@ -43,7 +43,7 @@ export function wireInbox(client: MqttClient): IPublishPacket[] {
   return list;
 }
 
-function describe(item: unknown): string {
+function summary(item: unknown): string {
   if (typeof item === 'string') return item;
   const m = item as { topic?: string; payload?: Buffer | string; event?: string; data?: string; packet?: { topic?: string; payload?: Buffer } };
   if (m.packet) return `${m.packet.topic}=${m.packet.payload?.toString()}`;
