@@ -136,7 +136,8 @@ describe('malformed and hostile input', () => {
     const disconnect = (await client.next('disconnect')) as DisconnectPacket;
     assert.equal(disconnect.reasonCode, 0x90);
     await closedWithin(client);
-    assert.ok(await other.nothing('publish', 200), 'the invalid publish must not be delivered');
+    // The broker handled the invalid PUBLISH before it sent the DISCONNECT we waited for: had it
+    // routed it, it would be the bystander's next message, before its own one on a/ok.
     await assertStillWorks(other, 'a/ok', 'after-wildcard');
   });
 

@@ -109,6 +109,8 @@ describe('flood: 100,000 QoS 1 messages from mosquitto_pub -l to a slow persiste
     const seqs: number[] = [];
     let strays = 0;
     let stalls = 0;
+    /** What had arrived when the marker did: everything the broker sent for the flood comes before it. */
+    let atMarker: { seqs: number; strays: number } | undefined;
     let lost: string | undefined;
     const sub = await openClient(`mqtt://${host}:${port}`, {
       clientId: `flood-sub-v${version}`,
@@ -121,6 +123,10 @@ describe('flood: 100,000 QoS 1 messages from mosquitto_pub -l to a slow persiste
       client.on('close', () => (lost ??= 'connection closed'));
       // Called for each QoS 1 message before its PUBACK; mqtt.js reads the next packet only after the callback.
       client.handleMessage = (packet: IPublishPacket, callback: (error?: Error) => void): void => {
+        if (packet.payload.toString() === 'marker') {
+          atMarker ??= { seqs: seqs.length, strays };
+          return callback();
+        }
         const m = /^seq (\d+)$/.exec(packet.payload.toString());
         if (m) seqs.push(Number(m[1]));
         else strays++;
@@ -152,7 +158,18 @@ describe('flood: 100,000 QoS 1 messages from mosquitto_pub -l to a slow persiste
       } else if (Date.now() - lastProgress > 10_000) break;
       await sleep(50);
     }
-    await sleep(300); // extra deliveries (duplicates) would show up now
+    // Extra deliveries (duplicates) would come before a marker published now: mosquitto_pub got a
+    // PUBACK for every line before it exited, and the session queue is first in, first out.
+    if (lost === undefined) {
+      const marker = await openClient(`mqtt://${host}:${port}`, { clientId: `flood-marker-v${version}`, protocolVersion: 5, clean: true });
+      clients.add(marker.client);
+      assert.ok(marker.connack, `marker publisher could not connect: ${marker.error?.message}`);
+      await marker.client.publishAsync(TOPIC, 'marker', { qos: 1 });
+      const deadline = Date.now() + 15_000;
+      while (atMarker === undefined && lost === undefined && Date.now() < deadline) await sleep(20);
+      destroyClient(marker.client);
+      clients.delete(marker.client);
+    }
     t.diagnostic(
       `MQTT ${version === '5' ? '5' : '3.1.1'} publisher: ${pub.fed} lines fed, mosquitto_pub done after ${published - started} ms; ` +
         `${seqs.length} received in ${Date.now() - started} ms with ${stalls} subscriber stalls`,
@@ -161,7 +178,9 @@ describe('flood: 100,000 QoS 1 messages from mosquitto_pub -l to a slow persiste
     if (lost !== undefined) {
       assert.fail(`the subscriber lost its connection after ${seqs.length} messages: ${lost}${brokerLog() ? `\nbroker log:\n${brokerLog()}` : ''}`);
     }
-    assert.equal(strays, 0, 'received payloads that were never published');
+    assert.ok(atMarker, `the marker published after the flood never arrived (${seqs.length} received)`);
+    assert.equal(atMarker.strays, 0, 'received payloads that were never published');
+    seqs.length = atMarker.seqs; // what came after the marker (nothing should) is not the flood's
     const firstOff = seqs.findIndex((n, i) => n !== i);
     if (firstOff !== -1) {
       assert.fail(`delivery #${firstOff} is seq ${seqs[firstOff]}, expected ${firstOff}; around it: ${seqs.slice(Math.max(0, firstOff - 3), firstOff + 5).join(', ')}`);

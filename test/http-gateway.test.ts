@@ -15,6 +15,7 @@ import { silentLogger } from '../src/util/logger.js';
 import { startBroker, spawnBroker, type BrokerProcess } from './helpers/broker.js';
 import { collect, connectClient, sleep } from './helpers/mqtt.js';
 import { SseClient, type SseEvent } from './helpers/sse.js';
+import { beforeMarker, isPublish } from './helpers/sentinel.js';
 
 const clients: MqttClient[] = [];
 const streams: SseClient[] = [];
@@ -201,8 +202,9 @@ describe('HTTP publish', () => {
     assert.equal(badHeader.status, 400);
     assert.match(badHeader.body.message!, /eddy-response-topic must be a topic name/);
     assert.equal((await health()).refusedPublishes['http-400'], cases.length + 1);
-    await sleep(100);
-    assert.equal(got.messages.length, 0, 'nothing refused was published');
+    // A 202 comes once the message is routed; the requests went one after the other.
+    assert.equal((await post('marker/ok', 'marker')).status, 202);
+    assert.deepEqual(await beforeMarker(got.messages, isPublish('marker/ok', 'marker')), [], 'nothing refused was published');
   });
 
   it('refuses a topic denied by the access rules with 403', async () => {
@@ -259,7 +261,9 @@ describe('HTTP publish', () => {
     clients.push(back);
     const got = collect(back);
     assert.deepEqual((await got.take(2)).map((m) => m.payload.toString()), ['j0', 'j1']);
-    assert.equal(await got.take(3, 300).then(() => 'more', () => 'exactly 2'), 'exactly 2');
+    // The queue was sent on resume; a message accepted now comes after it.
+    assert.equal((await post('jobs/build', 'marker')).status, 202);
+    assert.deepEqual((await beforeMarker(got.messages, isPublish('jobs/build', 'marker'))).map((m) => m.payload.toString()), ['j0', 'j1'], 'exactly 2');
   });
 
   it("answers 507 when a consumer group's queue is full", async () => {
@@ -340,8 +344,9 @@ describe('SSE subscribe', () => {
     assert.deepEqual(events[2]!.comments, ['base64'], 'a binary payload is marked');
     assert.deepEqual(events[0]!.comments, []);
     assert.equal(events[3]!.id, undefined, 'a QoS 0 message that was not stored has no seq, so no id');
-    await sleep(100);
-    assert.equal(s.events.length, 4);
+    // After other/topic (acknowledged) from the same publisher: had it matched, it would come first.
+    await pub.publishAsync('user/marker', 'marker', { qos: 1 });
+    assert.equal((await beforeMarker(s.events, (e) => e.event === 'user/marker')).length, 4);
   });
 
   it('acknowledges each event once it is flushed: far more messages than the window of 100 arrive, none stays in flight', async () => {
@@ -363,10 +368,16 @@ describe('SSE subscribe', () => {
     const b = await stream('filter=tasks/%23&group=workers');
     const sent = range('t', 0, 10);
     for (const m of sent) assert.equal((await post('tasks/resize', m)).status, 202);
-    await waitFor(() => a.events.length + b.events.length >= sent.length, 'every task reaches a member');
-    await sleep(50);
-    const gotA = data(a.events);
-    const gotB = data(b.events);
+    // Each stream is reached only through the group: markers posted now queue in the group behind
+    // every task (and any duplicate), so a stream that got a marker got its share before it.
+    const isMarker = (e: SseEvent): boolean => e.data.startsWith('marker-');
+    for (let k = 0; !(a.events.some(isMarker) && b.events.some(isMarker)); k++) {
+      assert.ok(k < 20, `a marker for each stream: ${data(a.events)} | ${data(b.events)}`);
+      assert.equal((await post('tasks/resize', `marker-${k}`)).status, 202);
+      await waitFor(() => [...a.events, ...b.events].some((e) => e.data === `marker-${k}`), `marker-${k} reaches a member`);
+    }
+    const gotA = data(await beforeMarker(a.events, isMarker));
+    const gotB = data(await beforeMarker(b.events, isMarker));
     assert.ok(gotA.length > 0 && gotB.length > 0, `both members work: ${gotA} | ${gotB}`);
     assert.deepEqual([...gotA, ...gotB].sort(), [...sent].sort(), 'each message once, to one member');
   });
@@ -397,9 +408,9 @@ describe('SSE subscribe', () => {
 
     const resumed = await stream('filter=sensors/%23', { 'last-event-id': seen.id! });
     assert.deepEqual(data(await resumed.take(7)), range('m', 3, 10));
-    await sleep(200);
-    assert.equal(resumed.events.length, 7, 'nothing twice');
+    // A live message waits behind the replayed history: what came before it is all of that.
     await post('sensors/door', 'm10');
+    assert.deepEqual(data(await beforeMarker(resumed.events, (e) => e.data === 'm10')), range('m', 3, 10), 'nothing twice');
     const all = await resumed.take(8);
     assert.equal(all[7]!.data, 'm10');
     const ids = all.map((e) => Number(e.id));
@@ -409,8 +420,8 @@ describe('SSE subscribe', () => {
     // EventSource reconnects to its original URL with Last-Event-ID added).
     const polyfill = await stream(`filter=sensors/%23&from=earliest&lastEventId=${all[6]!.id}`);
     assert.deepEqual(data(await polyfill.take(1)), ['m10']);
-    await sleep(200);
-    assert.equal(polyfill.events.length, 1);
+    await post('sensors/door', 'm11');
+    assert.deepEqual(data(await beforeMarker(polyfill.events, (e) => e.data === 'm11')), ['m10']);
   });
 
   it('refuses bad requests with 400 or 403 JSON before the stream starts', async () => {
@@ -474,7 +485,9 @@ describe('SSE subscribe', () => {
       streams.push(s);
       await sleep(250);
       assert.ok(s.comments.filter((c) => c === 'ping').length >= 3, `pings: ${s.comments}`);
-      assert.equal(s.events.length, 0, 'a ping is no event');
+      // A message published after the pings arrives as the stream's first event.
+      await broker.publishConfirmed({ topic: 'quiet/marker', payload: Buffer.from('marker'), qos: 1, retain: false, properties: {}, publishedAt: Date.now() });
+      assert.deepEqual(await beforeMarker(s.events, (e) => e.data === 'marker'), [], 'a ping is no event');
     } finally {
       httpServer.closeAllConnections();
       httpServer.close();

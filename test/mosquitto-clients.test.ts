@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { EddyServer } from '../src/server.js';
 import { run, startBroker } from './helpers/broker.js';
-import { sleep } from './helpers/mqtt.js';
+import { collect, connectClient, sleep } from './helpers/mqtt.js';
 import { onPath } from './helpers/path.js';
+import { beforeMarker, isPublish } from './helpers/sentinel.js';
 
 
 const missing = ['mosquitto_pub', 'mosquitto_sub'].filter((tool) => !onPath(tool));
@@ -132,10 +133,18 @@ describe('interoperability with the mosquitto C clients', { skip }, () => {
 
     test('a denied publish is refused and not delivered', async () => {
       const denied = await startBroker({ access: { denyPublish: ['locked/#'] } });
+      const watcher = await connectClient(denied.mqttUrl, { protocolVersion: 5 });
       try {
+        const inbox = collect(watcher);
+        await watcher.subscribeAsync('#', { qos: 1 });
         const result = await run('mosquitto_pub', ['-V', '5', '-h', '127.0.0.1', '-p', String(denied.mqtt.port), '-t', 'locked/x', '-q', '1', '-m', 'no', '-d']);
         assert.match(result.stdout, /received PUBACK \(Mid: 1, RC:135\)/);
+        // Published once the refusal came back: had the refused message been routed, it would come first.
+        const marker = await run('mosquitto_pub', ['-V', '5', '-h', '127.0.0.1', '-p', String(denied.mqtt.port), '-t', 'open/x', '-q', '1', '-m', 'marker']);
+        assert.equal(marker.code, 0, marker.stderr);
+        assert.deepEqual(await beforeMarker(inbox.messages, isPublish('open/x', 'marker')), [], 'the refused message is not delivered');
       } finally {
+        await watcher.endAsync(true);
         await denied.stop();
       }
     });

@@ -6,6 +6,7 @@ import type { EddyServer } from '../src/server.js';
 import { startBroker } from './helpers/broker.js';
 import { collect, connectClient, sleep } from './helpers/mqtt.js';
 import { RawClient } from './helpers/raw-client.js';
+import { beforeMarker, isPublish } from './helpers/sentinel.js';
 import { tracker } from './helpers/tracker.js';
 
 
@@ -196,30 +197,38 @@ describe('MQTT CONNECT / CONNACK', () => {
       await client.subscribeAsync(topic, { qos: 1 });
       return { client, inbox: collect(client) };
     }
+    /**
+     * What reached the observer before a marker published on its topic now. The broker decides
+     * about the will when it detaches the session, which it does before it closes the socket
+     * (DISCONNECT) or on the close (abrupt): either way before the test sees the close, so a will
+     * it published is routed before the marker.
+     */
+    async function beforeMarkerOn(client: MqttClient, inbox: ReturnType<typeof collect>, topic: string): Promise<string[]> {
+      await client.publishAsync(topic, 'marker', { qos: 1 });
+      return (await beforeMarker(inbox.messages, isPublish(topic, 'marker'))).map((m) => m.payload.toString());
+    }
     const will = (topic: string, payload: string) => ({ topic, payload: Buffer.from(payload), qos: 0 as const, retain: false });
 
     for (const version of [4, 5] as const) {
       it(`v${version}: normal DISCONNECT does not publish the will`, async () => {
         const topic = `will/normal/${version}`;
-        const { inbox } = await observer(topic);
+        const { client: watcher, inbox } = await observer(topic);
         const { client } = await RawClient.open(server.mqtt.port, { clientId: `c-will-normal-${version}`, will: will(topic, 'gone') }, version);
         t.track(client);
         client.send(version === 5 ? { cmd: 'disconnect', reasonCode: 0 } : { cmd: 'disconnect' });
         await closedWithin(client, 2000);
-        await sleep(400);
-        assert.deepEqual(inbox.messages.map((m) => m.payload.toString()), [], 'no will after a normal DISCONNECT');
+        assert.deepEqual(await beforeMarkerOn(watcher, inbox, topic), [], 'no will after a normal DISCONNECT');
       });
 
       it(`v${version}: abrupt socket close publishes the will`, async () => {
         const topic = `will/abrupt/${version}`;
-        const { inbox } = await observer(topic);
+        const { client: watcher, inbox } = await observer(topic);
         const { client } = await RawClient.open(server.mqtt.port, { clientId: `c-will-abrupt-${version}`, will: will(topic, `lost-${version}`) }, version);
         client.close();
         const [m] = await inbox.take(1, 2000);
         assert.equal(m!.topic, topic);
         assert.equal(m!.payload.toString(), `lost-${version}`);
-        await sleep(200);
-        assert.equal(inbox.messages.length, 1, 'the will is published exactly once');
+        assert.deepEqual(await beforeMarkerOn(watcher, inbox, topic), [`lost-${version}`], 'the will is published exactly once');
       });
     }
 
@@ -263,8 +272,10 @@ describe('MQTT CONNECT / CONNACK', () => {
       const client = t.track(await RawClient.connect(server.mqtt.port, 4));
       client.send({ cmd: 'publish', topic: 'pre-connect/x', payload: Buffer.from('nope'), qos: 0, retain: false, dup: false });
       await closedWithin(client, 2000);
-      await sleep(200);
-      assert.equal(inbox.messages.length, 0);
+      // The broker handled that PUBLISH before it closed the socket: had it routed it, the
+      // message would reach the subscriber before a marker sent once the close is seen.
+      await sub.publishAsync('pre-connect/marker', 'marker', { qos: 1 });
+      assert.deepEqual(await beforeMarker(inbox.messages, isPublish('pre-connect/marker', 'marker')), []);
     });
 
     it('v5: a second CONNECT on the same connection is a protocol error (DISCONNECT 0x82)', async () => {

@@ -6,6 +6,7 @@ import type { EddyServer } from '../src/server.js';
 import { startBroker } from './helpers/broker.js';
 import { collect, connectClient, sleep } from './helpers/mqtt.js';
 import { RawClient } from './helpers/raw-client.js';
+import { beforeMarker, isPublish, wireInbox } from './helpers/sentinel.js';
 import { tracker } from './helpers/tracker.js';
 
 type QoS = 0 | 1 | 2;
@@ -65,6 +66,7 @@ describe('MQTT delivery', () => {
             assert.equal(grants[0]!.qos, s, `granted QoS for subscription QoS ${s}`);
           }
           const inbox = collect(sub);
+          const wire = wireInbox(sub);
           for (const p of [0, 1, 2] as const) {
             for (const s of [0, 1, 2] as const) {
               // publishAsync resolves on PUBACK (QoS 1) or PUBCOMP (QoS 2) from the broker.
@@ -72,8 +74,9 @@ describe('MQTT delivery', () => {
             }
           }
           const got = await inbox.take(9, 3000);
-          await sleep(100);
-          assert.equal(inbox.messages.length, 9, 'exactly one delivery per publish');
+          // Every publish above was acknowledged, so routed, before this marker from the same publisher.
+          await pub.publishAsync(`${prefix}/sub0/marker`, 'marker', { qos: 0 });
+          assert.equal((await beforeMarker(wire, isPublish(`${prefix}/sub0/marker`, 'marker'))).length, 9, 'exactly one delivery per publish');
           const byPayload = new Map(got.map((m) => [m.payload.toString(), m]));
           for (const p of [0, 1, 2] as const) {
             for (const s of [0, 1, 2] as const) {
@@ -98,6 +101,7 @@ describe('MQTT delivery', () => {
         const sub = t.track(await connectClient(server.mqttUrl, { protocolVersion: 5 }));
         await sub.subscribeAsync(`q2in/${version}`, { qos: 2 });
         const inbox = collect(sub);
+        const wire = wireInbox(sub);
         const { client } = await RawClient.open(server.mqtt.port, { clientId: `q2in-pub-${version}` }, version);
         t.track(client);
 
@@ -113,23 +117,26 @@ describe('MQTT delivery', () => {
         const pubcomp = (await client.next('pubcomp', 2000)) as IPubcompPacket;
         assert.equal(pubcomp.messageId, 4242);
         if (version === 5) assert.equal(pubcomp.reasonCode ?? 0, 0);
-        await sleep(200);
-        assert.equal(inbox.messages.length, 1);
+        // A marker from the same connection, after PUBCOMP: a second routing (at PUBREL) comes before it.
+        rawPublish(client, `q2in/${version}`, 'marker', 0);
+        assert.deepEqual((await beforeMarker(wire, isPublish(`q2in/${version}`, 'marker'))).map((p) => p.payload.toString()), ['exactly-once']);
       });
 
       it(`v${version}: a duplicate QoS 2 PUBLISH before PUBREL is routed only once`, async () => {
         const sub = t.track(await connectClient(server.mqttUrl, { protocolVersion: 4 }));
         await sub.subscribeAsync(`q2dup/${version}`, { qos: 2 });
-        const inbox = collect(sub);
+        const wire = wireInbox(sub);
         const { client } = await RawClient.open(server.mqtt.port, { clientId: `q2dup-pub-${version}` }, version);
         t.track(client);
+        const payloads = (ps: IPublishPacket[]): string[] => ps.map((m) => m.payload.toString());
 
         rawPublish(client, `q2dup/${version}`, 'first', 2, 9);
         assert.equal(((await client.next('pubrec', 2000)) as IPubrecPacket).messageId, 9);
         rawPublish(client, `q2dup/${version}`, 'first', 2, 9, { dup: true });
         assert.equal(((await client.next('pubrec', 2000)) as IPubrecPacket).messageId, 9, 'the resend is acknowledged again');
-        await sleep(300);
-        assert.deepEqual(inbox.messages.map((m) => m.payload.toString()), ['first'], 'the resend is not routed');
+        // A QoS 0 marker on the same connection is routed after the resend, had that been routed.
+        rawPublish(client, `q2dup/${version}`, 'marker', 0);
+        assert.deepEqual(payloads(await beforeMarker(wire, isPublish(`q2dup/${version}`, 'marker'))), ['first'], 'the resend is not routed');
 
         client.send({ cmd: 'pubrel', messageId: 9 });
         assert.equal(((await client.next('pubcomp', 2000)) as IPubcompPacket).messageId, 9);
@@ -137,8 +144,7 @@ describe('MQTT delivery', () => {
         // After PUBCOMP the id is free again: the same id is a new message.
         rawPublish(client, `q2dup/${version}`, 'second', 2, 9);
         assert.equal(((await client.next('pubrec', 2000)) as IPubrecPacket).messageId, 9);
-        await inbox.take(2, 2000);
-        assert.deepEqual(inbox.messages.map((m) => m.payload.toString()), ['first', 'second']);
+        assert.deepEqual(payloads(await beforeMarker(wire, isPublish(`q2dup/${version}`, 'second'), 2000)), ['first', 'marker']);
         client.send({ cmd: 'pubrel', messageId: 9 });
         await client.next('pubcomp', 2000);
       });
@@ -162,11 +168,16 @@ describe('MQTT delivery', () => {
         const pubrel = (await client.next('pubrel', 2000)) as IPubrelPacket;
         assert.equal(pubrel.messageId, id);
         client.send({ cmd: 'pubcomp', messageId: id });
-        await sleep(100);
+        // PINGRESP: the broker has handled the PUBCOMP sent before the PINGREQ.
+        client.send({ cmd: 'pingreq' });
+        await client.next('pingresp', 2000);
         const session = server.broker.sessions.get(clientId)!;
         assert.equal(session.queue.inflight.size, 0, 'PUBCOMP ends the delivery');
-        assert.equal(await client.nothing('publish', 200), true, 'no resend');
-        assert.equal(await client.nothing('pubrel', 1), true, 'no second PUBREL');
+        // A resend or a second PUBREL caused by the PUBCOMP would be sent before this marker.
+        await pub.publishAsync(`q2out/${version}`, 'marker', { qos: 0 });
+        const before = await client.until(isPublish(`q2out/${version}`, 'marker'));
+        assert.deepEqual(before.filter((p) => p.cmd === 'publish'), [], 'no resend');
+        assert.deepEqual(before.filter((p) => p.cmd === 'pubrel'), [], 'no second PUBREL');
       });
     }
 
@@ -238,7 +249,9 @@ describe('MQTT delivery', () => {
         const c = await RawClient.open(server.mqtt.port, { clientId, ...connect }, version);
         t.track(c.client);
         assert.equal(c.connack.sessionPresent, true);
-        assert.equal(await c.client.nothing('publish', 300), true, 'not resent after PUBACK');
+        // The broker resends right after CONNACK; a marker to the kept subscription comes after that.
+        await pub.publishAsync(topic, 'marker', { qos: 0 });
+        assert.deepEqual(await c.client.until(isPublish(topic, 'marker')), [], 'not resent after PUBACK');
         // Clean up the persistent session.
         c.client.send({ cmd: 'disconnect' });
         await c.client.closed;
@@ -252,7 +265,7 @@ describe('MQTT delivery', () => {
       const connect = { clientId, clean: false, properties: { sessionExpiryInterval: 60 } };
       const sub = t.track(await connectClient(server.mqttUrl, { protocolVersion: 5 }));
       await sub.subscribeAsync('q2resume/t', { qos: 2 });
-      const inbox = collect(sub);
+      const wire = wireInbox(sub);
       const a = await RawClient.open(server.mqtt.port, { ...connect, clean: true }, 5);
       t.track(a.client);
       rawPublish(a.client, 'q2resume/t', 'once', 2, 77);
@@ -269,8 +282,9 @@ describe('MQTT delivery', () => {
       const pubcomp = (await b.client.next('pubcomp', 2000)) as IPubcompPacket;
       assert.equal(pubcomp.messageId, 77);
       assert.equal(pubcomp.reasonCode ?? 0, 0, 'the packet id was known to the session');
-      await sleep(200);
-      assert.deepEqual(inbox.messages.map((m) => m.payload.toString()), ['once']);
+      // A marker on the same connection, after PUBCOMP: the resend, had it been routed, comes before it.
+      rawPublish(b.client, 'q2resume/t', 'marker', 0);
+      assert.deepEqual((await beforeMarker(wire, isPublish('q2resume/t', 'marker'))).map((m) => m.payload.toString()), ['once']);
       b.client.send({ cmd: 'disconnect', reasonCode: 0, properties: { sessionExpiryInterval: 0 } });
       await b.client.closed;
     });
@@ -311,7 +325,9 @@ describe('MQTT delivery', () => {
       t.track(b.client);
       assert.equal((b.connack as IConnackPacket).sessionPresent, true);
       assert.equal(((await b.client.next('pubrel', 2000)) as IPubrelPacket).messageId, p.messageId);
-      assert.equal(await b.client.nothing('publish', 200), true, 'the PUBLISH is not resent after PUBREC');
+      // What the broker resends follows CONNACK at once; a marker to the kept subscription comes after.
+      await pub.publishAsync('resend/pubrel', 'marker', { qos: 0 });
+      assert.deepEqual((await b.client.until(isPublish('resend/pubrel', 'marker'))).filter((x) => x.cmd === 'publish'), [], 'the PUBLISH is not resent after PUBREC');
       b.client.send({ cmd: 'pubcomp', messageId: p.messageId });
       b.client.send({ cmd: 'disconnect' });
       await b.client.closed;
@@ -357,9 +373,9 @@ describe('MQTT delivery', () => {
       const topics = ['$SYS/info', '$SYS/broker/info', '$app/x/info', '$other/info', 'plain/info', 'x/$y/info'];
       const sysGot = await received(pub, sys, topics, 'dollar/end');
       assert.deepEqual(sysGot, ['$SYS/info', '$SYS/broker/info', '$app/x/info']);
-      await sleep(50);
+      // '#' matches the sentinel too: what it got before it is all it got of the topics above.
       assert.deepEqual(
-        wildInbox.messages.map((m) => m.topic).filter((tp) => tp !== 'dollar/end'),
+        (await beforeMarker(wildInbox.messages, isPublish('dollar/end', 'END'))).map((m) => m.topic),
         ['plain/info', 'x/$y/info'],
         '# and + at the first level skip $ topics; a $ further down is an ordinary level',
       );
@@ -377,7 +393,7 @@ describe('MQTT delivery', () => {
     it('v5 UNSUBACK: 0x00 for an existing subscription, 0x11 for none; v3.1.1 delivery also stops', async () => {
       const { client } = await RawClient.open(server.mqtt.port, { clientId: 'unsuback-5' }, 5);
       t.track(client);
-      await rawSubscribe(client, [{ topic: 'ua/x', qos: 1 }]);
+      await rawSubscribe(client, [{ topic: 'ua/x', qos: 1 }, { topic: 'ua/marker', qos: 0 }]);
       client.send({ cmd: 'unsubscribe', messageId: 5, unsubscriptions: ['ua/x', 'ua/none'] } as Packet);
       const unsuback = (await client.next('unsuback', 2000)) as IUnsubackPacket;
       assert.equal(unsuback.messageId, 5);
@@ -385,25 +401,29 @@ describe('MQTT delivery', () => {
 
       const v4 = await RawClient.open(server.mqtt.port, { clientId: 'unsuback-4' }, 4);
       t.track(v4.client);
-      await rawSubscribe(v4.client, [{ topic: 'ua/x', qos: 1 }]);
+      await rawSubscribe(v4.client, [{ topic: 'ua/x', qos: 1 }, { topic: 'ua/marker', qos: 0 }]);
       v4.client.send({ cmd: 'unsubscribe', messageId: 6, unsubscriptions: ['ua/x'] } as Packet);
       assert.equal(((await v4.client.next('unsuback', 2000)) as IUnsubackPacket).messageId, 6);
       const pub = t.track(await connectClient(server.mqttUrl, { protocolVersion: 4 }));
       await pub.publishAsync('ua/x', 'after', { qos: 1 });
-      assert.equal(await client.nothing('publish', 200), true);
-      assert.equal(await v4.client.nothing('publish', 1), true);
+      // Both still subscribe to ua/marker: the marker, published after ua/x was acknowledged, arrives.
+      await pub.publishAsync('ua/marker', 'marker', { qos: 0 });
+      assert.deepEqual(await client.until(isPublish('ua/marker', 'marker')), []);
+      assert.deepEqual(await v4.client.until(isPublish('ua/marker', 'marker')), []);
     });
 
     it('subscribing again to the same filter replaces its QoS and does not duplicate delivery', async () => {
       const sub = t.track(await connectClient(server.mqttUrl, { protocolVersion: 4 }));
       const inbox = collect(sub);
+      const wire = wireInbox(sub);
       assert.equal((await sub.subscribeAsync('resub/t', { qos: 2 }))[0]!.qos, 2);
       assert.equal((await sub.subscribeAsync('resub/t', { qos: 0 }))[0]!.qos, 0);
       const pub = t.track(await connectClient(server.mqttUrl, { protocolVersion: 4 }));
       await pub.publishAsync('resub/t', 'x', { qos: 2 });
       await inbox.take(1, 2000);
-      await sleep(150);
-      assert.deepEqual(inbox.messages.map((m) => [m.payload.toString(), m.qos]), [['x', 0]]);
+      // A second copy (say at the old QoS 2) would be on the wire before this marker.
+      await pub.publishAsync('resub/t', 'marker', { qos: 0 });
+      assert.deepEqual((await beforeMarker(wire, isPublish('resub/t', 'marker'))).map((m) => [m.payload.toString(), m.qos]), [['x', 0]]);
     });
 
     it('overlapping subscriptions deliver one message per client at the highest granted QoS', async () => {
@@ -429,7 +449,9 @@ describe('MQTT delivery', () => {
           if (p.qos === 1) client.send({ cmd: 'puback', messageId: p.messageId });
           if (p.qos === 2) client.send({ cmd: 'pubrec', messageId: p.messageId });
         }
-        assert.equal(await client.nothing('publish', 200), true, 'no second copy');
+        // The marker matches all three filters and comes after the acknowledged publishes.
+        await pub.publishAsync(`ov${version}/marker`, 'marker', { qos: 0 });
+        assert.deepEqual((await client.until(isPublish(`ov${version}/marker`, 'marker'))).filter((p) => p.cmd === 'publish'), [], 'no second copy');
         assert.deepEqual(
           got.map((p) => [p.payload.toString(), p.qos]),
           [

@@ -5,15 +5,23 @@ import type { EddyServer } from '../src/server.js';
 import { startBroker } from './helpers/broker.js';
 import { collect, connectClient, sleep } from './helpers/mqtt.js';
 import { tracker } from './helpers/tracker.js';
+import { beforeMarker, isPublish, wireInbox } from './helpers/sentinel.js';
 
+const MARKER = 'snapshot/marker';
 
-/** What a fresh subscriber on `filter` gets within `ms`: [topic, payload, retain, qos] tuples. */
-async function snapshot(url: string, t: ReturnType<typeof tracker>, filter: string, opts: { version?: 4 | 5; qos?: 0 | 1 | 2; ms?: number } = {}): Promise<Array<[string, string, boolean, number]>> {
+/**
+ * What a fresh subscriber on `filter` gets when it subscribes: [topic, payload, retain, qos] tuples.
+ * The broker sends the retained messages as it writes the SUBACK; a marker the client publishes to
+ * itself once it has the SUBACK is queued after them, so everything sent for the subscription
+ * comes before it (in wire order: QoS 2 ones included).
+ */
+async function snapshot(url: string, t: ReturnType<typeof tracker>, filter: string, opts: { version?: 4 | 5; qos?: 0 | 1 | 2 } = {}): Promise<Array<[string, string, boolean, number]>> {
   const client = t.track(await connectClient(url, { protocolVersion: opts.version ?? 5 }));
-  const inbox = collect(client);
+  const wire = wireInbox(client);
+  await client.subscribeAsync(MARKER, { qos: 1 });
   await client.subscribeAsync(filter, { qos: opts.qos ?? 1 });
-  await sleep(opts.ms ?? 250);
-  return inbox.messages.map((m) => [m.topic, m.payload.toString(), m.retain, m.qos]);
+  await client.publishAsync(MARKER, 'marker', { qos: 1 });
+  return (await beforeMarker(wire, isPublish(MARKER, 'marker'))).map((m) => [m.topic, m.payload.toString(), m.retain, m.qos]);
 }
 
 const byTopic = (a: [string, ...unknown[]], b: [string, ...unknown[]]): number => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
@@ -68,8 +76,8 @@ describe('retained messages', () => {
         ['', false],
       ],
     );
-    assert.deepEqual(await snapshot(server.mqttUrl, t, 'ret/clear', { ms: 300 }), [], 'nothing retained any more');
-    assert.deepEqual(await snapshot(server.mqttUrl, t, 'ret/#', { ms: 100 }).then((l) => l.filter(([tp]) => tp === 'ret/clear')), []);
+    assert.deepEqual(await snapshot(server.mqttUrl, t, 'ret/clear'), [], 'nothing retained any more');
+    assert.deepEqual(await snapshot(server.mqttUrl, t, 'ret/#').then((l) => l.filter(([tp]) => tp === 'ret/clear')), []);
   });
 
   it('v3.1.1: live delivery of a retained publish to an existing subscriber has retain=0', async () => {
@@ -139,14 +147,15 @@ describe('retained messages', () => {
     await c.subscribeAsync('ret/rh', { qos: 1, rh: 1 });
     await inbox.take(1, 2000);
     await c.subscribeAsync('ret/rh', { qos: 1, rh: 1 }); // already exists: no retained
-    await sleep(200);
-    assert.equal(inbox.messages.length, 1);
-    const never = await snapshot(server.mqttUrl, t, 'ret/rh', { ms: 200 }); // rh 0 control
+    // A live (not retained) marker on the same topic, published after the SUBACK, comes after any retained copy.
+    await c.publishAsync('ret/rh', 'marker', { qos: 1 });
+    assert.equal((await beforeMarker(inbox.messages, isPublish('ret/rh', 'marker'))).length, 1);
+    const never = await snapshot(server.mqttUrl, t, 'ret/rh'); // rh 0 control
     assert.equal(never.length, 1);
     const c2 = t.track(await connectClient(server.mqttUrl, { protocolVersion: 5 }));
     const inbox2 = collect(c2);
     await c2.subscribeAsync('ret/rh', { qos: 1, rh: 2 });
-    await sleep(200);
-    assert.equal(inbox2.messages.length, 0);
+    await c2.publishAsync('ret/rh', 'marker', { qos: 1 });
+    assert.deepEqual(await beforeMarker(inbox2.messages, isPublish('ret/rh', 'marker')), []);
   });
 });

@@ -7,17 +7,39 @@ import { startBroker } from './helpers/broker.js';
 import { collect, connectClient, sleep } from './helpers/mqtt.js';
 import { RawClient } from './helpers/raw-client.js';
 import { tracker } from './helpers/tracker.js';
+import { beforeMarker, isPublish } from './helpers/sentinel.js';
 
 type QoS = 0 | 1 | 2;
 type Closable = MqttClient | RawClient;
 type Will = NonNullable<IConnectPacket['will']>;
 
 
-/** Records when each message arrived, relative to nothing; tests compare against their own t0. */
+/**
+ * Records when each PUBLISH arrived, relative to nothing; tests compare against their own t0.
+ * Wire order ('packetreceive'): mqtt.js emits 'message' for QoS 2 only at PUBREL, after a marker
+ * at a lower QoS that the broker sent later.
+ */
 function timedInbox(client: MqttClient): Array<{ at: number; packet: IPublishPacket }> {
   const list: Array<{ at: number; packet: IPublishPacket }> = [];
-  client.on('message', (_t, _p, packet) => list.push({ at: Date.now(), packet }));
+  client.on('packetreceive', (packet) => {
+    if (packet.cmd === 'publish') list.push({ at: Date.now(), packet: packet as IPublishPacket });
+  });
   return list;
+}
+
+let markers = 0;
+/**
+ * The payloads an observer got before a marker it publishes now on its own topic. A will published
+ * so far is routed before the marker; so is one whose delay timer was due before the test's sleep
+ * ended, since the broker runs in this process and Node fires timers in order of their due time.
+ */
+async function beforeMarkerOn(observer: { client: MqttClient; inbox: ReturnType<typeof timedInbox> }, topic: string): Promise<string[]> {
+  const marker = `marker-${markers++}`;
+  await observer.client.publishAsync(topic, marker, { qos: 1 });
+  const isMarker = isPublish(topic, marker);
+  const before = await beforeMarker(observer.inbox, (e) => isMarker(e.packet));
+  // Earlier markers are not what the test is about.
+  return before.map((e) => e.packet.payload.toString()).filter((p) => !p.startsWith('marker-'));
 }
 
 async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
@@ -58,12 +80,12 @@ describe('will messages', () => {
     ] as const) {
       it(`v${version}: abrupt close publishes the will (will QoS ${willQos}, subscription QoS ${subQos})`, async () => {
         const topic = `will/${version}/q${willQos}s${subQos}`;
-        const { inbox } = await observer(topic, subQos);
+        const watcher = await observer(topic, subQos);
+        const { inbox } = watcher;
         const { client } = await willClient(`w-${version}-${willQos}-${subQos}`, { topic, payload: Buffer.from('bye'), qos: willQos, retain: false }, version);
         client.close();
         await waitFor(() => inbox.length >= 1, 2000, 'the will');
-        await sleep(150);
-        assert.equal(inbox.length, 1, 'exactly one will');
+        assert.deepEqual(await beforeMarkerOn(watcher, topic), ['bye'], 'exactly one will');
         const m = inbox[0]!.packet;
         assert.equal(m.topic, topic);
         assert.equal(m.payload.toString(), 'bye');
@@ -135,19 +157,20 @@ describe('will messages', () => {
 
   it('v5: session takeover by a clean-start connection publishes the old connection’s will', async () => {
     const topic = 'will/takeover';
-    const { inbox } = await observer(topic, 0);
+    const watcher = await observer(topic, 0);
+    const { inbox } = watcher;
     await willClient('w-takeover', { topic, payload: Buffer.from('old'), qos: 0, retain: false }, 5);
     const fresh = await RawClient.open(server.mqtt.port, { clientId: 'w-takeover', clean: true }, 5);
     t.track(fresh.client);
     await waitFor(() => inbox.length >= 1, 2000, 'the will of the taken-over connection');
-    await sleep(150);
-    assert.deepEqual(inbox.map((e) => e.packet.payload.toString()), ['old']);
+    assert.deepEqual(await beforeMarkerOn(watcher, topic), ['old']);
   });
 
   describe('MQTT 5 will delay interval', () => {
     it('with delay 2 s the will arrives after >= ~1.8 s, not before', async () => {
       const topic = 'will/delay';
-      const { inbox } = await observer(topic, 1);
+      const watcher = await observer(topic, 1);
+      const { inbox } = watcher;
       const { client } = await willClient('w-delay', { topic, payload: Buffer.from('late'), qos: 1, retain: false, properties: { willDelayInterval: 2 } }, 5, {
         clean: true,
         properties: { sessionExpiryInterval: 10 },
@@ -155,18 +178,19 @@ describe('will messages', () => {
       const closedAt = Date.now();
       client.close();
       await sleep(1500);
-      assert.equal(inbox.length, 0, 'no will within 1.5 s');
-      await waitFor(() => inbox.length >= 1, 2000, 'the delayed will');
-      const elapsed = inbox[0]!.at - closedAt;
+      assert.deepEqual(await beforeMarkerOn(watcher, topic), [], 'no will within 1.5 s');
+      const isWill = isPublish(topic, 'late');
+      await waitFor(() => inbox.some((e) => isWill(e.packet)), 2000, 'the delayed will');
+      const will = inbox.find((e) => isWill(e.packet))!;
+      const elapsed = will.at - closedAt;
       assert.ok(elapsed >= 1800 && elapsed <= 3000, `will after ${elapsed} ms, expected 1800..3000`);
-      assert.equal(inbox[0]!.packet.payload.toString(), 'late');
       // The session outlives the will: end it.
       t.track((await RawClient.open(server.mqtt.port, { clientId: 'w-delay', clean: true }, 5)).client);
     });
 
     it('reconnecting with clean start 0 within the delay cancels the will', async () => {
       const topic = 'will/cancel';
-      const { inbox } = await observer(topic, 1);
+      const watcher = await observer(topic, 1);
       const connect = { clean: false, properties: { sessionExpiryInterval: 10 } };
       const first = await willClient('w-cancel', { topic, payload: Buffer.from('never'), qos: 1, retain: false, properties: { willDelayInterval: 2 } }, 5, {
         ...connect,
@@ -177,44 +201,46 @@ describe('will messages', () => {
       const again = await RawClient.open(server.mqtt.port, { clientId: 'w-cancel', ...connect }, 5);
       t.track(again.client);
       assert.equal(again.connack.sessionPresent, true);
-      await sleep(2200);
-      assert.deepEqual(inbox.map((e) => e.packet.payload.toString()), [], 'the will was cancelled by the reconnect');
+      await sleep(2200); // past the will delay
+      assert.deepEqual(await beforeMarkerOn(watcher, topic), [], 'the will was cancelled by the reconnect');
       again.client.send({ cmd: 'disconnect', reasonCode: 0, properties: { sessionExpiryInterval: 0 } });
       await again.client.closed;
     });
 
     it('a takeover with clean start 0 while the old connection is still open cancels a delayed will', async () => {
       const topic = 'will/takeover-delay';
-      const { inbox } = await observer(topic, 1);
+      const watcher = await observer(topic, 1);
       const connect = { clean: false, properties: { sessionExpiryInterval: 10 } };
       await willClient('w-takeover-delay', { topic, payload: Buffer.from('never'), qos: 1, retain: false, properties: { willDelayInterval: 1 } }, 5, connect);
       const fresh = await RawClient.open(server.mqtt.port, { clientId: 'w-takeover-delay', ...connect }, 5);
       t.track(fresh.client);
       assert.equal(fresh.connack.sessionPresent, true);
-      await sleep(1400);
-      assert.deepEqual(inbox.map((e) => e.packet.payload.toString()), []);
+      await sleep(1400); // past the will delay
+      assert.deepEqual(await beforeMarkerOn(watcher, topic), []);
       fresh.client.send({ cmd: 'disconnect', reasonCode: 0, properties: { sessionExpiryInterval: 0 } });
       await fresh.client.closed;
     });
 
     it('reconnecting with clean start 1 within the delay ends the session and publishes the will at once', async () => {
       const topic = 'will/clean-reconnect';
-      const { inbox } = await observer(topic, 1);
+      const watcher = await observer(topic, 1);
+      const { inbox } = watcher;
       const first = await willClient('w-clean', { topic, payload: Buffer.from('ended'), qos: 1, retain: false, properties: { willDelayInterval: 5 } }, 5, {
         clean: true,
         properties: { sessionExpiryInterval: 30 },
       });
       first.client.close();
       await sleep(300);
-      assert.equal(inbox.length, 0);
+      assert.deepEqual(await beforeMarkerOn(watcher, topic), [], 'no will at the close: it is delayed');
       const reconnectAt = Date.now();
       const again = await RawClient.open(server.mqtt.port, { clientId: 'w-clean', clean: true }, 5);
       t.track(again.client);
       assert.equal(again.connack.sessionPresent, false);
-      await waitFor(() => inbox.length >= 1, 1500, 'the will when the old session ends');
-      assert.ok(inbox[0]!.at - reconnectAt < 1000, `will ${inbox[0]!.at - reconnectAt} ms after the clean reconnect`);
-      await sleep(100);
-      assert.equal(inbox.length, 1);
+      const isWill = isPublish(topic, 'ended');
+      await waitFor(() => inbox.some((e) => isWill(e.packet)), 1500, 'the will when the old session ends');
+      const will = inbox.find((e) => isWill(e.packet))!;
+      assert.ok(will.at - reconnectAt < 1000, `will ${will.at - reconnectAt} ms after the clean reconnect`);
+      assert.deepEqual(await beforeMarkerOn(watcher, topic), ['ended'], 'the will once');
     });
 
     it('a session expiry shorter than the delay sends the will when the session ends', async () => {
@@ -246,15 +272,15 @@ describe('will messages', () => {
 
     it('a normal DISCONNECT during a delayed session still discards the will', async () => {
       const topic = 'will/delay-normal';
-      const { inbox } = await observer(topic, 1);
+      const watcher = await observer(topic, 1);
       const { client } = await willClient('w-delay-normal', { topic, payload: Buffer.from('no'), qos: 1, retain: false, properties: { willDelayInterval: 1 } }, 5, {
         clean: true,
         properties: { sessionExpiryInterval: 2 },
       });
       client.send({ cmd: 'disconnect', reasonCode: 0 });
       await client.closed;
-      await sleep(1300);
-      assert.equal(inbox.length, 0);
+      await sleep(1300); // past the will delay
+      assert.deepEqual(await beforeMarkerOn(watcher, topic), []);
     });
   });
 });

@@ -10,6 +10,7 @@ import { silentLogger } from '../src/util/logger.js';
 import { tempDirs } from './helpers/temp-dir.js';
 import { EDDY_BIN, run, startBroker } from './helpers/broker.js';
 import { collect, connectClient, sleep } from './helpers/mqtt.js';
+import { beforeMarker, isPublish } from './helpers/sentinel.js';
 
 const clients: MqttClient[] = [];
 let server: EddyServer | undefined;
@@ -52,6 +53,16 @@ async function replaying(filter: string, from: string, qos: 0 | 1 = 1): Promise<
 }
 
 const text = (ps: IPublishPacket[]): string[] => ps.map((p) => p.payload.toString());
+
+/**
+ * What a replaying subscriber got before a live marker published now on `topic`. Live messages
+ * wait behind the history (the broker holds them until the replay is done), so the marker comes
+ * after all of it, and after every earlier live message the publisher had acknowledged.
+ */
+async function beforeLiveMarker(pub: MqttClient, got: ReturnType<typeof collect>, topic: string, timeoutMs = 5000): Promise<IPublishPacket[]> {
+  await pub.publishAsync(topic, 'marker', { qos: 1 });
+  return beforeMarker(got.messages, isPublish(topic, 'marker'), timeoutMs);
+}
 const seqOf = (p: IPublishPacket): number => Number(p.properties?.userProperties?.['eddy-seq']);
 const range = (prefix: string, from: number, to: number): string[] => Array.from({ length: to - from }, (_, i) => `${prefix}${from + i}`);
 
@@ -70,8 +81,7 @@ for (const engine of ['memory', 'disk'] as const) {
       assert.deepEqual(text(all), [...range('h', 0, 10), ...range('l', 0, 5)], 'QoS 0 history included, history then live, in order');
       const seqs = all.map(seqOf);
       assert.ok(seqs.every((s, i) => i === 0 || s > seqs[i - 1]!), `seqs increase: ${seqs}`);
-      await sleep(100);
-      assert.equal(got.messages.length, 15, 'nothing twice');
+      assert.equal((await beforeLiveMarker(pub, got, 'sensors/fridge/level')).length, 15, 'nothing twice');
     });
 
     for (const qos of [1, 0] as const) {
@@ -94,8 +104,7 @@ for (const engine of ['memory', 'disk'] as const) {
         await sending;
         const all = await got.take(total, 20_000);
         assert.deepEqual(text(all), range('s', 0, total));
-        await sleep(100);
-        assert.equal(got.messages.length, total);
+        assert.equal((await beforeLiveMarker(pub, got, 'sensors/stream')).length, total);
       });
     }
 
@@ -117,8 +126,7 @@ for (const engine of ['memory', 'disk'] as const) {
       for (const m of range('t', 0, 3)) await pub.publishAsync('sensors/a', m, { qos: 1 });
       const fromTime = await replaying('sensors/#', `time:${cut}`);
       assert.deepEqual(text(await fromTime.got.take(3)), ['t0', 't1', 't2']);
-      await sleep(100);
-      assert.equal(fromTime.got.messages.length, 3);
+      assert.equal((await beforeLiveMarker(pub, fromTime.got, 'sensors/a')).length, 3);
     });
 
     it('history honours retention age and message expiry; channels without retention replay nothing', async () => {
@@ -133,9 +141,8 @@ for (const engine of ['memory', 'disk'] as const) {
       assert.deepEqual(text(await got.take(1)), ['fresh']);
       const plain = await replaying('plain/#', 'earliest');
       assert.equal(plain.granted, 1, 'allowed: it just has no history');
-      await sleep(150);
-      assert.equal(got.messages.length, 1);
-      assert.equal(plain.got.messages.length, 0);
+      assert.deepEqual(text(await beforeLiveMarker(pub, got, 'short/t')), ['fresh']);
+      assert.deepEqual(text(await beforeLiveMarker(pub, plain.got, 'plain/t')), []);
     });
 
     it('a bad eddy-from, or one on a shared subscription, is refused with 0x83 and a reason', async () => {
@@ -175,8 +182,7 @@ describe('retention on disk', () => {
     const remaining = fs.readdirSync(logDir).reduce((n, f) => n + fs.statSync(path.join(logDir, f)).size, 0);
     assert.ok(remaining < 3 * 1024 * 1024, `old segments deleted: ${remaining} bytes left of ~4 MB`);
     const { got } = await replaying('logs/#', 'earliest');
-    await sleep(500);
-    const kept = got.messages.map((p) => Number(p.payload.toString().split(':')[0]));
+    const kept = (await beforeLiveMarker(pub, got, 'logs/app', 10_000)).map((p) => Number(p.payload.toString().split(':')[0]));
     assert.ok(kept.length > 300 && kept.length < 1200, `about 1 MiB of history kept (${kept.length} messages)`);
     assert.deepEqual(kept, Array.from({ length: kept.length }, (_, i) => total - kept.length + i), 'the newest ones, contiguous');
   });

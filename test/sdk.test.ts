@@ -7,6 +7,7 @@ import { silentLogger } from '../src/util/logger.js';
 import { tempDirs } from './helpers/temp-dir.js';
 import { spawnBroker, startBroker } from './helpers/broker.js';
 import { collect, connectClient, sleep } from './helpers/mqtt.js';
+import { beforeMarker } from './helpers/sentinel.js';
 
 const clients: EddyClient[] = [];
 let server: EddyServer | undefined;
@@ -79,7 +80,10 @@ for (const engine of ['memory', 'disk'] as const) {
       await start(engine, { channels: [{ pattern: 'jobs/#', maxDeliveries: 3 }] });
       const b = await bus();
       const attempts: number[] = [];
+      const flaky: number[] = []; // payload n of every delivery, marker (n 0) included
       await b.subscribe<{ n: number }>('jobs/flaky', async (m) => {
+        flaky.push(m.payload.n);
+        if (m.payload.n === 0) return;
         attempts.push(m.deliveryCount);
         if (m.deliveryCount < 2) throw new Error('not yet');
       });
@@ -97,7 +101,11 @@ for (const engine of ['memory', 'disk'] as const) {
       assert.deepEqual(poisonSeen, ['1', '2', '3']);
       assert.equal(dead[0]!.channel, '$DLQ/jobs/poison');
       assert.deepEqual(dead[0]!.payload, { n: 2 });
-      await sleep(100);
+      // A redelivery waits out a backoff of at most maxBackoffMs (100): had the ack not ended it, its
+      // timer (in this process) fires before this sleep ends, and the copy comes before the marker.
+      await sleep(250);
+      await b.publish('jobs/flaky', { n: 0 });
+      assert.deepEqual(await beforeMarker(flaky, (n) => n === 0), [1, 1], 'no delivery after the ack');
       assert.deepEqual(attempts, [1, 2]);
     });
 
@@ -110,11 +118,19 @@ for (const engine of ['memory', 'disk'] as const) {
       }
       const pub = await bus();
       for (let i = 0; i < 20; i++) await pub.publish('mail/send', `m${i}`, { contentType: 'text/plain' });
-      await waitFor(() => got.a!.length + got.b!.length >= 20, () => JSON.stringify(got));
-      await sleep(50);
-      assert.ok(got.a!.length > 0 && got.b!.length > 0, `both members worked: ${got.a!.length}/${got.b!.length}`);
-      assert.equal(new Set([...got.a!, ...got.b!]).size, 20);
-      assert.equal(got.a!.length + got.b!.length, 20);
+      // Each member has its own connection, reached only through the group: markers published
+      // now queue in the group behind everything above (duplicates included), so a member that
+      // got a marker got its share before it. Publish markers until both got one.
+      const isMarker = (p: string): boolean => p.startsWith('marker-');
+      for (let k = 0; !(got.a!.some(isMarker) && got.b!.some(isMarker)); k++) {
+        assert.ok(k < 20, `a marker for each member: ${JSON.stringify(got)}`);
+        await pub.publish('mail/send', `marker-${k}`, { contentType: 'text/plain' });
+        await waitFor(() => [...got.a!, ...got.b!].includes(`marker-${k}`), () => `marker-${k}`);
+      }
+      const [a, b] = await Promise.all([beforeMarker(got.a!, isMarker), beforeMarker(got.b!, isMarker)]);
+      assert.ok(a.length > 0 && b.length > 0, `both members worked: ${a.length}/${b.length}`);
+      assert.equal(new Set([...a, ...b]).size, 20);
+      assert.equal(a.length + b.length, 20);
     });
 
     it('replay: from earliest gets history, then live, with seqs', async () => {

@@ -7,6 +7,7 @@ import { startBroker } from './helpers/broker.js';
 import { connectClient, sleep } from './helpers/mqtt.js';
 import { RawClient } from './helpers/raw-client.js';
 import { tracker } from './helpers/tracker.js';
+import { beforeMarker, isPublish } from './helpers/sentinel.js';
 
 
 interface Opened {
@@ -39,6 +40,19 @@ async function waitFor(cond: () => boolean, timeoutMs: number, what: () => strin
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what()}`);
     await sleep(10);
   }
+}
+
+/**
+ * Subscribes `b` to `marker`, runs `act` (publishes that must not reach `b`), then publishes a
+ * marker from `pub` and resolves with the payloads `b` got before it. What a resumed session is
+ * sent comes right after CONNACK, so before the SUBACK; what `act` published was acknowledged
+ * (QoS 1) before the marker from the same publisher.
+ */
+async function beforeMarkerFor(b: Opened, pub: MqttClient, marker: string, act: () => Promise<unknown> = async () => {}): Promise<string[]> {
+  await b.client.subscribeAsync(marker, { qos: 1 });
+  await act();
+  await pub.publishAsync(marker, 'marker', { qos: 1 });
+  return (await beforeMarker(b.messages, isPublish(marker, 'marker'))).map((m) => m.payload.toString());
 }
 
 async function rawSubscribe(client: RawClient, topic: string, qos: 0 | 1 | 2): Promise<void> {
@@ -81,9 +95,8 @@ describe('sessions', () => {
       const b = await open(server.mqttUrl, { clientId, protocolVersion: version, ...resume });
       t.track(b.client);
       assert.equal(b.connack.sessionPresent, false);
-      await pub.publishAsync(`clean${version}/t`, 'now', { qos: 1 });
-      await sleep(250);
-      assert.deepEqual(b.messages.map((m) => m.payload.toString()), [], 'no queued messages and no subscription');
+      const before = await beforeMarkerFor(b, pub, `clean${version}/marker`, () => pub.publishAsync(`clean${version}/t`, 'now', { qos: 1 }));
+      assert.deepEqual(before, [], 'no queued messages and no subscription');
       await b.client.endAsync();
       if (version === 4) await discard(clientId, 4);
     });
@@ -121,18 +134,16 @@ describe('sessions', () => {
       t.track(b.client);
       assert.equal(b.connack.sessionPresent, true);
       await waitFor(() => b.messages.length >= 50, 5000, () => `got ${b.messages.length} of 50`);
-      await sleep(200);
+      // The subscription itself survived: a live message arrives too, queued behind everything the
+      // session held (QoS 1, so not sent past the queue): what came before it is all the session got.
+      await pub.publishAsync(topic, 'live', { qos: 1 });
+      const queued = await beforeMarker(b.messages, isPublish(topic, 'live'), 2000);
       assert.deepEqual(
-        b.messages.map((m) => [m.payload.toString(), m.qos]),
+        queued.map((m) => [m.payload.toString(), m.qos]),
         expected,
         'exactly the QoS 1/2 messages, in publish order, at their QoS',
       );
-      assert.ok(b.messages.every((m) => m.topic === topic && m.retain === false));
-
-      // The subscription itself survived: a live message arrives too.
-      await pub.publishAsync(topic, 'live', { qos: 0 });
-      await waitFor(() => b.messages.length === 51, 2000, () => `live message missing: ${b.messages.length}`);
-      assert.equal(b.messages[50]!.payload.toString(), 'live');
+      assert.ok(queued.every((m) => m.topic === topic && m.retain === false));
       await b.client.endAsync();
       await discard(clientId, version);
     });
@@ -144,6 +155,7 @@ describe('sessions', () => {
     const a = await RawClient.open(server.mqtt.port, { ...connect, clean: true }, 5);
     t.track(a.client);
     await rawSubscribe(a.client, 'drain/t', 1);
+    await rawSubscribe(a.client, 'drain/marker', 0); // QoS 0: not held back by the Receive Maximum
     a.client.send({ cmd: 'disconnect', reasonCode: 0 });
     await a.client.closed;
     const pub = t.track(await connectClient(server.mqttUrl, { protocolVersion: 5 }));
@@ -156,7 +168,10 @@ describe('sessions', () => {
     for (let i = 0; i < 20; i += 3) {
       const batch: IPublishPacket[] = [];
       for (let j = i; j < Math.min(i + 3, 20); j++) batch.push((await b.client.next('publish', 2000)) as IPublishPacket);
-      assert.equal(await b.client.nothing('publish', 80), true, `no more than 3 unacknowledged (after ${got.length + batch.length})`);
+      // The batch left in the drains that followed the last PUBACKs; a fourth would have too.
+      await pub.publishAsync('drain/marker', `after-${i}`, { qos: 0 });
+      const before = await b.client.until(isPublish('drain/marker', `after-${i}`));
+      assert.deepEqual(before.filter((p) => p.cmd === 'publish'), [], `no more than 3 unacknowledged (after ${got.length + batch.length})`);
       for (const p of batch) {
         got.push(p.payload.toString());
         b.client.send({ cmd: 'puback', messageId: p.messageId });
@@ -179,16 +194,13 @@ describe('sessions', () => {
     const b = await open(server.mqttUrl, { clientId, clean: true, protocolVersion: 4 });
     t.track(b.client);
     assert.equal(b.connack.sessionPresent, false);
-    await pub.publishAsync('discard4/t', 'after', { qos: 1 });
-    await sleep(250);
-    assert.deepEqual(b.messages.map((m) => m.payload.toString()), []);
+    assert.deepEqual(await beforeMarkerFor(b, pub, 'discard4/marker', () => pub.publishAsync('discard4/t', 'after', { qos: 1 })), []);
     await b.client.endAsync();
 
     const c = await open(server.mqttUrl, { clientId, clean: false, protocolVersion: 4 });
     t.track(c.client);
     assert.equal(c.connack.sessionPresent, false, 'the persistent session is gone for good');
-    await sleep(150);
-    assert.deepEqual(c.messages, []);
+    assert.deepEqual(await beforeMarkerFor(c, pub, 'discard4/marker'), []);
     await c.client.endAsync();
     await discard(clientId, 4);
   });
@@ -226,9 +238,8 @@ describe('sessions', () => {
       t.track(b.client);
       assert.equal(b.connack.sessionPresent, false, 'sessionPresent must be 0: the clean session ended with its connection');
       const pub = t.track(await connectClient(server.mqttUrl, { protocolVersion: 5 }));
-      await pub.publishAsync(`tc${version}/t`, 'leaked', { qos: 1 });
-      await sleep(250);
-      assert.deepEqual(b.messages.map((m) => m.payload.toString()), [], 'the subscription of the clean session must not carry over');
+      const before = await beforeMarkerFor(b, pub, `tc${version}/marker`, () => pub.publishAsync(`tc${version}/t`, 'leaked', { qos: 1 }));
+      assert.deepEqual(before, [], 'the subscription of the clean session must not carry over');
       await b.client.endAsync();
       await discard(clientId, version);
     });
@@ -250,9 +261,8 @@ describe('sessions', () => {
       const b = await open(server.mqttUrl, { clientId, protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 60 } });
       t.track(b.client);
       assert.equal(b.connack.sessionPresent, false);
-      await pub.publishAsync('exp1/t', 'after', { qos: 1 });
-      await sleep(250);
-      assert.deepEqual(b.messages.map((m) => m.payload.toString()), [], 'no queued message, no subscription');
+      const before = await beforeMarkerFor(b, pub, 'exp1/marker', () => pub.publishAsync('exp1/t', 'after', { qos: 1 }));
+      assert.deepEqual(before, [], 'no queued message, no subscription');
       await b.client.endAsync();
       await discard(clientId, 5);
     });

@@ -7,6 +7,7 @@ import { startBroker } from './helpers/broker.js';
 import { connectClient, sleep } from './helpers/mqtt.js';
 import { RawClient } from './helpers/raw-client.js';
 import { tracker } from './helpers/tracker.js';
+import { beforeMarker } from './helpers/sentinel.js';
 
 
 /** Payloads a client receives, in arrival order. */
@@ -49,20 +50,31 @@ describe('shared subscriptions', () => {
     for (let i = 0; i < list.length; i++) await pub.publishAsync(topic(i), list[i]!, { qos });
   }
 
+  /**
+   * Gives each member a plain subscription to `topic`, publishes a marker there and resolves with
+   * what each got before it. Group deliveries are dispatched as the broker routes a publish, and
+   * every publish before the marker was acknowledged, so all their copies come before it.
+   */
+  async function beforeMarkerAll(members: Array<{ client: MqttClient; got: string[] }>, topic: string): Promise<string[][]> {
+    for (const m of members) await m.client.subscribeAsync(topic, { qos: 1 });
+    const pub = t.track(await connectClient(server.mqttUrl, { protocolVersion: 5 }));
+    await pub.publishAsync(topic, 'marker', { qos: 1 });
+    return Promise.all(members.map((m) => beforeMarker(m.got, (p) => p === 'marker')));
+  }
+
   for (const version of [4, 5] as const) {
     it(`v${version}: two members of $share/g/... split 10 messages 5/5, no duplicates, union = all`, async () => {
       const a = await member(`$share/g/sh${version}/#`, version);
       const b = await member(`$share/g/sh${version}/#`, version);
       const sent = range('m', 10);
       await publishAll((i) => `sh${version}/dev/${i}`, sent);
-      await waitFor(() => a.got.length + b.got.length >= 10, 3000, () => `a=${a.got} b=${b.got}`);
-      await sleep(200);
-      assert.equal(a.got.length, 5, `round robin: a got ${a.got}`);
-      assert.equal(b.got.length, 5, `round robin: b got ${b.got}`);
-      assert.deepEqual(sorted([...a.got, ...b.got]), sent, 'each message exactly once across the group');
+      const [gotA, gotB] = await beforeMarkerAll([a, b], `sh${version}/marker`);
+      assert.equal(gotA!.length, 5, `round robin: a got ${gotA}`);
+      assert.equal(gotB!.length, 5, `round robin: b got ${gotB}`);
+      assert.deepEqual(sorted([...gotA!, ...gotB!]), sent, 'each message exactly once across the group');
       // In publish order within each member.
-      assert.deepEqual(a.got, sorted(a.got));
-      assert.deepEqual(b.got, sorted(b.got));
+      assert.deepEqual(gotA, sorted(gotA!));
+      assert.deepEqual(gotB, sorted(gotB!));
     });
   }
 
@@ -74,13 +86,11 @@ describe('shared subscriptions', () => {
     const plain = await member('multi/t', 4);
     const sent = range('x', 10);
     await publishAll(() => 'multi/t', sent);
-    const total = (): number => g1a.got.length + g1b.got.length + g2a.got.length + g2b.got.length + plain.got.length;
-    await waitFor(() => total() >= 30, 3000, () => `total ${total()}`);
-    await sleep(200);
-    assert.deepEqual(sorted([...g1a.got, ...g1b.got]), sent, 'group g1 got each message once');
-    assert.deepEqual(sorted([...g2a.got, ...g2b.got]), sent, 'group g2 got each message once');
-    assert.deepEqual(plain.got, sent, 'the plain subscriber got all, in order');
-    assert.deepEqual([g1a.got.length, g1b.got.length, g2a.got.length, g2b.got.length], [5, 5, 5, 5]);
+    const [a1, b1, a2, b2, all] = await beforeMarkerAll([g1a, g1b, g2a, g2b, plain], 'multi-marker');
+    assert.deepEqual(sorted([...a1!, ...b1!]), sent, 'group g1 got each message once');
+    assert.deepEqual(sorted([...a2!, ...b2!]), sent, 'group g2 got each message once');
+    assert.deepEqual(all, sent, 'the plain subscriber got all, in order');
+    assert.deepEqual([a1!.length, b1!.length, a2!.length, b2!.length], [5, 5, 5, 5]);
   });
 
   it('each member receives at the min of publish QoS and its own subscription QoS', async () => {
@@ -110,9 +120,8 @@ describe('shared subscriptions', () => {
     await sleep(50);
     const after = range('after', 10);
     await publishAll((i) => `leave/${i}`, after);
-    await waitFor(() => b.got.length >= 12, 2000, () => `b got ${b.got}`);
-    await sleep(150);
-    assert.deepEqual(b.got.slice(2), after, 'the remaining member gets every later message, in order');
+    const [gotB] = await beforeMarkerAll([b], 'leave-marker');
+    assert.deepEqual(gotB!.slice(2), after, 'the remaining member gets every later message, in order');
     assert.equal(a.got.length, 2);
   });
 
@@ -144,9 +153,8 @@ describe('shared subscriptions', () => {
     const b = t.track(mqtt.connect(server.mqttUrl, { ...opts, reconnectPeriod: 0 }));
     const got = payloads(b);
     await new Promise((resolve, reject) => b.once('connect', resolve).once('error', reject));
-    await waitFor(() => got.length >= 5, 2000, () => `got ${got}`);
-    await sleep(100);
-    assert.deepEqual(got, sent);
+    // The group sends its queue as the member attaches, before the SUBACK of the marker subscription.
+    assert.deepEqual((await beforeMarkerAll([{ client: b, got }], 'squeue-marker'))[0], sent);
     await b.endAsync();
     await (await connectClient(server.mqttUrl, { protocolVersion: 5, clientId: 'shared-queue', clean: true })).endAsync();
   });
@@ -157,10 +165,9 @@ describe('shared subscriptions', () => {
     await a.client.unsubscribeAsync('$share/g/unsub/t');
     const sent = range('u', 6);
     await publishAll(() => 'unsub/t', sent);
-    await waitFor(() => b.got.length >= 6, 2000, () => `b got ${b.got}`);
-    await sleep(150);
-    assert.deepEqual(b.got, sent);
-    assert.deepEqual(a.got, []);
+    const [gotA, gotB] = await beforeMarkerAll([a, b], 'unsub/marker');
+    assert.deepEqual(gotB, sent);
+    assert.deepEqual(gotA, []);
   });
 
   it('shared subscriptions get no retained messages (plain ones do)', async () => {
@@ -169,11 +176,13 @@ describe('shared subscriptions', () => {
     const shared = await member('$share/g/ret/shared');
     const sharedHash = await member('$share/h/ret/#', 4);
     const plain = await member('ret/shared');
-    await waitFor(() => plain.got.length >= 1, 2000, () => 'retained to the plain subscriber');
-    await sleep(250);
-    assert.deepEqual(plain.got, ['retained']);
-    assert.deepEqual(shared.got, []);
-    assert.deepEqual(sharedHash.got, []);
+    // Retained messages follow each SUBACK at once; a live message published now comes after them,
+    // to every one of the three (each the only member of its group).
+    await pub.publishAsync('ret/shared', 'marker', { qos: 1 });
+    const isMarker = (p: string): boolean => p === 'marker';
+    assert.deepEqual(await beforeMarker(plain.got, isMarker), ['retained']);
+    assert.deepEqual(await beforeMarker(shared.got, isMarker), []);
+    assert.deepEqual(await beforeMarker(sharedHash.got, isMarker), []);
     await pub.publishAsync('ret/shared', '', { qos: 1, retain: true });
   });
 
@@ -186,10 +195,10 @@ describe('shared subscriptions', () => {
     client.on('message', (_t, p: Buffer, packet: IPublishPacket) => got.push([p.toString(), packet.qos]));
     await client.subscribeAsync({ 'both/t': { qos: 0 }, '$share/solo/both/t': { qos: 1 } });
     await publishAll(() => 'both/t', ['one', 'two'], 1);
-    await waitFor(() => got.length >= 4, 1500, () => `got ${JSON.stringify(got)}`).catch(() => {});
-    await sleep(100);
+    await client.subscribeAsync('both-marker', { qos: 1 });
+    await publishAll(() => 'both-marker', ['marker'], 1);
     assert.deepEqual(
-      [...got].sort(),
+      (await beforeMarker(got, ([p]) => p === 'marker')).sort(),
       [
         ['one', 0],
         ['one', 1],

@@ -76,7 +76,39 @@ export class RawClient {
     });
   }
 
-  /** Resolves true if nothing of the kind arrives within `ms`. */
+  /**
+   * The sentinel pattern (see helpers/sentinel.ts): waits for the first packet `isMarker` accepts
+   * and resolves with the packets not yet taken that arrived before it, of any kind, in order.
+   * Both those and the marker are taken. Rejects after `timeoutMs` when no marker comes.
+   */
+  until(isMarker: (p: Packet) => boolean, timeoutMs = 5000): Promise<Packet[]> {
+    const i = this.packets.findIndex(isMarker);
+    if (i >= 0) {
+      const before = this.packets.splice(0, i);
+      this.packets.shift();
+      return Promise.resolve(before);
+    }
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        match: isMarker,
+        resolve: () => {
+          clearTimeout(timer);
+          // Called as the marker arrives: what is unclaimed now all came before it.
+          resolve(this.packets.splice(0));
+        },
+      };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(new Error(`no marker within ${timeoutMs} ms; got ${this.packets.map((p) => p.cmd).join(',') || 'nothing'}`));
+      }, timeoutMs);
+      this.waiters.push(waiter);
+    });
+  }
+
+  /**
+   * Resolves true if nothing of the kind arrives within `ms`. Passes just the same when nothing
+   * would ever arrive: to show that something is not sent, prefer `until` with a marker.
+   */
   async nothing(cmd: Packet['cmd'], ms = 300): Promise<boolean> {
     try {
       await this.next(cmd, ms);
