@@ -5,6 +5,7 @@ import type { ChannelPolicy } from './core/channels.js';
 import type { RedeliveryOptions } from './core/redelivery.js';
 import { HttpListener } from './http/server.js';
 import { checkHttpLimits } from './http/http-limits.js';
+import { checkDescriptorBudget } from './http/descriptor-budget.js';
 import { readFileSync } from 'node:fs';
 import { formatHost } from './util/host.js';
 import { buildLiveDocument } from './asyncapi/live-document.js';
@@ -93,6 +94,7 @@ export class EddyServer {
     // Before storage opens: HTTP limits that cannot work together are a configuration error.
     const limits = { ...DEFAULT_LIMITS, ...options.limits };
     checkHttpLimits(limits);
+    checkDescriptorBudget(limits, logger);
     const storage: Storage = options.storage ?? new MemoryStorage();
     const metrics = new BrokerMetrics();
     storage.observeFsync?.(metrics.fsyncObserved);
