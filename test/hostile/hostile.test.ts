@@ -294,6 +294,11 @@ describe('hostile input', { concurrency: false }, () => {
     assert.equal(metric('eddy_http_connections_refused_total'), counts.refusedConnections);
     assert.equal(metric('eddy_http_timeouts_total{kind="headers"}'), counts.headersTimeouts);
     assert.equal(metric('eddy_http_timeouts_total{kind="request"}'), 1);
+    // Logged the first time and every 1000th: one line each here, however many connections.
+    const logged = (msg: string): number => b.stderr().split('\n').filter((line) => line.includes(`"msg":"${msg}"`)).length;
+    assert.equal(logged('HTTP connection refused: maxHttpConnections connections are open'), 1);
+    assert.equal(logged('HTTP connection cut: request headers too slow'), 1);
+    assert.equal(logged('HTTP connection cut: request body too slow'), 1);
     assert.match(b.stderr(), /the file descriptor limit \(2048\) is below maxConnections \(10000\) \+ maxHttpConnections \(1000\)/, 'the start-up warning names the limits');
   });
 
