@@ -2,6 +2,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { BrokerLimits } from '../core/limits.js';
+import { guarded, type ErrorReporter } from '../util/guard.js';
 import type { Logger } from '../util/logger.js';
 import { HttpError } from './respond.js';
 
@@ -51,8 +52,8 @@ interface ConnectionState {
  * Holds the HTTP listener to `maxHttpConnections`, and reports what Node's timeouts cut off.
  *
  * The cap is counted from accept, before a byte is read: past it Node closes the socket at once
- * (`server.maxConnections`), so a slowloris flood costs no parser, no memory and no descriptor
- * beyond the cap. Answering 503 would mean keeping the socket until the answer is out, which is
+ * (`server.maxConnections`), so a slowloris flood past the cap holds no parser, no memory and no
+ * descriptor. Answering 503 would mean keeping the socket until the answer is out, which is
  * what the cap must not do. A WebSocket upgraded at `/mqtt` leaves the count (the MQTT intake counts
  * it against `maxConnections`), so `server.maxConnections` is raised by one for each open one.
  *
@@ -71,13 +72,15 @@ export class HttpConnectionGuard {
     private readonly server: http.Server,
     private readonly limits: BrokerLimits,
     private readonly log: Logger,
+    /** Told about anything a handler throws, which must not reach the event loop (and end the process). */
+    report: ErrorReporter,
   ) {
     server.maxConnections = limits.maxHttpConnections;
-    server.on('drop', (data) => this.refused(data));
-    server.on('connection', (socket: net.Socket) => this.opened(socket));
-    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.clientError(err, socket));
+    server.on('drop', guarded(report, 'HTTP drop', (data?: net.DropArgument) => this.refused(data)));
+    server.on('connection', guarded(report, 'HTTP connection', (socket: net.Socket) => this.opened(socket)));
+    server.on('clientError', guarded(report, 'HTTP client error', (err: NodeJS.ErrnoException, socket: Duplex) => this.clientError(err, socket)));
     // Only keep-alive sets a socket timeout here (`server.timeout` stays 0), so this is an idle connection.
-    server.on('timeout', (socket: net.Socket) => this.idle(socket));
+    server.on('timeout', guarded(report, 'HTTP idle timeout', (socket: net.Socket) => this.idle(socket)));
   }
 
   /** Remembers a request and its response, so that a timeout knows what it cut and whether it may still answer. */

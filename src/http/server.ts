@@ -52,7 +52,7 @@ export class HttpListener {
       this.guard.track(req, res);
       this.route(req, res);
     });
-    this.guard = new HttpConnectionGuard(this.server, broker.limits, this.log);
+    this.guard = new HttpConnectionGuard(this.server, broker.limits, this.log, broker.reportInternalError);
     this.metrics.collectHttpFrom(this.guard.stats);
     this.server.on('upgrade', (req, socket, head) => {
       const path = (req.url ?? '/').split('?')[0];
