@@ -1,9 +1,11 @@
 import type net from 'node:net';
 import { Broker } from './core/broker.js';
-import type { AccessRules, BrokerLimits } from './core/limits.js';
+import { DEFAULT_LIMITS, type AccessRules, type BrokerLimits } from './core/limits.js';
 import type { ChannelPolicy } from './core/channels.js';
 import type { RedeliveryOptions } from './core/redelivery.js';
 import { HttpListener } from './http/server.js';
+import { checkHttpLimits } from './http/http-limits.js';
+import { checkDescriptorBudget } from './http/descriptor-budget.js';
 import { readFileSync } from 'node:fs';
 import { formatHost } from './util/host.js';
 import { buildLiveDocument } from './asyncapi/live-document.js';
@@ -89,6 +91,10 @@ export class EddyServer {
   static async start(options: EddyServerOptions = {}): Promise<EddyServer> {
     const host = options.host ?? '127.0.0.1';
     const logger = options.logger ?? silentLogger;
+    // Before storage opens: HTTP limits that cannot work together are a configuration error.
+    const limits = { ...DEFAULT_LIMITS, ...options.limits };
+    checkHttpLimits(limits);
+    checkDescriptorBudget(limits, logger);
     const storage: Storage = options.storage ?? new MemoryStorage();
     const metrics = new BrokerMetrics();
     storage.observeFsync?.(metrics.fsyncObserved);

@@ -3,6 +3,7 @@ import type { Broker } from '../core/broker.js';
 import type { Message } from '../core/message.js';
 import type { MessageObserver } from '../core/observer.js';
 import type { SessionQueue } from '../storage/types.js';
+import type { HttpConnectionStats } from './connection-guard.js';
 import { ChannelTraffic, FastHistogram, type ChannelCounts } from './metric-types.js';
 
 /** fdatasync durations, in seconds: from a fast NVMe (~50 µs) to a struggling disk. */
@@ -62,6 +63,17 @@ export class BrokerMetrics implements MessageObserver {
     this.counterByReason('eddy_publishes_refused_total', 'Publishes refused, by MQTT reason code (0x97, 0x87, ...) or HTTP status (http-507, ...)', () => broker.stats.refusedPublishes);
     this.counterByReason('eddy_protocol_errors_total', 'Connections closed for a protocol violation, by MQTT 5 reason code', () => broker.stats.protocolErrors);
     this.counterByReason('eddy_messages_dropped_total', 'Messages not delivered to a subscriber, by cause (queue-full, expired, too-large, congested, offline-qos0)', () => broker.stats.dropped);
+  }
+
+  /** Registers the HTTP listener's connection limits: open connections, refusals at the cap, timeouts by kind. */
+  collectHttpFrom(stats: HttpConnectionStats): void {
+    this.gauge('eddy_http_connections', 'Open HTTP connections counted against maxHttpConnections (SSE streams included, upgraded WebSockets not)', () => stats.connections);
+    this.counter('eddy_http_connections_refused_total', 'HTTP connections closed at accept because maxHttpConnections were open', () => stats.refusedConnections);
+    this.counterByLabel('eddy_http_timeouts_total', 'HTTP connections cut by a timeout, by kind (headers, request, idle)', 'kind', () => ({
+      headers: stats.headersTimeouts,
+      request: stats.requestTimeouts,
+      idle: stats.idleTimeouts,
+    }));
   }
 
   /** The Prometheus text format of every metric. */
@@ -131,14 +143,19 @@ export class BrokerMetrics implements MessageObserver {
   }
 
   private counterByReason(name: string, help: string, read: () => Record<string, number>): void {
+    this.counterByLabel(name, help, 'reason', read);
+  }
+
+  /** A counter per value of one label, kept elsewhere and copied at each scrape. */
+  private counterByLabel(name: string, help: string, label: string, read: () => Record<string, number>): void {
     new Counter({
       name,
       help,
-      labelNames: ['reason'],
+      labelNames: [label],
       registers: [this.registry],
       collect() {
         this.reset();
-        for (const [reason, count] of Object.entries(read())) this.inc({ reason }, count);
+        for (const [value, count] of Object.entries(read())) this.inc({ [label]: value }, count);
       },
     });
   }

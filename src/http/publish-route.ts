@@ -5,6 +5,7 @@ import type { Message, MessageProperties, QoS, UserProperties } from '../core/me
 import { isValidTopicName, quoteTopic } from '../core/topics.js';
 import { answerFor } from '../core/refusals.js';
 import type { Logger } from '../util/logger.js';
+import { requestTimeoutOf } from './connection-guard.js';
 import { HttpError, sendError, sendJson, utf8FromLatin1 } from './respond.js';
 
 /** `POST /v1/publish/<topic>`: the topic is the rest of the path, percent-decoded. */
@@ -78,8 +79,9 @@ export class PublishRoute {
   private refuse(res: http.ServerResponse, topic: string | undefined, err: HttpError): void {
     const key = `http-${err.status}`;
     this.broker.stats.refusedPublishes[key] = (this.broker.stats.refusedPublishes[key] ?? 0) + 1;
-    // As on MQTT: a full queue is logged where the quota is (rate-limited there), not once per request here.
-    const level = err.status === 507 || err.status === 503 ? 'debug' : err.status === 500 ? 'error' : 'warn';
+    // As on MQTT: quota and storage refusals are logged where they arise (rate-limited there), not once
+    // per request here; a request cut off by its timeout is logged by the connection guard, rate-limited too.
+    const level = err.status === 507 || err.status === 503 || err.code === 'request_timeout' ? 'debug' : err.status === 500 ? 'error' : 'warn';
     this.log[level]({ topic, status: err.status, error: err.code, reason: err.message }, 'HTTP publish refused');
     // A body left unread is discarded by Node before the next request on the connection; one of
     // unknown or excessive length is not worth reading, so the connection closes instead.
@@ -184,9 +186,10 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
     };
     req.on('data', onData);
     req.once('end', () => resolve(Buffer.concat(chunks, size)));
-    // The client went away mid-body ('error' is the reset, 'close' covers the rest): nobody hears
-    // the answer, but the request must not hang.
-    const incomplete = (): void => reject(new HttpError(400, 'bad_request', `the request body ended after ${size} bytes, before it was complete`));
+    // The client went away mid-body ('error' is the reset, 'close' covers the rest), or the
+    // listener cut it off at httpRequestTimeout: nobody hears the answer, but the request must not hang.
+    const incomplete = (): void =>
+      reject(requestTimeoutOf(req) ?? new HttpError(400, 'bad_request', `the request body ended after ${size} bytes, before it was complete`));
     req.once('error', incomplete);
     req.once('close', incomplete);
   });

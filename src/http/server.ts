@@ -7,6 +7,8 @@ import { listDeadLetters, redriveDeadLetters } from '../core/dead-letters.js';
 import { isValidTopicFilter } from '../core/topics.js';
 import type { Logger } from '../util/logger.js';
 import type { BrokerMetrics } from './metrics.js';
+import { HttpConnectionGuard } from './connection-guard.js';
+import { httpServerOptions } from './http-limits.js';
 import { PUBLISH_PATH, PublishRoute, type PublishValidator } from './publish-route.js';
 import { HttpError, sendError, sendJson } from './respond.js';
 import { SUBSCRIBE_PATH, SubscribeRoute } from './subscribe-route.js';
@@ -33,6 +35,8 @@ export class HttpListener {
   private readonly publishRoute: PublishRoute;
   private readonly subscribeRoute: SubscribeRoute;
   private readonly liveDocument: (() => Record<string, unknown>) | undefined;
+  /** `maxHttpConnections` and the HTTP timeouts: their counts are on /healthz (`http`) and /metrics. */
+  private readonly guard: HttpConnectionGuard;
 
   constructor(
     private readonly broker: Broker,
@@ -44,16 +48,30 @@ export class HttpListener {
     this.publishRoute = new PublishRoute(broker, this.log, options.validatePublish);
     this.subscribeRoute = new SubscribeRoute(broker, this.log);
     this.liveDocument = options.liveDocument;
-    this.server = http.createServer((req, res) => this.route(req, res));
+    this.server = http.createServer(httpServerOptions(broker.limits), (req, res) => {
+      this.guard.track(req, res);
+      this.route(req, res);
+    });
+    this.guard = new HttpConnectionGuard(this.server, broker.limits, this.log, broker.reportInternalError);
+    this.metrics.collectHttpFrom(this.guard.stats);
     this.server.on('upgrade', (req, socket, head) => {
       const path = (req.url ?? '/').split('?')[0];
-      if (path === '/mqtt') return websocket.handleUpgrade(req, socket, head);
-      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+      if (path === '/mqtt') {
+        this.guard.upgraded(socket);
+        return websocket.handleUpgrade(req, socket, head);
+      }
+      // Node hands the socket over without its error handler: a reset must not become an uncaught error.
+      socket.on('error', () => {});
+      // Destroyed once the answer is out: an upgrade socket is no longer timed by Node, and one left half-open would stay.
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n', () => socket.destroy());
     });
   }
 
-  listen(host: string, port: number): Promise<net.AddressInfo> {
-    return listen(this.server, host, port, 'HTTP');
+  async listen(host: string, port: number): Promise<net.AddressInfo> {
+    const address = await listen(this.server, host, port, 'HTTP');
+    // Once bound, an error (EMFILE at accept when descriptors run out) is the listener's, not a client's: log it, keep listening.
+    this.server.on('error', (err) => this.log.error({ err: err.message }, 'HTTP listener error'));
+    return address;
   }
 
   close(): Promise<void> {
@@ -105,6 +123,7 @@ export class HttpListener {
         ),
         ...this.broker.stats,
         ...this.broker.redelivery.stats,
+        http: this.guard.stats,
       });
     }
     if (path === '/v1/dlq' && req.method === 'GET') {

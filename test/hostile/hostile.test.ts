@@ -239,27 +239,67 @@ describe('hostile input', { concurrency: false }, () => {
 
   test('HTTP slowloris and a body that never ends are cut off; the broker keeps serving', async () => {
     const b = await broker(['--memory', '--http-headers-timeout', '2', '--http-request-timeout', '3'], { ulimitFiles: 2048 });
+    // The body that never ends comes first, so it is inside maxHttpConnections and meets the request timeout (not the cap).
+    const body = track([net.connect(b.httpPort, '127.0.0.1')])[0]!;
+    body.on('error', () => {});
+    let bodyAnswer = '';
+    body.on('data', (d: Buffer) => (bodyAnswer += d.toString()));
+    await once(body, 'connect');
+    const bodySent = Date.now();
+    body.write('POST /v1/publish/slowbody HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc');
+    const bodyClosed = once(body, 'close').then(() => Date.now() - bodySent);
     const slow = track(await openSockets(b.httpPort, 1100));
     for (const s of slow) s.write('POST /v1/publish/slow HTTP/1.1\r\nHost: x\r\n');
     const dripper = setInterval(() => {
       for (const s of slow) if (!s.destroyed) s.write('X-a: b\r\n');
     }, 500);
-    const body = track([net.connect(b.httpPort, '127.0.0.1')])[0]!;
-    body.on('error', () => {});
-    body.write('POST /v1/publish/slowbody HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc');
-    const bodyClosed = once(body, 'close').then(() => true);
     const roundTripUnderAttack = await healthyRoundTrip(b.mqttPort).catch((err: Error) => err.message);
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline && slow.some((s) => !s.destroyed && s.readyState !== 'closed')) await sleep(250);
-    clearInterval(dripper);
     const stillOpen = slow.filter((s) => !s.destroyed && s.readyState !== 'closed').length;
-    const bodyCut = await Promise.race([bodyClosed, sleep(5000).then(() => false)]);
+    const bodyCutAfterMs = await Promise.race([bodyClosed, sleep(5000).then(() => Infinity)]);
+    const bodyCut = bodyCutAfterMs !== Infinity;
+    // With the slow senders cut off (the dripper still going), a normal publish is served.
+    const publish = await fetch(`http://127.0.0.1:${b.httpPort}/v1/publish/after/slowloris`, { method: 'POST', body: 'ok', signal: AbortSignal.timeout(5000) }).then(
+      async (res) => `${res.status} ${await res.text()}`,
+      (err: Error) => err.message,
+    );
+    clearInterval(dripper);
     const healthAfter = await healthzMs(b.httpPort).catch(() => Infinity);
-    await settle('http-slowloris', b, 300, { stillOpen, bodyCut, healthzAfterMs: healthAfter, roundTripUnderAttack });
+    const counts = ((await healthz(b.httpPort).catch(() => ({}))) as { http?: Record<string, number> }).http ?? {};
+    const metrics = await fetch(`http://127.0.0.1:${b.httpPort}/metrics`).then((res) => res.text(), () => '');
+    const metric = (line: string): number => Number(new RegExp(`^${line.replace(/[{}]/g, '\\$&')} (\\d+)$`, 'm').exec(metrics)?.[1] ?? NaN);
+    await settle('http-slowloris', b, 300, {
+      stillOpen,
+      bodyCut,
+      bodyCutAfterMs,
+      healthzAfterMs: healthAfter,
+      roundTripUnderAttack,
+      refused: counts.refusedConnections ?? NaN,
+      headersTimeouts: counts.headersTimeouts ?? NaN,
+      requestTimeouts: counts.requestTimeouts ?? NaN,
+      publishAfter: publish.slice(0, 3),
+    });
     assert.equal(typeof roundTripUnderAttack, 'number');
     assert.equal(stillOpen, 0, 'slow header senders are cut off');
     assert.equal(bodyCut, true, 'a body that never ends is cut off');
+    assert.ok(bodyCutAfterMs >= 2900 && bodyCutAfterMs < 5000, `the body is cut at the 3 s request timeout, not at accept (${bodyCutAfterMs} ms)`);
+    assert.match(bodyAnswer, /^HTTP\/1\.1 408 Request Timeout\r\n[^]*"error":"request_timeout"/, 'the cut body is answered 408');
     assert.ok(healthAfter < 1000);
+    assert.match(publish, /^202 /, 'a normal HTTP publish is answered 202 once the slow senders are cut');
+    // Past the cap (1,000 with the body's connection), each slow sender is refused at accept or cut at the headers timeout.
+    assert.ok(counts.refusedConnections! >= 100, `refused at the cap: ${counts.refusedConnections}`);
+    assert.equal(counts.refusedConnections! + counts.headersTimeouts!, 1100, 'every slow sender was refused or cut');
+    assert.equal(counts.requestTimeouts, 1);
+    assert.equal(metric('eddy_http_connections_refused_total'), counts.refusedConnections);
+    assert.equal(metric('eddy_http_timeouts_total{kind="headers"}'), counts.headersTimeouts);
+    assert.equal(metric('eddy_http_timeouts_total{kind="request"}'), 1);
+    // Logged the first time and every 1000th: one line each here, however many connections.
+    const logged = (msg: string): number => b.stderr().split('\n').filter((line) => line.includes(`"msg":"${msg}"`)).length;
+    assert.equal(logged('HTTP connection refused: maxHttpConnections connections are open'), 1);
+    assert.equal(logged('HTTP connection cut: request headers too slow'), 1);
+    assert.equal(logged('HTTP connection cut: request body too slow'), 1);
+    assert.match(b.stderr(), /the file descriptor limit \(2048\) is below maxConnections \(10000\) \+ maxHttpConnections \(1000\)/, 'the start-up warning names the limits');
   });
 
   test('5,000 mutated packets (seeded) do not end the process', async () => {
