@@ -35,10 +35,10 @@ function isAlive(pid: number): boolean {
   }
 }
 
-async function until(condition: () => boolean, what: string, ms = 10_000): Promise<void> {
+async function until(condition: () => boolean, what: string | (() => string), ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`${what} within ${ms} ms`);
+    if (Date.now() > deadline) assert.fail(`${typeof what === 'string' ? what : what()} within ${ms} ms`);
     await sleep(50);
   }
 }
@@ -82,7 +82,7 @@ describe('eddy broker under npm', () => {
 
     npx.child.kill('SIGTERM');
     await npx.exited;
-    await until(() => !isAlive(brokerPid), 'the broker exits after npm');
+    await until(() => !isAlive(brokerPid), () => `the broker exits after npm (its stderr: ${npx.stderr().slice(-2000).replace(/\n/g, ' ')})`);
     assert.equal(fs.existsSync(lock), false, 'the broker removed its LOCK file');
     assert.equal(await listening(ports.mqtt), false, 'the MQTT port is free');
     assert.equal(await listening(ports.http), false, 'the HTTP port is free');

@@ -28,6 +28,7 @@ export const LIMIT_FLAGS: LimitFlag[] = [
   { key: 'maxHttpConnections', flag: 'max-http-connections', arg: 'N', min: 1, max: 10_000_000, help: 'open HTTP connections (publish, SSE, admin)' },
   { key: 'httpHeadersTimeout', flag: 'http-headers-timeout', arg: 'SECONDS', min: 1, max: 3600, help: 'time an HTTP client has to send its headers' },
   { key: 'httpRequestTimeout', flag: 'http-request-timeout', arg: 'SECONDS', min: 1, max: 3600, help: 'time an HTTP client has to send its whole request' },
+  { key: 'httpIdleTimeout', flag: 'http-idle-timeout', arg: 'SECONDS', min: 1, max: 3600, help: 'time an idle keep-alive HTTP connection stays open' },
 ];
 
 /** The `--max-…` options for parseArgs. */

@@ -93,6 +93,10 @@ export class Session {
   private readonly replays: ReplayRun[] = [];
   private replayHolds = 0;
   private replayRetry: NodeJS.Timeout | undefined;
+  /** QoS 0 waiting while the client is congested (see holdQos0), from `qos0Head` on. */
+  private qos0Backlog: QueuedDelivery[] = [];
+  private qos0Head = 0;
+  private qos0Bytes = 0;
   private nextPacketId = 1;
 
   constructor(
@@ -132,14 +136,7 @@ export class Session {
     }
     if (qos === 0) {
       if (!link) return this.onDrop(this, 'offline-qos0', message);
-      if (link.congested || this.queue.pendingCount > 0) {
-        // The client is behind: the message waits its turn in the queue (bounded by maxQueued and
-        // maxQueuedBytes, in the spill file with the disk engine), and its publisher is slowed down.
-        if (link.congested) this.hooks.congested(this, message);
-        if (this.queueIsFull(message)) return this.onDrop(this, link.congested ? 'congested' : 'queue-full', message);
-        this.queue.push({ message, qos, retain, subscriptionIds }, false);
-        return;
-      }
+      if (link.congested || this.qos0Backlog.length > 0) return this.holdQos0(link, { message, qos, retain, subscriptionIds });
       if (!link.sendPublish({ message, qos, retain, subscriptionIds }, undefined, false)) {
         this.onDrop(this, 'too-large', message);
       }
@@ -157,6 +154,37 @@ export class Session {
       return;
     }
     this.queue.push(delivery, durable);
+  }
+
+  /**
+   * QoS 0 for a client that is behind (congested) waits in a short backlog of its own, in order,
+   * while its publishers are slowed down; QoS 0 is not held back by the QoS>0 window. The backlog
+   * holds at most `maxOutboundBytes` (and `maxQueued` messages): past that, QoS 0 is dropped as
+   * `congested`, which is what a slow consumer's messages come to.
+   */
+  private holdQos0(link: SessionLink, delivery: QueuedDelivery): void {
+    if (link.congested) this.hooks.congested(this, delivery.message);
+    const bytes = delivery.message.payload.length;
+    if (this.qos0Backlog.length - this.qos0Head >= this.limits.maxQueued || (this.qos0Bytes > 0 && this.qos0Bytes + bytes > this.limits.maxOutboundBytes)) {
+      return this.onDrop(this, 'congested', delivery.message);
+    }
+    this.qos0Backlog.push(delivery);
+    this.qos0Bytes += bytes;
+    if (!link.congested) this.sendQos0Backlog(link);
+  }
+
+  /** Sends the QoS 0 backlog, in order, while the socket has room. */
+  private sendQos0Backlog(link: SessionLink): void {
+    while (this.qos0Head < this.qos0Backlog.length && !link.congested) {
+      const delivery = this.qos0Backlog[this.qos0Head]!;
+      this.qos0Backlog[this.qos0Head++] = undefined as unknown as QueuedDelivery;
+      this.qos0Bytes -= delivery.message.payload.length;
+      if (!link.sendPublish(delivery, undefined, false)) this.onDrop(this, 'too-large', delivery.message);
+    }
+    if (this.qos0Head === this.qos0Backlog.length) {
+      this.qos0Backlog = [];
+      this.qos0Head = 0;
+    }
   }
 
   /** True when the queue has no room for `message`, by count (`maxQueued`) or payload bytes (`maxQueuedBytes`). */
@@ -287,6 +315,11 @@ export class Session {
   /** The connection is gone: group deliveries in flight on it go back to their groups, for other members. */
   detach(): void {
     this.link = undefined;
+    // At most once: what waited for the connection goes with it.
+    for (let i = this.qos0Head; i < this.qos0Backlog.length; i++) this.onDrop(this, 'offline-qos0', this.qos0Backlog[i]!.message);
+    this.qos0Backlog = [];
+    this.qos0Head = 0;
+    this.qos0Bytes = 0;
     const returned = [...this.groupInflight.values()];
     this.groupInflight.clear();
     this.groupInflightBytes = 0;
@@ -357,19 +390,15 @@ export class Session {
     const link = this.link;
     if (!link) return;
     if (this.replays.length > 0 && !this.drainReplays(link)) return;
+    if (this.qos0Backlog.length > 0) this.sendQos0Backlog(link);
     const now = Date.now();
-    // In order, while the socket has room and, for QoS > 0, the window too.
-    while (this.queue.pendingCount > 0 && !link.congested) {
+    while (this.queue.pendingCount > 0 && this.hasWindow(link) && !link.congested) {
       if (this.replayHolds > 0) return; // a replay announced but not started yet: history first
       const next = this.queue.shift();
       if (!next) break; // a durable queue's count of what waits on disk is an estimate
       if (isExpired(next.message, now)) {
         this.onDrop(this, 'expired', next.message);
         continue;
-      }
-      if (next.qos > 0 && !this.hasWindow(link)) {
-        this.queue.unshift(next); // an acknowledgement makes room
-        break;
       }
       this.sendNew(link, next);
     }
