@@ -5,8 +5,8 @@ import { isExpired, type Message, type QoS } from './message.js';
 import { Router, type Target } from './router.js';
 import { Session, type DropReason, type SessionHooks, type SessionLink, type WillMessage } from './session.js';
 import type { ConsumerGroup } from './group.js';
-import { GroupRegistry } from './groups.js';
-import { ChannelPolicies, type ChannelPolicy } from './channels.js';
+import { DLQ_GROUP_NAME, GroupRegistry } from './groups.js';
+import { ChannelPolicies, DLQ_PREFIX, type ChannelPolicy } from './channels.js';
 import { DEFAULT_REDELIVERY, Redelivery, type RedeliveryOptions } from './redelivery.js';
 import { ReplayRun, type ReplayStart } from './replay.js';
 import type { MessageObserver } from './observer.js';
@@ -70,6 +70,8 @@ export interface BrokerStats {
   packetTimeouts: number;
   /** Times a connection stopped reading because unfinished packets held `maxInboundBytes`. */
   inboundPauses: number;
+  /** Bytes reserved by unfinished inbound packets right now. */
+  inboundBytes: number;
   /** Retained messages refused (QoS>0, 0x97) or not kept (QoS 0) at `maxRetained`/`maxRetainedBytes`. */
   retainedRefused: number;
   /** Times a publisher's connection stopped reading because a subscriber of its messages was congested. */
@@ -127,6 +129,7 @@ export class Broker {
     refusedConnections: 0,
     packetTimeouts: 0,
     inboundPauses: 0,
+    inboundBytes: 0,
     retainedRefused: 0,
     throttledPublishers: 0,
     slowConsumers: 0,
@@ -425,8 +428,14 @@ export class Broker {
     return topicOverLimits(topic, this.limits);
   }
 
-  isPublishAllowed(topic: string): boolean {
-    return !this.access.denyPublish.some((pattern) => topicMatches(pattern, topic));
+  /**
+   * Why a client may not publish on `topic`, or undefined when it may: the broker's own topics
+   * (`$DLQ/…` dead letters, `$SYS/…`) are written by the broker only, and `--deny-publish` rules.
+   */
+  publishDenied(topic: string): string | undefined {
+    if (topic.startsWith(DLQ_PREFIX) || topic.startsWith('$SYS/')) return `${quoteTopic(topic)}: only the broker publishes on ${topic.slice(0, topic.indexOf('/') + 1)}…`;
+    if (this.access.denyPublish.some((pattern) => topicMatches(pattern, topic))) return `${quoteTopic(topic)}: publishing is not allowed on this topic`;
+    return undefined;
   }
 
   /**
@@ -452,6 +461,11 @@ export class Broker {
         continue;
       }
       const inner = shared ? shared.filter : request.filter;
+      if (shared && shared.group === DLQ_GROUP_NAME) {
+        codes.push(Reason.NotAuthorized);
+        reason = `${request.filter}: the group ${DLQ_GROUP_NAME} is the broker's own (it keeps dead letters; eddy dlq redrive moves them)`;
+        continue;
+      }
       if (this.isSubscribeDenied(inner)) {
         // 0x80, not 0x87: an access rule does not reveal why (MQTT 5 §3.9.3), as Paho's interop suite expects.
         codes.push(Reason.UnspecifiedError);

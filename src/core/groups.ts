@@ -6,8 +6,10 @@ import type { Router } from './router.js';
 import type { Session } from './session.js';
 import { parseSharedFilter } from './topics.js';
 
+/** The name of the broker-owned consumer group that keeps dead letters; clients may not join it. */
+export const DLQ_GROUP_NAME = 'eddy-dlq';
 /** The broker-owned consumer group that keeps dead letters until they are redriven or consumed. */
-export const DLQ_GROUP = `$share/eddy-dlq/${DLQ_PREFIX}#`;
+export const DLQ_GROUP = `$share/${DLQ_GROUP_NAME}/${DLQ_PREFIX}#`;
 
 /**
  * The consumer groups by name (`$share/{group}/{filter}`): each is created with its queue when its

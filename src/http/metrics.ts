@@ -63,6 +63,20 @@ export class BrokerMetrics implements MessageObserver {
     this.counterByReason('eddy_publishes_refused_total', 'Publishes refused, by MQTT reason code (0x97, 0x87, ...) or HTTP status (http-507, ...)', () => broker.stats.refusedPublishes);
     this.counterByReason('eddy_protocol_errors_total', 'Connections closed for a protocol violation, by MQTT 5 reason code', () => broker.stats.protocolErrors);
     this.counterByReason('eddy_messages_dropped_total', 'Messages not delivered to a subscriber, by cause (queue-full, expired, too-large, congested, offline-qos0)', () => broker.stats.dropped);
+    // The limits of issue #9, one metric each (README "Limits"):
+    const stats = broker.stats;
+    this.gaugeByKind('eddy_queue_bytes', 'Payload bytes waiting to be sent, in memory or on disk, by queue kind (maxQueuedBytes)', broker, (queue) => queue.pendingBytes);
+    this.counter('eddy_connections_refused_total', 'MQTT sockets closed at accept, or told 0x89, because maxConnections were open', () => stats.refusedConnections);
+    this.counter('eddy_packet_timeouts_total', 'MQTT connections closed because a packet did not complete within packetTimeout', () => stats.packetTimeouts);
+    this.counter('eddy_inbound_pauses_total', 'Times an MQTT connection stopped reading because unfinished packets held maxInboundBytes', () => stats.inboundPauses);
+    this.gauge('eddy_inbound_bytes', 'Bytes reserved by unfinished inbound MQTT packets (maxInboundBytes)', () => stats.inboundBytes);
+    this.counter('eddy_throttled_publishers_total', "Times a publisher's connection stopped reading because a subscriber of its messages was behind", () => stats.throttledPublishers);
+    this.counter('eddy_slow_consumers_total', 'Times a subscriber that was behind did not catch up within a second (its QoS 0 messages then drop)', () => stats.slowConsumers);
+    this.counter('eddy_retained_refused_total', 'Retained messages refused or not kept at maxRetained / maxRetainedBytes', () => stats.retainedRefused);
+    this.gauge('eddy_retained_messages', 'Retained messages kept (maxRetained)', () => broker.storage.retainedCount);
+    this.gauge('eddy_retained_bytes', 'Payload bytes of the retained messages (maxRetainedBytes)', () => broker.storage.retainedBytes);
+    this.counter('eddy_storage_failures_total', 'Storage reads and writes that failed (disk full, no file descriptor left, I/O errors)', () => broker.storage.failures ?? 0);
+    this.counter('eddy_internal_errors_total', 'Exceptions caught in a callback: the connection or timer concerned was closed or skipped, the broker went on', () => stats.internalErrors);
   }
 
   /** Registers the HTTP listener's connection limits: open connections, refusals at the cap, timeouts by kind. */

@@ -59,7 +59,8 @@ export class PublishRoute {
       const overLimits = this.broker.topicOverLimits(topic);
       if (overLimits) throw new HttpError(400, 'invalid_topic', `${quoteTopic(topic)}: ${overLimits}`);
       const options = publishOptionsOf(query);
-      if (!this.broker.isPublishAllowed(topic)) throw new HttpError(403, 'forbidden', `${topic}: publishing is not allowed on this topic`);
+      const denied = this.broker.publishDenied(topic);
+      if (denied) throw new HttpError(403, 'forbidden', denied);
       const properties = propertiesOf(req);
       const payload = await readBody(req, this.broker.limits.maxPacketSize);
       const now = Date.now();

@@ -49,8 +49,15 @@ export class HttpListener {
     this.subscribeRoute = new SubscribeRoute(broker, this.log);
     this.liveDocument = options.liveDocument;
     this.server = http.createServer(httpServerOptions(broker.limits), (req, res) => {
-      this.guard.track(req, res);
-      this.route(req, res);
+      try {
+        this.guard.track(req, res);
+        this.route(req, res);
+      } catch (err) {
+        // A bug in a route costs that request a 500, never the process.
+        broker.reportInternalError(`HTTP ${req.method} ${(req.url ?? '').slice(0, 200)}`, err);
+        if (!res.headersSent) sendError(res, new HttpError(500, 'internal_error', 'internal error'));
+        else res.destroy();
+      }
     });
     this.guard = new HttpConnectionGuard(this.server, broker.limits, this.log, broker.reportInternalError);
     this.metrics.collectHttpFrom(this.guard.stats);

@@ -152,6 +152,9 @@ export interface Storage {
   saveGroup(name: string): Promise<void> | void;
   deleteGroup(name: string): Promise<void> | void;
 
+  /** Storage reads and writes that failed so far (disk full, no descriptor left, I/O errors); engines without any leave it out. */
+  readonly failures?: number;
+
   /** Engines that fsync report each fsync's duration in milliseconds to `observer` (metrics). Call before `open`. */
   observeFsync?(observer: (durationMs: number) => void): void;
 }

@@ -64,7 +64,8 @@ export function connectToSession(packet: IConnectPacket, broker: Broker, link: S
     if (v5 && wp.payloadFormatIndicator && !isValidUtf8(payload)) {
       return { kind: 'refused', code: RC.PayloadFormatInvalid, reason: 'will payload is not valid UTF-8' };
     }
-    if (!broker.isPublishAllowed(w.topic)) return { kind: 'refused', code: RC.NotAuthorized, reason: `publishing a will on ${w.topic} is not allowed` };
+    const denied = broker.publishDenied(w.topic);
+    if (denied) return { kind: 'refused', code: RC.NotAuthorized, reason: `will: ${denied}` };
     const now = Date.now();
     const message: Message = {
       topic: w.topic,

@@ -408,9 +408,8 @@ export class MqttConnection implements SessionLink {
     if (v5 && props?.payloadFormatIndicator && !isValidUtf8(payload)) {
       return this.refusePublish(qos, id, RC.PayloadFormatInvalid, `${topic}: payload format indicator says UTF-8 but the payload is not valid UTF-8`);
     }
-    if (!this.broker.isPublishAllowed(topic)) {
-      return this.refusePublish(qos, id, RC.NotAuthorized, `${topic}: publishing is not allowed on this topic`);
-    }
+    const denied = this.broker.publishDenied(topic);
+    if (denied) return this.refusePublish(qos, id, RC.NotAuthorized, denied);
     const now = Date.now();
     const message: Message = {
       topic,

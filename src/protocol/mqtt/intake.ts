@@ -65,11 +65,13 @@ export class MqttIntake implements InboundReservations {
     // A packet larger than the whole budget still gets through when nothing else holds any.
     if (this.reserved > 0 && this.reserved + bytes > this.limits.maxInboundBytes) return false;
     this.reserved += bytes;
+    this.stats.inboundBytes = this.reserved;
     return true;
   }
 
   release(bytes: number): void {
     this.reserved -= bytes;
+    this.stats.inboundBytes = this.reserved;
     if (this.waiting.length > 0 && !this.wakeScheduled) {
       // Woken on a later turn, not inside the packet handling of the connection that released.
       this.wakeScheduled = true;

@@ -76,6 +76,10 @@ export class DiskStorage implements Storage {
     return this.log.stats;
   }
 
+  get failures(): number {
+    return this.log?.stats.failures ?? 0;
+  }
+
   observeFsync(observer: (durationMs: number) => void): void {
     this.fsyncObserver = observer;
   }

@@ -52,6 +52,8 @@ export interface LogStats {
   fsyncs: number;
   appended: number;
   lastFsyncMs: number;
+  /** Writes, rolls and reads that failed. */
+  failures: number;
 }
 
 const SEGMENT_NAME = /^(\d{20})\.log$/;
@@ -73,7 +75,7 @@ function storageErrorCode(err: unknown): string {
  * confirmed (its promise resolves with its position) only after the fsync policy is satisfied.
  */
 export class SegmentedLog {
-  readonly stats: LogStats = { fsyncs: 0, appended: 0, lastFsyncMs: 0 };
+  readonly stats: LogStats = { fsyncs: 0, appended: 0, lastFsyncMs: 0, failures: 0 };
   private pending: PendingAppend[] = [];
   /** The newest append, settled or not: appends settle in order, so waiting for it waits for all. */
   private lastAppend: Promise<unknown> = Promise.resolve();
@@ -220,6 +222,7 @@ export class SegmentedLog {
 
   /** Logs a read that failed (the first, then every 1000th): the reader keeps its data on disk and retries. */
   reportReadFailure(err: unknown, reader: string): void {
+    this.stats.failures++;
     if (this.failuresLogged++ % 1000 === 0) {
       this.options.logger.error({ err: (err as Error).message, reader, failures: this.failuresLogged }, 'log read failed; the data stays on disk and is read again later');
     }
@@ -314,6 +317,7 @@ export class SegmentedLog {
 
   /** Rejects appends that cannot be written, with the StorageError for the cause. Settling twice is harmless. */
   private refuse(appends: PendingAppend[], err: unknown, what: string): void {
+    this.stats.failures++;
     const error = err instanceof StorageError ? err : new StorageError(storageErrorCode(err), `${what}: ${(err as Error).message}`, err);
     if (this.failuresLogged++ % 1000 === 0) this.options.logger.error({ err: error.message, code: error.code, records: appends.length, failures: this.failuresLogged }, 'log write failed; appends refused');
     for (const p of appends) p.reject(error);
