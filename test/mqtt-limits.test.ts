@@ -240,6 +240,30 @@ describe('inbound packets: sizes, timeouts, the shared budget and counted socket
     sub.end(true);
   });
 
+  test('over WebSocket too: an unfinished message holds budget (eddy_inbound_bytes) and is cut off at packetTimeout', async () => {
+    const socket = net.connect(server.http.port, '127.0.0.1');
+    socket.on('error', () => {});
+    const closed = new Promise((r) => socket.once('close', r));
+    let answer = '';
+    socket.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+    socket.write(
+      'GET /mqtt HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n',
+    );
+    while (!answer.includes('\r\n\r\n')) await sleep(10);
+    assert.match(answer, /^HTTP\/1.1 101/);
+    // A masked binary frame announcing 100 kB, of which 1 kB comes.
+    const header = Buffer.from([0x82, 0x80 | 127, 0, 0, 0, 0, 0, 0x01, 0x86, 0xa0, 1, 2, 3, 4]);
+    socket.write(Buffer.concat([header, Buffer.alloc(1000)]));
+    await sleep(200);
+    const health = (await (await fetch(`${server.httpUrl}/healthz`)).json()) as { inboundBytes: number; packetTimeouts: number };
+    assert.ok(health.inboundBytes >= 100_000, `the unfinished message holds budget (${health.inboundBytes})`);
+    await closedWithin(closed, 3000);
+    const later = (await (await fetch(`${server.httpUrl}/healthz`)).json()) as { inboundBytes: number; packetTimeouts: number };
+    assert.equal(later.inboundBytes, 0, 'and gives it back when cut off');
+    assert.ok(later.packetTimeouts > health.packetTimeouts);
+  });
+
   test('sockets that never send CONNECT count against maxConnections; a few past it are told 0x89, the rest closed', async () => {
     await sleep(200); // the sockets of earlier tests are gone
     const idle: net.Socket[] = [];

@@ -5,6 +5,7 @@ import type { Broker } from '../core/broker.js';
 import { MqttConnection } from '../protocol/mqtt/connection.js';
 import type { MqttIntake } from '../protocol/mqtt/intake.js';
 import type { Logger } from '../util/logger.js';
+import { holdToInboundLimits } from './websocket-inbound.js';
 
 /** MQTT over WebSocket at `/mqtt`, subprotocol `mqtt` (MQTT 5 §6). */
 export class WebSocketListener {
@@ -26,6 +27,11 @@ export class WebSocketListener {
       }
       const stream = createWebSocketStream(ws);
       const connection = new MqttConnection(stream, broker, log, remote, intake, admitted === 'busy');
+      holdToInboundLimits(ws, request.socket, intake, broker.limits, broker.reportInternalError, () => {
+        broker.stats.packetTimeouts++;
+        log.warn({ remote, limit: broker.limits.packetTimeout }, 'WebSocket message not completed within packetTimeout: closing the connection');
+        ws.terminate();
+      });
       this.connections.add(connection);
       stream.once('close', () => {
         intake.closed();
