@@ -366,13 +366,13 @@ describe('MQTT delivery', () => {
       const wild = t.track(await connectClient(server.mqttUrl, { protocolVersion: 5 }));
       await wild.subscribeAsync({ '#': { qos: 0 }, '+/info': { qos: 0 }, '+/+/info': { qos: 0 } });
       const sys = t.track(await connectClient(server.mqttUrl, { protocolVersion: 5 }));
-      await sys.subscribeAsync({ '$SYS/#': { qos: 0 }, '$app/+/info': { qos: 0 }, 'dollar/end': { qos: 0 } });
+      await sys.subscribeAsync({ '$ops/#': { qos: 0 }, '$app/+/info': { qos: 0 }, 'dollar/end': { qos: 0 } });
       const pub = t.track(await connectClient(server.mqttUrl, { protocolVersion: 5 }));
 
       const wildInbox = collect(wild);
-      const topics = ['$SYS/info', '$SYS/broker/info', '$app/x/info', '$other/info', 'plain/info', 'x/$y/info'];
+      const topics = ['$ops/info', '$ops/broker/info', '$app/x/info', '$other/info', 'plain/info', 'x/$y/info'];
       const sysGot = await received(pub, sys, topics, 'dollar/end');
-      assert.deepEqual(sysGot, ['$SYS/info', '$SYS/broker/info', '$app/x/info']);
+      assert.deepEqual(sysGot, ['$ops/info', '$ops/broker/info', '$app/x/info']);
       // '#' matches the sentinel too: what it got before it is all it got of the topics above.
       assert.deepEqual(
         (await beforeMarker(wildInbox.messages, isPublish('dollar/end', 'END'))).map((m) => m.topic),

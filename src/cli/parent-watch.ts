@@ -1,3 +1,4 @@
+import { isAlive } from '../util/process.js';
 import { readFileSync } from 'node:fs';
 
 /** The parent pid of `pid` as the kernel sees it now (Linux /proc), or undefined where that cannot be read. */
@@ -13,14 +14,6 @@ function parentOf(pid: number | 'self'): number | undefined {
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Whether this process was started by npm (npx eddy, npm exec, npm run): npm sets these for its scripts. */
 export function startedByNpm(env: NodeJS.ProcessEnv = process.env): boolean {

@@ -12,7 +12,7 @@ import { ReplayRun, type ReplayStart } from './replay.js';
 import type { MessageObserver } from './observer.js';
 import { KeyedTimers } from './timers.js';
 import { invalidLetter, PublishChecks, type PublishRefusal, type PublishValidator, type TrafficRecorder } from './validation.js';
-import { isValidTopicFilter, parseSharedFilter, quoteTopic, topicMatches, topicOverLimits } from './topics.js';
+import { isValidTopicFilter, parseSharedFilter, showTopic, topicMatches, topicOverLimits } from './topics.js';
 import { DEFAULT_LIMITS, type AccessRules, type BrokerLimits } from './limits.js';
 import type { DurableDelivery, SessionQueue, SessionRecord, Storage, SubscriptionOptions, SubscriptionRecord } from '../storage/types.js';
 
@@ -165,7 +165,7 @@ export class Broker {
   private logQueueFull(owner: string, message: Message, waiting: number, bytes: number): void {
     if (this.queueFullLogged++ % 1000 !== 0) return;
     this.log.warn(
-      { queue: owner, topic: quoteTopic(message.topic), waiting, bytes, maxQueued: this.limits.maxQueued, maxQueuedBytes: this.limits.maxQueuedBytes, times: this.queueFullLogged },
+      { queue: owner, topic: showTopic(message.topic), waiting, bytes, maxQueued: this.limits.maxQueued, maxQueuedBytes: this.limits.maxQueuedBytes, times: this.queueFullLogged },
       'queue full',
     );
   }
@@ -374,8 +374,8 @@ export class Broker {
     else if (bytes > this.limits.maxRetainedBytes) why = `retained messages would hold ${bytes} bytes (maxRetainedBytes ${this.limits.maxRetainedBytes})`;
     if (!why) return undefined;
     this.stats.retainedRefused++;
-    if (this.retainedFullLogged++ % 1000 === 0) this.log.warn({ topic: quoteTopic(message.topic), qos: message.qos, times: this.retainedFullLogged }, `retained message not kept: ${why}`);
-    return `${quoteTopic(message.topic)}: not kept as retained: ${why}`;
+    if (this.retainedFullLogged++ % 1000 === 0) this.log.warn({ topic: showTopic(message.topic), qos: message.qos, times: this.retainedFullLogged }, `retained message not kept: ${why}`);
+    return `${showTopic(message.topic)}: not kept as retained: ${why}`;
   }
 
   /**
@@ -390,7 +390,7 @@ export class Broker {
     this.stats.dropped['queue-full']++;
     this.logQueueFull(owner, message, waiting, bytes);
     const why = waiting >= this.limits.maxQueued ? `holds ${waiting} messages (maxQueued ${this.limits.maxQueued})` : `holds ${bytes} bytes (maxQueuedBytes ${this.limits.maxQueuedBytes})`;
-    confirm?.(new StorageError('EDDY_QUEUE_FULL', `${quoteTopic(message.topic)}: not accepted: the queue of ${owner} ${why}`));
+    confirm?.(new StorageError('EDDY_QUEUE_FULL', `${showTopic(message.topic)}: not accepted: the queue of ${owner} ${why}`));
     return false;
   }
 
@@ -433,8 +433,8 @@ export class Broker {
    * (`$DLQ/…` dead letters, `$SYS/…`) are written by the broker only, and `--deny-publish` rules.
    */
   publishDenied(topic: string): string | undefined {
-    if (topic.startsWith(DLQ_PREFIX) || topic.startsWith('$SYS/')) return `${quoteTopic(topic)}: only the broker publishes on ${topic.slice(0, topic.indexOf('/') + 1)}…`;
-    if (this.access.denyPublish.some((pattern) => topicMatches(pattern, topic))) return `${quoteTopic(topic)}: publishing is not allowed on this topic`;
+    if (topic.startsWith(DLQ_PREFIX) || topic.startsWith('$SYS/')) return `${showTopic(topic)}: only the broker publishes on ${topic.slice(0, topic.indexOf('/') + 1)}…`;
+    if (this.access.denyPublish.some((pattern) => topicMatches(pattern, topic))) return `${showTopic(topic)}: publishing is not allowed on this topic`;
     return undefined;
   }
 
@@ -457,7 +457,7 @@ export class Broker {
       const overLimits = this.topicOverLimits(request.filter);
       if (overLimits) {
         codes.push(Reason.TopicFilterInvalid);
-        reason = `${quoteTopic(request.filter)}: ${overLimits}`;
+        reason = `${showTopic(request.filter)}: ${overLimits}`;
         continue;
       }
       const inner = shared ? shared.filter : request.filter;

@@ -1,5 +1,5 @@
 import type { EddyError } from '../util/errors.js';
-import { quoteTopic } from './topics.js';
+import { showTopic } from './topics.js';
 
 /** How a publish the core did not accept is answered: an MQTT 5 reason code and an HTTP status, with why. */
 export interface PublishRefusalAnswer {
@@ -20,7 +20,7 @@ export interface PublishRefusalAnswer {
  */
 export function answerFor(err: Error, topic: string): PublishRefusalAnswer {
   const code = (err as EddyError).code;
-  const quoted = quoteTopic(topic);
+  const quoted = showTopic(topic);
   switch (code) {
     case 'EDDY_STORAGE_FULL':
       return { reasonCode: 0x97, status: 507, error: 'storage_full', reason: `${quoted}: not stored: the broker's disk is full`, unexpected: false };

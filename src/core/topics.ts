@@ -45,10 +45,20 @@ export function topicOverLimits(topic: string, limits: TopicLimits): string | un
   return undefined;
 }
 
-/** A topic for a log line or reason string: quoted, and cut short when long (a hostile topic may be 64 KiB). */
+/**
+ * A topic for a log line or reason string: as it is when short and plain, otherwise quoted (so
+ * control characters show) and cut short (a hostile topic may be 64 KiB).
+ */
+export function showTopic(topic: string): string {
+  if (topic.length <= 120 && !/[\u0000-\u001f"\u007f]/.test(topic)) return topic;
+  return quoteTopic(topic);
+}
+
+/** A topic quoted for a reason string about the topic itself (an invalid one), cut short when long. */
 export function quoteTopic(topic: string): string {
   return JSON.stringify(topic.length > 120 ? `${topic.slice(0, 120)}…` : topic);
 }
+
 
 export interface SharedFilter {
   group: string;

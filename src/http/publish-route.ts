@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type http from 'node:http';
 import type { Broker } from '../core/broker.js';
 import type { Message, MessageProperties, QoS, UserProperties } from '../core/message.js';
-import { isValidTopicName, quoteTopic } from '../core/topics.js';
+import { isValidTopicName, quoteTopic, showTopic } from '../core/topics.js';
 import { answerFor } from '../core/refusals.js';
 import type { Logger } from '../util/logger.js';
 import { requestTimeoutOf } from './connection-guard.js';
@@ -57,7 +57,7 @@ export class PublishRoute {
     try {
       topic = topicOf(rawTopic);
       const overLimits = this.broker.topicOverLimits(topic);
-      if (overLimits) throw new HttpError(400, 'invalid_topic', `${quoteTopic(topic)}: ${overLimits}`);
+      if (overLimits) throw new HttpError(400, 'invalid_topic', `${showTopic(topic)}: ${overLimits}`);
       const options = publishOptionsOf(query);
       const denied = this.broker.publishDenied(topic);
       if (denied) throw new HttpError(403, 'forbidden', denied);

@@ -10,6 +10,7 @@
  *
  * (see `--help` for all options; exit status 0 = no confirmed message lost, 1 = loss or error).
  */
+import { prng } from '../helpers/prng.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
@@ -382,17 +383,6 @@ export interface CrashReport {
   elapsedMs: number;
 }
 
-/** mulberry32: small seedable PRNG so a run's kill moments can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const KEY_SPACE = 2 ** 32;
 const keyOf = (p: number, n: number): number => p * KEY_SPACE + n;

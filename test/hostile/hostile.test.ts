@@ -21,6 +21,7 @@ import {
   type ProbeBroker,
 } from '../helpers/hostile.js';
 import { sleep } from '../helpers/mqtt.js';
+import { prng } from '../helpers/prng.js';
 
 /**
  * Hostile clients against a broker child process: each probe attacks, then checks that the process
@@ -326,17 +327,6 @@ describe('hostile input', { concurrency: false }, () => {
   });
 });
 
-/** A small deterministic PRNG (mulberry32), so a failing seed can be run again. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface FuzzCase {
   /** A valid CONNECT sent first, when the mutated packet is not the CONNECT itself. */

@@ -3,7 +3,7 @@ import type { IConnectPacket } from 'mqtt-packet';
 import type { Broker } from '../../core/broker.js';
 import type { Session, SessionLink, WillMessage } from '../../core/session.js';
 import type { Message } from '../../core/message.js';
-import { isValidTopicName, quoteTopic } from '../../core/topics.js';
+import { isValidTopicName, quoteTopic, showTopic } from '../../core/topics.js';
 import { RC, isValidUtf8 } from './codes.js';
 
 const NEVER_EXPIRES = 0xffffffff;
@@ -58,7 +58,7 @@ export function connectToSession(packet: IConnectPacket, broker: Broker, link: S
     const w = packet.will;
     if (!isValidTopicName(w.topic)) return { kind: 'refused', code: RC.TopicNameInvalid, reason: `invalid will topic ${quoteTopic(w.topic)}` };
     const overLimits = broker.topicOverLimits(w.topic);
-    if (overLimits) return { kind: 'refused', code: RC.TopicNameInvalid, reason: `will topic ${quoteTopic(w.topic)}: ${overLimits}` };
+    if (overLimits) return { kind: 'refused', code: RC.TopicNameInvalid, reason: `will topic ${showTopic(w.topic)}: ${overLimits}` };
     const payload = typeof w.payload === 'string' ? Buffer.from(w.payload) : (w.payload ?? Buffer.alloc(0));
     const wp = w.properties ?? {};
     if (v5 && wp.payloadFormatIndicator && !isValidUtf8(payload)) {

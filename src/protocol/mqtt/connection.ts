@@ -1,32 +1,21 @@
 import type { Duplex } from 'node:stream';
-import mqttPacket, {
-  type IConnectPacket,
-  type IDisconnectPacket,
-  type IPublishPacket,
-  type ISubackPacket,
-  type ISubscribePacket,
-  type IUnsubscribePacket,
-  type Packet,
-  type Parser,
-} from 'mqtt-packet';
+import mqttPacket, { type IConnectPacket, type IDisconnectPacket, type Packet, type Parser } from 'mqtt-packet';
 import type { Broker } from '../../core/broker.js';
 import type { Session, SessionLink } from '../../core/session.js';
-import { firstUserProperty, type Message, type QoS } from '../../core/message.js';
-import { isValidTopicName, parseSharedFilter, quoteTopic } from '../../core/topics.js';
+import { firstUserProperty } from '../../core/message.js';
 import type { QueuedDelivery } from '../../storage/types.js';
 import type { Logger } from '../../util/logger.js';
 import { ProtocolError } from '../../util/errors.js';
-import { RC, fixedHeaderSize, isValidUtf8, v3ConnackCode } from './codes.js';
+import { RC, fixedHeaderSize, v3ConnackCode } from './codes.js';
 import { connectToSession, type ConnectOutcome } from './connect.js';
-import { answerFor } from '../../core/refusals.js';
-import { countBy, messagePropertiesOf } from './properties.js';
+import { countBy } from './properties.js';
 import { PublishEncoder } from './publish-encoder.js';
-import { PacketFramer } from './framer.js';
+import type { PacketContext } from './handlers/context.js';
+import { PublishHandler } from './handlers/publish.js';
+import { SubscribeHandler } from './handlers/subscribe.js';
+import { InboundReader } from './inbound-reader.js';
 import type { MqttIntake } from './intake.js';
 import { checkRepeatedProperties } from './property-check.js';
-import { parseReplayStart } from '../../core/replay.js';
-
-
 
 /**
  * Output is flushed once per event-loop turn, after every socket that was readable in that
@@ -43,8 +32,6 @@ function flushAll(): void {
 }
 
 const CONNECT_TIMEOUT_MS = 10_000;
-/** Longest a publisher is held back for a congested subscriber before that subscriber counts as slow. */
-const MAX_THROTTLE_MS = 1000;
 /** How long a closing connection may take to flush its last packet before it is destroyed. */
 const CLOSE_GRACE_MS = 1_000;
 
@@ -73,27 +60,22 @@ export class MqttConnection implements SessionLink {
   protocolVersion = 4;
   receiveMaximum = 65535;
   private readonly parser: Parser;
-  private readonly framer: PacketFramer;
+  private readonly reader: InboundReader;
   private session: Session | undefined;
   private clientId = '';
-  private closed = false;
+  closed = false;
   private connackSent = false;
   private keepAliveTimer: NodeJS.Timeout | undefined;
   private connectTimer: NodeJS.Timeout | undefined;
-  private packetTimer: NodeJS.Timeout | undefined;
-  /** Reading is paused because the inbound budget had no room for this connection's next packet. */
-  private waitingForRoom = false;
-  /** Reading is paused until these congested subscribers (of this client's messages) drain. */
-  private readonly throttledBy = new Set<SessionLink>();
-  private throttleTimer: NodeJS.Timeout | undefined;
   /** Publishers waiting for this connection to drain (see throttleFor). */
   private drainWaiters: Array<() => void> = [];
   slow = false;
   private clientMaxPacketSize = Infinity;
   private problemInfo = true;
-  private readonly inboundAliases = new Map<number, string>();
-  /** Inbound QoS>0 publishes not yet acknowledged, checked against our Receive Maximum. */
-  private inboundUnacked = 0;
+  /** What the packet handlers see of this connection. */
+  private readonly context: PacketContext = this.contextForHandlers();
+  private readonly publishes = new PublishHandler(this.context);
+  private readonly subscriptions = new SubscribeHandler(this.context);
   private corked = false;
   private publishWillOnClose = true;
   private readonly encoder = new PublishEncoder((cmd, err) => this.log.error({ clientId: this.clientId, cmd, err: err.message }, 'cannot encode packet'));
@@ -107,7 +89,7 @@ export class MqttConnection implements SessionLink {
     /** Accepted past `maxConnections`, only to answer CONNECT with 0x89 Server busy. */
     private readonly overLimit = false,
   ) {
-    this.framer = new PacketFramer(() => this.broker.limits.maxPacketSize, intake);
+    this.reader = new InboundReader(stream, intake, broker.limits, broker.stats, this);
     this.parser = mqttPacket.parser();
     this.parser.on('packet', (packet: Packet) => this.onPacket(packet));
     this.parser.on('error', (err: Error) => {
@@ -118,7 +100,7 @@ export class MqttConnection implements SessionLink {
       }
       this.fail(new ProtocolError(RC.MalformedPacket, `malformed packet: ${err.message}`));
     });
-    stream.on('data', this.guard('data', (chunk: Buffer) => this.onData(chunk)));
+    stream.on('data', this.guard('data', (chunk: Buffer) => this.reader.read(chunk)));
     stream.on(
       'drain',
       this.guard('drain', () => {
@@ -148,7 +130,7 @@ export class MqttConnection implements SessionLink {
    * Wraps a callback so that nothing it throws leaves it: the error is logged and counted, and this
    * one connection is closed. A bug, or a client input nobody foresaw, costs a connection, never the process.
    */
-  private guard<A extends unknown[]>(where: string, fn: (...args: A) => void): (...args: A) => void {
+  guard<A extends unknown[]>(where: string, fn: (...args: A) => void): (...args: A) => void {
     return (...args: A): void => {
       try {
         fn(...args);
@@ -176,68 +158,8 @@ export class MqttConnection implements SessionLink {
 
   // ---- inbound ---------------------------------------------------------------------------
 
-  private onData(chunk: Buffer): void {
-    if (this.closed) return;
-    let rest: Buffer | undefined;
-    try {
-      rest = this.framer.push(chunk, this.onFrame);
-    } catch (err) {
-      if (err instanceof ProtocolError) return this.fail(err);
-      throw err;
-    }
-    if (this.closed) return;
-    this.armPacketTimer();
-    if (!rest) return;
-    // What was not taken goes back to the stream, whose buffer is then full: Node stops reading
-    // the socket, so a paused connection holds one chunk, and the kernel holds the rest.
-    this.stream.pause();
-    this.stream.unshift(rest);
-    this.waitingForRoom = true;
-    this.intake.waitForRoom(this.retryReading);
-    this.log.debug({ clientId: this.clientId || undefined, remote: this.remote }, 'inbound budget full: reading paused');
-  }
-
-  /** Called by the intake when the budget may have room again; true once this connection waits no more. */
-  private readonly retryReading = (): boolean => {
-    if (this.closed || !this.waitingForRoom) return true;
-    if (!this.framer.claim()) return false;
-    this.waitingForRoom = false;
-    this.resumeReading();
-    return true;
-  };
-
-  /** Reading goes on once nothing holds it back: neither the inbound budget nor a congested subscriber. */
-  private resumeReading(): void {
-    if (!this.closed && !this.waitingForRoom && this.throttledBy.size === 0) this.stream.resume();
-  }
-
   throttleFor(behind: SessionLink): void {
-    if (this.closed || behind.slow || !behind.whenDrained || this.throttledBy.has(behind)) return;
-    this.throttledBy.add(behind);
-    if (this.throttledBy.size === 1) {
-      this.broker.stats.throttledPublishers++;
-      this.stream.pause();
-      this.throttleTimer = setTimeout(this.guard('throttle timer', () => this.throttleTimedOut()), MAX_THROTTLE_MS);
-      this.throttleTimer.unref();
-    }
-    behind.whenDrained(() => this.unthrottle(behind));
-  }
-
-  private unthrottle(behind: SessionLink): void {
-    if (!this.throttledBy.delete(behind) || this.throttledBy.size > 0) return;
-    clearTimeout(this.throttleTimer);
-    this.resumeReading();
-  }
-
-  /** Subscribers that did not drain within MAX_THROTTLE_MS are slow consumers: they slow no one down until they drain. */
-  private throttleTimedOut(): void {
-    for (const behind of this.throttledBy) {
-      if (!behind.slow) this.broker.stats.slowConsumers++;
-      behind.slow = true;
-    }
-    this.log.debug({ clientId: this.clientId, slow: this.throttledBy.size }, 'subscribers did not drain: publisher resumed, their messages are queued and then dropped');
-    this.throttledBy.clear();
-    this.resumeReading();
+    this.reader.throttleFor(behind);
   }
 
   whenDrained(callback: () => void): void {
@@ -252,8 +174,40 @@ export class MqttConnection implements SessionLink {
     for (const callback of waiters) callback();
   }
 
+  private contextForHandlers(): PacketContext {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const connection = this;
+    return {
+      get broker() {
+        return connection.broker;
+      },
+      get log() {
+        return connection.log;
+      },
+      get clientId() {
+        return connection.clientId;
+      },
+      get protocolVersion() {
+        return connection.protocolVersion;
+      },
+      get session() {
+        return connection.session!;
+      },
+      get includeSeq() {
+        return connection.encoder.includeSeq;
+      },
+      set includeSeq(value: boolean) {
+        connection.encoder.includeSeq = value;
+      },
+      send: (packet) => this.send(packet),
+      reasonProps: (reason) => this.reasonProps(reason),
+      close: (reasonCode, reason) => this.close(reasonCode, reason),
+      fail: (err) => this.fail(err as ProtocolError),
+    };
+  }
+
   /** One whole packet, framed: repeated MQTT 5 properties are refused, then mqtt-packet decodes it. */
-  private readonly onFrame = (bytes: Buffer): void => {
+  frame(bytes: Buffer): void {
     if (this.closed) return;
     if (!this.session) {
       // The CONNECT's protocol level decides how a refusal of it is encoded (a v5 CONNACK carries the reason).
@@ -262,27 +216,6 @@ export class MqttConnection implements SessionLink {
     }
     if (this.protocolVersion === 5) checkRepeatedProperties(bytes, fixedHeaderBytes(bytes));
     this.parser.parse(bytes);
-  };
-
-  /** A packet must be complete within `packetTimeout` seconds of its first byte. */
-  private armPacketTimer(): void {
-    if (this.packetTimer || this.framer.partialSince === 0) return;
-    const timeoutMs = this.broker.limits.packetTimeout * 1000;
-    const check = (): void => {
-      this.packetTimer = undefined;
-      const since = this.framer.partialSince;
-      if (this.closed || since === 0) return;
-      const left = since + timeoutMs - Date.now();
-      if (left > 0) {
-        this.packetTimer = setTimeout(this.guard('packet timer', check), left);
-        this.packetTimer.unref();
-        return;
-      }
-      this.broker.stats.packetTimeouts++;
-      this.fail(new ProtocolError(RC.ProtocolError, `packet not completed within ${this.broker.limits.packetTimeout} s (${this.framer.held} bytes held)`));
-    };
-    this.packetTimer = setTimeout(this.guard('packet timer', check), Math.max(timeoutMs - (Date.now() - this.framer.partialSince), 0));
-    this.packetTimer.unref();
   }
 
   private onPacket(packet: Packet): void {
@@ -299,7 +232,7 @@ export class MqttConnection implements SessionLink {
       }
       switch (packet.cmd) {
         case 'publish':
-          return this.onPublish(packet);
+          return this.publishes.publish(packet);
         case 'puback':
         case 'pubrec':
           if ((packet.reasonCode ?? 0) >= 0x80) {
@@ -308,14 +241,14 @@ export class MqttConnection implements SessionLink {
           else this.session.received(packet.messageId!);
           return;
         case 'pubrel':
-          return this.onPubrel(packet.messageId!);
+          return this.publishes.pubrel(packet.messageId!);
         case 'pubcomp':
           this.session.completed(packet.messageId!);
           return;
         case 'subscribe':
-          return this.onSubscribe(packet);
+          return this.subscriptions.subscribe(packet);
         case 'unsubscribe':
-          return this.onUnsubscribe(packet);
+          return this.subscriptions.unsubscribe(packet);
         case 'pingreq':
           return this.send({ cmd: 'pingresp' });
         case 'disconnect':
@@ -374,170 +307,6 @@ export class MqttConnection implements SessionLink {
     this.fail(new ProtocolError(RC.KeepAliveTimeout, 'keep-alive timeout'));
   }
 
-  private onPublish(packet: IPublishPacket): void {
-    const v5 = this.protocolVersion === 5;
-    const props = packet.properties;
-    let topic = packet.topic;
-    if (v5 && props?.topicAlias !== undefined) {
-      const alias = props.topicAlias;
-      if (alias === 0 || alias > this.broker.limits.topicAliasMaximum) {
-        throw new ProtocolError(RC.TopicAliasInvalid, `topic alias ${alias} outside 1..${this.broker.limits.topicAliasMaximum}`);
-      }
-      if (topic.length > 0) this.inboundAliases.set(alias, topic);
-      else {
-        const known = this.inboundAliases.get(alias);
-        if (known === undefined) throw new ProtocolError(RC.ProtocolError, `topic alias ${alias} was never set`);
-        topic = known;
-      }
-    }
-    if (!isValidTopicName(topic)) throw new ProtocolError(RC.TopicNameInvalid, `invalid topic name ${quoteTopic(topic)}`);
-    if (props?.subscriptionIdentifier !== undefined) throw new ProtocolError(RC.ProtocolError, 'PUBLISH from a client must not carry a subscription identifier');
-
-    const qos = packet.qos;
-    const id = packet.messageId!;
-    if (qos === 2 && this.session!.inboundQos2.has(id)) {
-      // A resend of a QoS 2 publish we already took: acknowledge again, do not route twice.
-      return this.send({ cmd: 'pubrec', messageId: id });
-    }
-    if (qos > 0 && ++this.inboundUnacked > this.broker.limits.maxInflight) {
-      throw new ProtocolError(RC.ReceiveMaximumExceeded, `more than ${this.broker.limits.maxInflight} unacknowledged QoS>0 publishes`);
-    }
-    const overLimits = this.broker.topicOverLimits(topic);
-    if (overLimits) return this.refusePublish(qos, id, RC.TopicNameInvalid, `${quoteTopic(topic)}: ${overLimits}`);
-    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-    if (v5 && props?.payloadFormatIndicator && !isValidUtf8(payload)) {
-      return this.refusePublish(qos, id, RC.PayloadFormatInvalid, `${topic}: payload format indicator says UTF-8 but the payload is not valid UTF-8`);
-    }
-    const denied = this.broker.publishDenied(topic);
-    if (denied) return this.refusePublish(qos, id, RC.NotAuthorized, denied);
-    const now = Date.now();
-    const message: Message = {
-      topic,
-      payload,
-      qos,
-      retain: packet.retain,
-      properties: v5 && props ? messagePropertiesOf(props) : {},
-      publishedAt: now,
-      origin: this.clientId,
-    };
-    if (v5 && props?.messageExpiryInterval !== undefined) message.expiresAt = now + props.messageExpiryInterval * 1000;
-    const refusal = this.broker.checkPublish(message);
-    if (refusal) {
-      if (v5 && qos > 0) return this.refusePublish(qos, id, refusal.kind === 'undeclared' ? RC.TopicNameInvalid : RC.PayloadFormatInvalid, refusal.reason);
-      // 3.1.1 (or QoS 0) cannot be told: the message is not delivered but kept on $DLQ/invalid/<topic>.
-      this.broker.publishInvalid(message, refusal);
-      if (qos === 0) return;
-      return this.refusePublish(qos, id, RC.PayloadFormatInvalid, refusal.reason);
-    }
-    if (qos === 0) return this.broker.publish(message);
-    if (qos === 2) this.session!.inboundQos2.add(id);
-    this.broker.publish(message, (err) => (err ? this.failPublish(qos, id, topic, err) : this.acknowledgePublish(qos, id, message.seq)));
-  }
-
-  private acknowledgePublish(qos: QoS, id: number, seq: number | undefined): void {
-    // A QoS 2 publish counts against our Receive Maximum until PUBCOMP, not PUBREC (MQTT 5 §4.9).
-    if (qos === 1) this.inboundUnacked--;
-    // A client that asked for seqs (the SDK) learns where its message landed.
-    const properties = this.encoder.includeSeq && seq !== undefined ? { userProperties: { 'eddy-seq': String(seq) } } : undefined;
-    this.send({ cmd: qos === 1 ? 'puback' : 'pubrec', messageId: id, ...(properties ? { properties } : {}) });
-  }
-
-  private failPublish(qos: QoS, id: number, topic: string, err: Error): void {
-    const { reasonCode, reason, unexpected } = answerFor(err, topic);
-    if (unexpected) this.log.error({ clientId: this.clientId, topic: quoteTopic(topic), err: err.message }, 'publish not stored');
-    if (qos === 2) this.session?.inboundQos2.delete(id);
-    if (this.protocolVersion !== 5) {
-      // 3.1.1 cannot refuse, and acknowledging would confirm what was not stored: close instead,
-      // so the client resends once it reconnects.
-      countBy(this.broker.stats.refusedPublishes, reasonCode);
-      this.log.warn({ clientId: this.clientId, reason }, 'publish not stored: closing the 3.1.1 connection so the client resends');
-      return this.close();
-    }
-    this.refusePublish(qos, id, reasonCode, reason);
-  }
-
-  /** Answers a refused publish: a reason code on MQTT 5; on 3.1.1 a plain ack, since it cannot refuse. */
-  private refusePublish(qos: QoS, id: number, reasonCode: number, reason: string): void {
-    // Quota and storage refusals are logged where they arise (rate-limited there), not once per message here.
-    this.log[reasonCode === RC.QuotaExceeded || reasonCode === RC.UnspecifiedError ? 'debug' : 'warn']({ clientId: this.clientId, reasonCode, reason }, 'publish refused');
-    countBy(this.broker.stats.refusedPublishes, reasonCode);
-    if (qos === 0) {
-      if (reasonCode === RC.PayloadFormatInvalid) this.fail(new ProtocolError(reasonCode, reason));
-      return;
-    }
-    this.inboundUnacked--;
-    if (this.protocolVersion !== 5) return this.send({ cmd: qos === 1 ? 'puback' : 'pubrec', messageId: id });
-    if (qos === 2) this.session?.inboundQos2.delete(id);
-    this.send({ cmd: qos === 1 ? 'puback' : 'pubrec', messageId: id, reasonCode, properties: this.reasonProps(reason) });
-  }
-
-  private onPubrel(id: number): void {
-    const known = this.session!.inboundQos2.delete(id);
-    if (known && this.inboundUnacked > 0) this.inboundUnacked--;
-    if (!known && this.protocolVersion === 5) {
-      return this.send({ cmd: 'pubcomp', messageId: id, reasonCode: RC.PacketIdentifierNotFound });
-    }
-    this.send({ cmd: 'pubcomp', messageId: id });
-  }
-
-  private onSubscribe(packet: ISubscribePacket): void {
-    const v5 = this.protocolVersion === 5;
-    const subscriptionId = v5 ? packet.properties?.subscriptionIdentifier : undefined;
-    if (subscriptionId === 0) throw new ProtocolError(RC.ProtocolError, 'subscription identifier 0 is not allowed');
-    const requests = packet.subscriptions.map((s) => {
-      if (v5 && s.nl && parseSharedFilter(s.topic)) {
-        throw new ProtocolError(RC.ProtocolError, `no-local on shared subscription ${s.topic}`);
-      }
-      return {
-        filter: s.topic,
-        qos: s.qos,
-        noLocal: v5 ? !!s.nl : false,
-        retainAsPublished: v5 ? !!s.rap : false,
-        retainHandling: (v5 ? (s.rh ?? 0) : 0) as 0 | 1 | 2,
-        subscriptionId,
-      };
-    });
-    const from = v5 ? firstUserProperty(packet.properties?.userProperties, 'eddy-from') : undefined;
-    const replay = from === undefined ? undefined : parseReplayStart(from);
-    if (from !== undefined && !replay) {
-      const reason = `eddy-from must be earliest, seq:<n> or time:<RFC 3339>, got ${JSON.stringify(from)}`;
-      this.log.info({ clientId: this.clientId, reason }, 'subscription refused');
-      return this.send({ cmd: 'suback', messageId: packet.messageId!, granted: requests.map(() => RC.ImplementationSpecificError), properties: this.reasonProps(reason) });
-    }
-    // A replaying subscriber needs each message's seq to resume from, so it gets `eddy-seq` from now on.
-    if (replay) this.encoder.includeSeq = true;
-    const outcome = this.broker.subscribe(this.session!, requests, replay);
-    const { codes, stored } = outcome;
-    const granted = v5 ? codes : codes.map((c) => (c >= 0x80 ? 0x80 : c));
-    const refused = requests.filter((_, i) => codes[i]! >= 0x80).map((r) => (r.filter.length > 120 ? quoteTopic(r.filter) : r.filter));
-    if (refused.length > 0) this.log.info({ clientId: this.clientId, refused, reason: outcome.reason }, 'subscription refused');
-    let properties: ISubackPacket['properties'];
-    if (v5 && refused.length > 0) properties = this.reasonProps(outcome.reason ?? `subscription refused for ${refused.join(', ')}`);
-    if (v5 && outcome.replayUntil !== undefined) properties = { ...properties, userProperties: { 'eddy-replay-until': String(outcome.replayUntil) } };
-    this.afterStored(stored, () => {
-      this.send({ cmd: 'suback', messageId: packet.messageId!, granted, properties });
-      outcome.afterSuback();
-    });
-  }
-
-  private onUnsubscribe(packet: IUnsubscribePacket): void {
-    const { codes, stored } = this.broker.unsubscribe(this.session!, packet.unsubscriptions);
-    this.afterStored(stored, () => this.send({ cmd: 'unsuback', messageId: packet.messageId!, granted: this.protocolVersion === 5 ? codes : [] }));
-  }
-
-  /**
-   * A persistent session's SUBACK/UNSUBACK goes out only once the change is durable, so a client
-   * never holds a confirmation that a crash can take back. If storing fails, the connection is
-   * closed unanswered: the client subscribes again when it reconnects.
-   */
-  private afterStored(stored: Promise<void> | void, answer: () => void): void {
-    if (!stored) return answer();
-    stored.then(answer, (err: Error) => {
-      this.log.error({ clientId: this.clientId, err: err.message }, 'session change not stored: closing the connection');
-      this.close(RC.UnspecifiedError, 'session change not stored');
-    });
-  }
-
   private onDisconnect(packet: IDisconnectPacket): void {
     const expiry = packet.properties?.sessionExpiryInterval;
     if (expiry !== undefined && expiry > 0 && this.session!.expiryInterval === 0) {
@@ -562,10 +331,6 @@ export class MqttConnection implements SessionLink {
     this.broker.observer?.delivered(message);
     return true;
   }
-
-
-
-
 
   sendPubrel(packetId: number): void {
     this.send({ cmd: 'pubrel', messageId: packetId });
@@ -594,8 +359,6 @@ export class MqttConnection implements SessionLink {
 
   // ---- helpers ---------------------------------------------------------------------------
 
-
-
   private sendConnack(reasonCode: number, sessionPresent: boolean, properties?: Record<string, unknown>): void {
     if (this.protocolVersion === 5) {
       this.send({ cmd: 'connack', reasonCode, sessionPresent, properties } as Packet);
@@ -613,8 +376,6 @@ export class MqttConnection implements SessionLink {
     const bytes = this.encoder.encode(packet);
     if (bytes) this.write(bytes);
   }
-
-
 
   /** Writes made in one tick go out in one syscall: cork now, uncork on the next tick. */
   private write(bytes: Buffer): void {
@@ -642,7 +403,7 @@ export class MqttConnection implements SessionLink {
   }
 
   /** Closes the connection for a protocol violation: DISCONNECT with the reason on MQTT 5, a plain close on 3.1.1. */
-  private fail(err: ProtocolError): void {
+  fail(err: ProtocolError): void {
     if (this.closed) return;
     countBy(this.broker.stats.protocolErrors, err.reasonCode);
     this.log.warn({ clientId: this.clientId || undefined, remote: this.remote, reasonCode: err.reasonCode, reason: err.message }, 'closing connection');
@@ -661,17 +422,11 @@ export class MqttConnection implements SessionLink {
   private stopTimers(): void {
     clearTimeout(this.keepAliveTimer);
     clearTimeout(this.connectTimer);
-    clearTimeout(this.packetTimer);
-    clearTimeout(this.throttleTimer);
   }
 
-  /** Gives back what this connection held of the shared inbound budget. */
+  /** Gives back what this connection held of the shared inbound budget; publishers it held back go on. */
   private releaseInbound(): void {
-    this.framer.discard();
-    if (this.waitingForRoom) this.intake.forget(this.retryReading);
-    this.waitingForRoom = false;
-    this.throttledBy.clear();
-    // Publishers held back by this connection go on: it is gone.
+    this.reader.stop();
     this.releaseDrainWaiters();
   }
 

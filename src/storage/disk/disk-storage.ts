@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Message } from '../../core/message.js';
 import type { Logger } from '../../util/logger.js';
 import { StorageError } from '../../util/errors.js';
+import { isAlive } from '../../util/process.js';
 import type { DurableDelivery, SessionQueue, SessionRecord, Storage, StorageContext } from '../types.js';
 import { ChannelPolicies } from '../../core/channels.js';
 import { inHistory, READ_BATCH_BYTES, type HistoryQuery, type HistoryReader } from '../../core/replay.js';
@@ -459,11 +460,3 @@ export class DiskStorage implements Storage {
 /** Data directories open in this process: the lock file cannot tell them apart by pid. */
 const openDirs = new Set<string>();
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
