@@ -15,6 +15,16 @@ function parentOf(pid: number | 'self'): number | undefined {
 }
 
 
+/**
+ * The parent and grandparent as they were when this module was loaded, at the start of the CLI:
+ * read later (once the broker is listening), npm may already have exited, and the orphaned broker
+ * would watch its new parent, init, for ever.
+ */
+const ANCESTORS_AT_START = ((): { parent: number; grandparent: number | undefined } => {
+  const parent = process.ppid;
+  return { parent, grandparent: parentOf(parent) };
+})();
+
 /** Whether this process was started by npm (npx eddy, npm exec, npm run): npm sets these for its scripts. */
 export function startedByNpm(env: NodeJS.ProcessEnv = process.env): boolean {
   return env.npm_execpath !== undefined || env.npm_lifecycle_event !== undefined;
@@ -31,8 +41,7 @@ export function startedByNpm(env: NodeJS.ProcessEnv = process.env): boolean {
  * original parent is polled for being alive.
  */
 export function watchAncestors(onGone: (what: string) => void, intervalMs = 500): () => void {
-  const parent = process.ppid;
-  const grandparent = parentOf(parent);
+  const { parent, grandparent } = ANCESTORS_AT_START;
   const timer = setInterval(() => {
     const now = parentOf('self');
     let gone: string | undefined;
