@@ -2,6 +2,7 @@ import net from 'node:net';
 import type { Broker } from '../core/broker.js';
 import { MqttConnection } from '../protocol/mqtt/connection.js';
 import type { MqttIntake } from '../protocol/mqtt/intake.js';
+import type { PeerInfo } from '../core/admission/peer.js';
 import type { Logger } from '../util/logger.js';
 import { listen } from './listen.js';
 
@@ -25,7 +26,8 @@ export class TcpListener {
         return;
       }
       socket.setNoDelay(true);
-      const connection = new MqttConnection(socket, broker, log, remote, intake, admitted === 'busy');
+      const peer: PeerInfo = { remote, address: socket.remoteAddress ?? '', transport: 'tcp' };
+      const connection = new MqttConnection(socket, broker, log, peer, intake, admitted === 'busy');
       this.connections.add(connection);
       socket.once('close', () => {
         intake.closed();

@@ -4,6 +4,7 @@ import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { Broker } from '../core/broker.js';
 import { MqttConnection } from '../protocol/mqtt/connection.js';
 import type { MqttIntake } from '../protocol/mqtt/intake.js';
+import type { PeerInfo } from '../core/admission/peer.js';
 import type { Logger } from '../util/logger.js';
 import { holdToInboundLimits } from './websocket-inbound.js';
 
@@ -26,7 +27,8 @@ export class WebSocketListener {
         return;
       }
       const stream = createWebSocketStream(ws);
-      const connection = new MqttConnection(stream, broker, log, remote, intake, admitted === 'busy');
+      const peer: PeerInfo = { remote, address: request.socket.remoteAddress ?? '', transport: 'ws' };
+      const connection = new MqttConnection(stream, broker, log, peer, intake, admitted === 'busy');
       holdToInboundLimits(ws, request.socket, intake, broker.limits, broker.reportInternalError, () => {
         broker.stats.packetTimeouts++;
         log.warn({ remote, limit: broker.limits.packetTimeout }, 'WebSocket message not completed within packetTimeout: closing the connection');

@@ -15,6 +15,7 @@ import { PublishHandler } from './handlers/publish.js';
 import { SubscribeHandler } from './handlers/subscribe.js';
 import { InboundReader } from './inbound-reader.js';
 import type { MqttIntake } from './intake.js';
+import type { PeerInfo } from '../../core/admission/peer.js';
 import { checkRepeatedProperties } from './property-check.js';
 
 /**
@@ -58,6 +59,8 @@ function connectLevel(packet: Buffer): number | undefined {
  */
 export class MqttConnection implements SessionLink {
   protocolVersion = 4;
+  /** `host:port` of the client, for logs. */
+  readonly remote: string;
   receiveMaximum = 65535;
   private readonly parser: Parser;
   private readonly reader: InboundReader;
@@ -84,11 +87,13 @@ export class MqttConnection implements SessionLink {
     private readonly stream: Duplex,
     private readonly broker: Broker,
     private readonly log: Logger,
-    readonly remote: string,
+    /** Who is at the other end: address, transport, and the TLS client certificate if any. */
+    readonly peer: PeerInfo,
     private readonly intake: MqttIntake,
     /** Accepted past `maxConnections`, only to answer CONNECT with 0x89 Server busy. */
     private readonly overLimit = false,
   ) {
+    this.remote = peer.remote;
     this.reader = new InboundReader(stream, intake, broker.limits, broker.stats, this);
     this.parser = mqttPacket.parser();
     this.parser.on('packet', (packet: Packet) => this.onPacket(packet));
@@ -112,7 +117,7 @@ export class MqttConnection implements SessionLink {
     stream.on(
       'error',
       this.guard('error', (err: Error) => {
-        this.log.debug({ remote, err: err.message }, 'connection error');
+        this.log.debug({ remote: peer.remote, err: err.message }, 'connection error');
         this.teardown();
       }),
     );
