@@ -19,6 +19,8 @@ import { TcpListener } from './transport/tcp.js';
 import { MqttIntake } from './protocol/mqtt/intake.js';
 import { WebSocketListener } from './transport/websocket.js';
 import { silentLogger, type Logger } from './util/logger.js';
+import { Admission, type AdmissionConfig } from './core/admission/index.js';
+import { isLoopback } from './util/host.js';
 import { ConfigError } from './util/errors.js';
 import { ReplaceableValidator } from './core/replaceable-validator.js';
 import type { ChannelRegistry, LoadedDocument } from './asyncapi/index.js';
@@ -40,6 +42,8 @@ export interface EddyServerOptions {
   /** Refuse publishes and subscriptions on channels no document declares. */
   strict?: boolean;
   logger?: Logger;
+  /** Authentication and authorization: password file, ACL, JWT, client certificates, quotas. */
+  auth?: AdmissionConfig;
 }
 
 /** What `reload()` can change on a running server; a field left out stays as it is. */
@@ -59,6 +63,8 @@ export interface ReloadResult {
   unchecked: string[];
   /** The patterns of the channel policies in force, in order (the `$DLQ/#` default included). */
   policies: string[];
+  /** The security files reloaded (password file, ACL, JWT keys). */
+  auth: string[];
 }
 
 /** The parts of a running server that a reload replaces. */
@@ -74,8 +80,6 @@ export interface Endpoint {
 }
 
 /** The `error` of an HTTP 422 for each kind of AsyncAPI refusal (a content type is a 415). */
-const HTTP_REFUSAL_ERRORS = { invalid: 'invalid_payload', undeclared: 'undeclared_channel', parameter: 'invalid_parameter' } as const;
-
 /** A running broker with its listeners: what `eddy broker` starts, and what tests embed. */
 export class EddyServer {
   private constructor(
@@ -107,7 +111,13 @@ export class EddyServer {
       logger.info({ documents: options.asyncapi, channels: registry.channels.length, strict: options.strict ?? false }, 'AsyncAPI channels loaded');
       if (registry.unchecked.length > 0) logger.warn({ messages: registry.unchecked }, 'messages with a schema format Eddy cannot check are accepted unchecked');
     }
+    // Security files are read before anything listens: a bad password file or ACL stops start-up.
+    const admission = new Admission({ ...options.auth, access: options.access }, logger);
+    if (!admission.authenticationConfigured && !isLoopback(host)) {
+      logger.warn({ host }, 'no authentication is configured and the broker listens beyond loopback: every client that can reach it has every right (see README "Securing a broker")');
+    }
     const broker = new Broker(storage, {
+      admission,
       validator: state.validator,
       strict: options.strict,
       limits: options.limits,
@@ -126,12 +136,6 @@ export class EddyServer {
     const httpListener = new HttpListener(broker, websocket, {
       logger,
       metrics,
-      validatePublish: (message) => {
-        const refusal = broker.checkPublish(message);
-        if (!refusal) return undefined;
-        if (refusal.kind === 'content-type') return { status: 415, error: 'unsupported_content_type', message: refusal.reason };
-        return { status: 422, error: HTTP_REFUSAL_ERRORS[refusal.kind], message: refusal.reason, errors: refusal.errors };
-      },
       liveDocument: () =>
         buildLiveDocument({ version: PACKAGE_VERSION, mqtt: { host, port: mqttAddress.port }, http: { host, port: httpAddress.port }, documents: state.documents, traffic }),
     });
@@ -166,7 +170,10 @@ export class EddyServer {
     const files = next.asyncapi ?? this.state.documents.map((d) => d.file);
     if (this.state.strict && files.length === 0) throw new ConfigError('strict mode needs at least one AsyncAPI document');
     const loaded = await loadDocuments(files);
-    // Nothing below can fail: documents and policies change together, between two packets.
+    // The password file, the ACL and the JWT keys: a bad one throws here and keeps everything as it was.
+    const auth = this.broker.admission.reload();
+    // Nothing below can fail: documents, policies and rights change together, between two packets.
+    this.broker.refreshIdentities();
     this.state.validator.replace(loaded?.registry);
     this.state.documents = loaded?.documents ?? [];
     if (next.channels) this.broker.channels.replace(next.channels);
@@ -175,6 +182,7 @@ export class EddyServer {
       channels: loaded?.registry.channels.length ?? 0,
       unchecked: loaded?.registry.unchecked ?? [],
       policies: this.broker.channels.policies.map((p) => p.pattern),
+      auth,
     };
   }
 

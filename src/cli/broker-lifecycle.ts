@@ -5,7 +5,7 @@ import type { BrokerConfig } from './config.js';
 import { startedByNpm, watchAncestors } from './parent-watch.js';
 
 /** Settings a reload cannot change on a running broker: a changed one is logged as waiting for a restart. */
-const RESTART_KEYS = ['host', 'port', 'httpPort', 'dataDir', 'memory', 'fsync', 'logLevel', 'limits', 'access', 'redelivery', 'strict'] as const;
+const RESTART_KEYS = ['host', 'port', 'httpPort', 'dataDir', 'memory', 'fsync', 'logLevel', 'limits', 'access', 'redelivery', 'strict', 'auth', 'quotas'] as const;
 
 /** The configuration keys whose values differ between two configurations. */
 function changedKeys(before: BrokerConfig, after: BrokerConfig): string[] {
@@ -51,8 +51,8 @@ export function runUntilStopped(server: EddyServer, logger: Logger, initial: Bro
       const restartNeeded = changedKeys(current, next);
       current = { ...current, asyncapi: next.asyncapi, channels: next.channels };
       logger.info(
-        { signal: 'SIGHUP', documents: result.documents, channels: result.channels, policies: result.policies },
-        `reloaded ${plural(result.documents.length, 'AsyncAPI document')} (${plural(result.channels, 'channel')}) and the channel policies (${result.policies.join(', ')})`,
+        { signal: 'SIGHUP', documents: result.documents, channels: result.channels, policies: result.policies, auth: result.auth },
+        `reloaded ${result.auth.length > 0 ? `the ${result.auth.join(', ')}, ` : ''}${plural(result.documents.length, 'AsyncAPI document')} (${plural(result.channels, 'channel')}) and the channel policies (${result.policies.join(', ')})`,
       );
       if (result.unchecked.length > 0) logger.warn({ messages: result.unchecked }, 'messages with a schema format Eddy cannot check are accepted unchecked');
       if (restartNeeded.length > 0) logger.warn({ keys: restartNeeded }, `changed settings that only a restart applies: ${restartNeeded.join(', ')}`);

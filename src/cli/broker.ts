@@ -30,6 +30,9 @@ Options:
 ${limitFlagsHelp()}
   --deny-subscribe FILTER   refuse subscriptions matching FILTER (repeatable)
   --deny-publish FILTER     refuse publishes on topics matching FILTER (repeatable)
+  --password-file FILE      users and their salted password hashes (written by eddy passwd)
+  --acl FILE                the ACL: an ordered YAML list of rules (README "Securing a broker")
+  --allow-anonymous         let clients without credentials in, although authentication is configured
   --asyncapi FILE           AsyncAPI 3 document whose channels and message schemas are enforced
                             (repeatable: one per service)
   --strict                  refuse publishes and subscriptions on channels no document declares
@@ -49,6 +52,9 @@ const FLAGS = {
   'deny-publish': { type: 'string', multiple: true },
   asyncapi: { type: 'string', multiple: true },
   strict: { type: 'boolean' },
+  'password-file': { type: 'string' },
+  acl: { type: 'string' },
+  'allow-anonymous': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -84,6 +90,11 @@ export function brokerConfigFromArgs(args: string[]): BrokerConfig | 'help' {
   };
   if (values.asyncapi) config.asyncapi = [...(config.asyncapi ?? []), ...values.asyncapi];
   if (values.strict) config.strict = true;
+  const auth = { ...config.auth };
+  if (values['password-file'] !== undefined) auth.passwordFile = values['password-file'];
+  if (values.acl !== undefined) auth.acl = values.acl;
+  if (values['allow-anonymous']) auth.allowAnonymous = true;
+  config.auth = auth;
   if (config.strict && (config.asyncapi ?? []).length === 0) throw new ConfigError('--strict needs at least one --asyncapi document');
   return config;
 }
@@ -110,6 +121,7 @@ export async function runBroker(args: string[]): Promise<number | 'forever'> {
     redelivery: config.redelivery,
     asyncapi: config.asyncapi,
     strict: config.strict,
+    auth: { ...config.auth, ...(config.quotas ? { quotas: config.quotas } : {}) },
     logger,
   }).catch((err: unknown) => {
     // A document that does not load is a configuration error (exit 2), reported with its diagnostics.

@@ -6,6 +6,8 @@ import { ConfigError } from '../util/errors.js';
 import { parseChannelPolicies, parseDuration, type ChannelPolicy } from '../core/channels.js';
 import type { RedeliveryOptions } from '../core/redelivery.js';
 import { LOG_LEVELS, type LogLevel } from '../util/logger.js';
+import { parseAuthConfig, parseQuotas } from './auth-config.js';
+import type { QuotaConfig } from '../core/admission/index.js';
 
 /** The broker's configuration file (YAML or JSON). Command-line flags override it. */
 export interface BrokerConfig {
@@ -26,9 +28,12 @@ export interface BrokerConfig {
   /** AsyncAPI document files; in the config file, relative to it. */
   asyncapi?: string[];
   strict?: boolean;
+  /** Password file, ACL, anonymous access, JWT (design note "Security files"); paths relative to the file. */
+  auth?: ReturnType<typeof parseAuthConfig>;
+  quotas?: QuotaConfig;
 }
 
-const TOP_KEYS = new Set(['asyncapi', 'strict', 'host', 'port', 'httpPort', 'dataDir', 'memory', 'fsync', 'logLevel', 'limits', 'access', 'channels', 'redelivery']);
+const TOP_KEYS = new Set(['asyncapi', 'strict', 'host', 'port', 'httpPort', 'dataDir', 'memory', 'fsync', 'logLevel', 'limits', 'access', 'channels', 'redelivery', 'auth', 'quotas']);
 const ACCESS_KEYS = new Set(['denySubscribe', 'denyPublish']);
 
 export function loadConfigFile(path: string): BrokerConfig {
@@ -87,6 +92,8 @@ export function validateConfig(raw: unknown, source: string): BrokerConfig {
     }
   }
   const result = { ...config } as BrokerConfig;
+  if (config.auth !== undefined) result.auth = parseAuthConfig(config.auth, source);
+  if (config.quotas !== undefined) result.quotas = parseQuotas(config.quotas, source);
   if (config.channels !== undefined) result.channels = parseChannelPolicies(config.channels, source);
   if (config.redelivery !== undefined) result.redelivery = parseRedelivery(config.redelivery, source);
   return result;

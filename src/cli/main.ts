@@ -4,6 +4,7 @@ import { runBroker } from './broker.js';
 import { runPub } from './pub.js';
 import { runSub } from './sub.js';
 import { runDlq } from './dlq.js';
+import { runPasswd } from './passwd.js';
 import { runAsyncApiExport } from './asyncapi-export.js';
 import { exitCodeOf, reportError } from './report.js';
 import { nearest } from './suggest.js';
@@ -15,6 +16,7 @@ Commands:
   pub        publish a message (eddy pub --help)
   sub        subscribe and print messages (eddy sub --help)
   dlq        list or redrive dead letters (eddy dlq --help)
+  passwd     add a user to a password file (eddy passwd --help)
   asyncapi   validate, generate or export AsyncAPI documents (eddy asyncapi --help)
 
 Options:
@@ -22,7 +24,7 @@ Options:
   --help     print this help
 `;
 
-const COMMANDS = ['broker', 'pub', 'sub', 'dlq', 'asyncapi', 'version', 'help'];
+const COMMANDS = ['broker', 'pub', 'sub', 'dlq', 'passwd', 'asyncapi', 'version', 'help'];
 
 /** Runs one CLI command; returns the exit code, or 'forever' for a command that keeps running. */
 export async function main(argv: string[]): Promise<number | undefined> {
@@ -39,6 +41,8 @@ export async function main(argv: string[]): Promise<number | undefined> {
         return await runSub(rest);
       case 'dlq':
         return await runDlq(rest);
+      case 'passwd':
+        return await runPasswd(rest);
       case 'asyncapi':
         // Loaded on demand: the AsyncAPI parser and generator would slow every other command's start.
         return rest[0] === 'export' ? await runAsyncApiExport(rest.slice(1)) : await (await import('./asyncapi.js')).runAsyncApi(rest);

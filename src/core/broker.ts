@@ -1,5 +1,6 @@
 import type { Logger } from '../util/logger.js';
 import type { ErrorReporter } from '../util/guard.js';
+import { Admission, type Identity } from './admission/index.js';
 import { StorageError } from '../util/errors.js';
 import { isExpired, type Message, type QoS } from './message.js';
 import { Router, type Target } from './router.js';
@@ -8,7 +9,7 @@ import type { ConsumerGroup } from './group.js';
 import { DLQ_GROUP_NAME, GroupRegistry } from './groups.js';
 import { ChannelPolicies, DLQ_PREFIX, type ChannelPolicy } from './channels.js';
 import { DEFAULT_REDELIVERY, Redelivery, type RedeliveryOptions } from './redelivery.js';
-import { ReplayRun, type ReplayStart } from './replay.js';
+import { ReplayRun, type HistoryReader, type ReplayStart } from './replay.js';
 import type { MessageObserver } from './observer.js';
 import { KeyedTimers } from './timers.js';
 import { invalidLetter, PublishChecks, type PublishRefusal, type PublishValidator, type TrafficRecorder } from './validation.js';
@@ -34,7 +35,16 @@ export interface OpenSessionRequest {
   cleanStart: boolean;
   expiryInterval: number;
   will: WillMessage | undefined;
+  /** Who the client is (Broker.admission decided it). */
+  identity: Identity;
 }
+
+/** Why a client's publish is not routed, from the one admission path every front end calls. */
+export type PublishAdmissionRefusal =
+  | { kind: 'topic'; reason: string }
+  | { kind: 'not-authorized'; reason: string }
+  | { kind: 'rate'; reason: string }
+  | PublishRefusal;
 
 export interface SubscribeRequest extends SubscriptionOptions {
   filter: string;
@@ -97,6 +107,8 @@ export interface BrokerOptions {
   strict?: boolean;
   /** Told about client publishes on channels no document declares (the live document lists them). */
   traffic?: TrafficRecorder;
+  /** Authentication and authorization; by default none (every client has every right), with `access` as rules. */
+  admission?: Admission;
 }
 
 
@@ -109,6 +121,8 @@ export interface BrokerOptions {
 export class Broker {
   readonly limits: BrokerLimits;
   readonly access: AccessRules;
+  /** Who clients are and what they may do: every front end asks it, through the broker. */
+  readonly admission: Admission;
   readonly router = new Router();
   readonly sessions = new Map<string, Session>();
   readonly groups: GroupRegistry;
@@ -177,6 +191,7 @@ export class Broker {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.access = { denySubscribe: [], denyPublish: [], ...options.access };
     this.log = options.logger;
+    this.admission = options.admission ?? new Admission({ access: this.access }, this.log);
     this.observer = options.observer;
     this.validator = options.validator;
     this.strict = options.strict ?? false;
@@ -190,7 +205,7 @@ export class Broker {
       () => this.stats.dropped.expired++,
       this.reportInternalError,
     );
-    this.groups = new GroupRegistry(storage, this.router, this.redelivery, this.log);
+    this.groups = new GroupRegistry(storage, this.router, this.redelivery, this.log, (session, topic) => this.admission.mayReceive(session.identity, topic));
   }
 
   /** Restores persistent sessions and their subscriptions from storage. */
@@ -204,7 +219,7 @@ export class Broker {
         await this.storage.deleteSession(record.clientId);
         continue;
       }
-      const session = this.newSession(record.clientId);
+      const session = this.newSession(record.clientId, this.admission.restored(record.clientId, record.user, record.authMethod ?? 'none'));
       session.expiryInterval = record.expiryInterval;
       for (const sub of record.subscriptions) this.addSubscription(session, sub);
       if (left !== undefined) this.scheduleExpiry(session, left);
@@ -243,12 +258,16 @@ export class Broker {
     if (pendingWill && request.cleanStart) this.publishWill(pendingWill);
     this.expiries.cancel(clientId);
 
-    const sessionPresent = session !== undefined && !request.cleanStart;
-    if (session && request.cleanStart) {
+    // A session belongs to its user: another user with the same client id starts afresh rather than
+    // inherit what was queued for (and authorized to) someone else.
+    const otherUser = session !== undefined && session.identity.user !== request.identity.user;
+    const sessionPresent = session !== undefined && !request.cleanStart && !otherUser;
+    if (session && (request.cleanStart || otherUser)) {
       this.endSession(session);
       session = undefined;
     }
-    session ??= this.newSession(clientId);
+    session ??= this.newSession(clientId, request.identity);
+    session.identity = request.identity;
     session.expiryInterval = Math.min(request.expiryInterval, this.limits.maxSessionExpiry);
     session.will = request.will;
     session.link = link;
@@ -293,7 +312,11 @@ export class Broker {
       // At most once cannot be refused: the message is delivered, but not kept as the retained one.
       if (full) message.retain = false;
     }
-    const { targets, groups } = this.router.route(message.topic, message.origin);
+    const routed = this.router.route(message.topic, message.origin);
+    // The right to receive is checked for every delivery, whatever filter matched (design note:
+    // `subscribe` is the right to receive those topics): a wildcard cannot reach a denied topic.
+    const targets = routed.targets.filter((t) => this.admission.mayReceive(t.session.identity, message.topic));
+    const groups = routed.groups.filter((g) => g.pinned || g.anyMemberMayReceive(message.topic));
     if (message.qos === 0 && !message.retain && !this.channels.for(message.topic).retention) {
       this.accept(message, targets, groups);
       confirm?.();
@@ -423,19 +446,40 @@ export class Broker {
     this.publish(message);
   }
 
+  /**
+   * After the security files were reloaded: every session's rights are compiled again (what a client
+   * may receive changes at once), and a client whose credentials were revoked (a password-file user
+   * that is gone) is disconnected with 0x87.
+   */
+  refreshIdentities(): void {
+    for (const session of this.sessions.values()) {
+      if (this.admission.refresh(session.identity)) continue;
+      this.log.info({ clientId: session.clientId, user: session.identity.user }, 'credentials revoked by a reload: disconnecting');
+      session.link?.close(Reason.NotAuthorized, 'not authorized: the credentials were revoked');
+    }
+  }
+
   /** Why a client's topic name or filter is beyond the broker's limits (levels, bytes); undefined when within them. */
   topicOverLimits(topic: string): string | undefined {
     return topicOverLimits(topic, this.limits);
   }
 
   /**
-   * Why a client may not publish on `topic`, or undefined when it may: the broker's own topics
-   * (`$DLQ/…` dead letters, `$SYS/…`) are written by the broker only, and `--deny-publish` rules.
+   * Whether a client's message may be published, and why not: the one path every front end calls
+   * (MQTT publishes, wills, HTTP publishes), in the pipeline's order: topic limits, then the
+   * broker's own topics and the ACL, then rate quotas, then the AsyncAPI documents.
    */
-  publishDenied(topic: string): string | undefined {
-    if (topic.startsWith(DLQ_PREFIX) || topic.startsWith('$SYS/')) return `${showTopic(topic)}: only the broker publishes on ${topic.slice(0, topic.indexOf('/') + 1)}…`;
-    if (this.access.denyPublish.some((pattern) => topicMatches(pattern, topic))) return `${showTopic(topic)}: publishing is not allowed on this topic`;
-    return undefined;
+  admitPublish(identity: Identity, message: Message, options: { topicOnly?: boolean } = {}): PublishAdmissionRefusal | undefined {
+    const topic = message.topic;
+    const overLimits = this.topicOverLimits(topic);
+    if (overLimits) return { kind: 'topic', reason: `${showTopic(topic)}: ${overLimits}` };
+    const denied = this.admission.publishDenied(identity, topic);
+    if (denied) return { kind: 'not-authorized', reason: `${showTopic(topic)}: ${denied}` };
+    // A front end may ask about the topic alone before it has the message (HTTP, before reading the body).
+    if (options.topicOnly) return undefined;
+    const rate = this.admission.rateDenied(identity, message.payload.length);
+    if (rate) return { kind: 'rate', reason: `${showTopic(topic)}: ${rate}` };
+    return this.checkPublish(message);
   }
 
   /**
@@ -466,9 +510,15 @@ export class Broker {
         reason = `${request.filter}: the group ${DLQ_GROUP_NAME} is the broker's own (it keeps dead letters; eddy dlq redrive moves them)`;
         continue;
       }
-      if (this.isSubscribeDenied(inner)) {
-        // 0x80, not 0x87: an access rule does not reveal why (MQTT 5 §3.9.3), as Paho's interop suite expects.
+      const decision = this.admission.subscription(session.identity, inner);
+      if (decision === 'denied-quietly') {
+        // 0x80, not 0x87: a --deny-subscribe rule does not reveal why (MQTT 5 §3.9.3), as Paho's interop suite expects.
         codes.push(Reason.UnspecifiedError);
+        continue;
+      }
+      if (decision === 'denied') {
+        codes.push(Reason.NotAuthorized);
+        reason = `${showTopic(request.filter)}: not authorized: the ACL allows nothing this filter matches`;
         continue;
       }
       if (this.strict && this.validator && !inner.startsWith('$') && !this.validator.filterIsDeclared(inner)) {
@@ -507,7 +557,7 @@ export class Broker {
       startReplay = () => {
         this.storage.settled().then(() => {
           const reader = this.storage.history({ filters: [...replayed.keys()], start: replay, untilSeq, channels: this.channels });
-          session.startRun(new ReplayRun(reader, replayed));
+          session.startRun(new ReplayRun(this.receivable(session, reader), replayed));
         }, (err: Error) => this.log.error({ clientId: session.clientId, err: err.message }, 'replay not started'));
       };
     }
@@ -564,15 +614,18 @@ export class Broker {
    */
   private sendRetained(session: Session, filter: string, options: SubscriptionOptions): void {
     session.holdForReplay();
-    session.startRun(new ReplayRun(this.storage.retainedMatching(filter), new Map([[filter, options]]), 'retained'));
+    session.startRun(new ReplayRun(this.receivable(session, this.storage.retainedMatching(filter)), new Map([[filter, options]]), 'retained'));
   }
 
-  private isSubscribeDenied(filter: string): boolean {
-    return this.access.denySubscribe.some((pattern) => pattern === filter || topicMatches(pattern, filter));
+  /** Stored messages the session may receive (retained, replayed): the same right as for live ones. */
+  private receivable(session: Session, reader: HistoryReader): HistoryReader {
+    if (session.identity.acl.allowsEverything) return reader;
+    return { next: (max) => reader.next(max).filter((m) => this.admission.mayReceive(session.identity, m.topic)) };
   }
 
-  private newSession(clientId: string): Session {
+  private newSession(clientId: string, identity: Identity): Session {
     const session = new Session(clientId, this.storage.queue(clientId), this.limits, this.sessionHooks);
+    session.identity = identity;
     this.sessions.set(clientId, session);
     return session;
   }
@@ -615,11 +668,14 @@ export class Broker {
   }
 
   private recordOf(session: Session): SessionRecord {
-    return {
+    const record: SessionRecord = {
       clientId: session.clientId,
       expiryInterval: session.expiryInterval,
       subscriptions: [...session.subscriptions.values()],
+      authMethod: session.identity.method,
     };
+    if (session.identity.user !== undefined) record.user = session.identity.user;
+    return record;
   }
 }
 

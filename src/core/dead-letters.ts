@@ -72,15 +72,20 @@ export function listDeadLetters(dlq: ConsumerGroup, limit: number, filter?: stri
 export async function redriveDeadLetters(
   dlq: ConsumerGroup,
   publish: (message: Message) => Promise<void>,
-  options: { limit: number; filter?: string },
-): Promise<{ redriven: number; failed: number; error?: string }> {
+  options: { limit: number; filter?: string; mayRedrive?: (original: Message) => boolean },
+): Promise<{ redriven: number; failed: number; refused: number; error?: string }> {
   const skipped: QueuedDelivery[] = [];
   const taken: QueuedDelivery[] = [];
+  let refused = 0;
   while (taken.length < options.limit && dlq.queue.pendingCount > 0) {
     const delivery = dlq.queue.shift();
     if (!delivery) break;
     if (options.filter && !topicMatches(options.filter, originalTopicOf(delivery.message))) skipped.push(delivery);
-    else taken.push(delivery);
+    else if (options.mayRedrive && !options.mayRedrive(redriven(delivery.message))) {
+      // Its publisher may not publish there (any more): it stays a dead letter.
+      refused++;
+      skipped.push(delivery);
+    } else taken.push(delivery);
   }
   for (const d of skipped.reverse()) dlq.queue.unshift(d);
   // Held, not gone: a crash before the copy is stored still finds the dead letter.
@@ -101,7 +106,7 @@ export async function redriveDeadLetters(
     if (dlq.queue.release(taken[i]!)) dlq.queue.unshift(taken[i]!);
   }
   dlq.dispatch();
-  return { redriven: taken.length - failed, failed, ...(error ? { error } : {}) };
+  return { redriven: taken.length - failed, failed, refused, ...(error ? { error } : {}) };
 }
 
 function redriven(letter: Message): Message {
@@ -117,5 +122,7 @@ function redriven(letter: Message): Message {
     publishedAt: Date.now(),
   };
   if (letter.expiresAt !== undefined) message.expiresAt = letter.expiresAt;
+  if (letter.origin !== undefined) message.origin = letter.origin;
+  if (letter.originUser !== undefined) message.originUser = letter.originUser;
   return message;
 }

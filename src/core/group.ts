@@ -2,6 +2,9 @@ import { isExpired, type QoS } from './message.js';
 import type { Session } from './session.js';
 import type { InflightDelivery, QueuedDelivery, SessionQueue, SubscriptionOptions } from '../storage/types.js';
 
+/** Whether a session may receive a message of `topic` (the ACL); a group hands each message only to members that may. */
+export type ReceiveCheck = (session: Session, topic: string) => boolean;
+
 /** What a group needs from the broker when a delivery fails: retry later, or dead-letter it. */
 export interface DeliveryFailureHandler {
   /** A member refused the delivery (nack) or left with it in flight; the handler holds it and requeues it later. */
@@ -34,6 +37,7 @@ export class ConsumerGroup {
     readonly filter: string,
     readonly queue: SessionQueue,
     private readonly failures: DeliveryFailureHandler,
+    private readonly mayReceive: ReceiveCheck = () => true,
   ) {
     // A durable queue that could not read from disk asks to be dispatched again later.
     queue.wake = () => this.dispatch();
@@ -58,19 +62,33 @@ export class ConsumerGroup {
     this.dispatch();
   }
 
-  /** Sends pending deliveries to connected members with room, in turn. */
+  /** True when some member may receive a message of this topic: otherwise the group does not take it. */
+  anyMemberMayReceive(topic: string): boolean {
+    for (const session of this.members.keys()) if (this.mayReceive(session, topic)) return true;
+    return false;
+  }
+
+  /**
+   * Sends pending deliveries to connected members with room, in turn, each to a member that may
+   * receive its topic; the head waits when no such member has room.
+   */
   dispatch(): void {
     const members = this.memberList;
     if (members.length === 0) return;
     const now = Date.now();
     while (this.queue.pendingCount > 0) {
-      const member = this.nextMemberWithRoom(members);
-      if (!member) return;
+      if (!members.some(([session]) => session.hasRoom())) return;
       const delivery = this.queue.shift();
       if (!delivery) return;
       if (isExpired(delivery.message, now)) {
         this.failures.expired(this, delivery);
         continue;
+      }
+      const topic = delivery.message.topic;
+      const member = this.nextMemberWithRoom(members, (session) => this.mayReceive(session, topic));
+      if (!member) {
+        this.queue.unshift(delivery);
+        return;
       }
       this.sendTo(member[0], member[1], delivery);
     }
@@ -141,10 +159,10 @@ export class ConsumerGroup {
     if (!session.sendForGroup(this, sent, tag)) this.queue.deleteInflight(tag);
   }
 
-  private nextMemberWithRoom(members: Array<[Session, SubscriptionOptions]>): [Session, SubscriptionOptions] | undefined {
+  private nextMemberWithRoom(members: Array<[Session, SubscriptionOptions]>, may: (session: Session) => boolean): [Session, SubscriptionOptions] | undefined {
     for (let i = 0; i < members.length; i++) {
       const candidate = members[(this.cursor + i) % members.length]!;
-      if (candidate[0].hasRoom()) {
+      if (candidate[0].hasRoom() && may(candidate[0])) {
         this.cursor = (this.cursor + i + 1) % members.length;
         return candidate;
       }

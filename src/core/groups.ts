@@ -1,7 +1,7 @@
 import type { Logger } from '../util/logger.js';
 import type { Storage, SubscriptionOptions } from '../storage/types.js';
 import { DLQ_PREFIX } from './channels.js';
-import { ConsumerGroup, type DeliveryFailureHandler } from './group.js';
+import { ConsumerGroup, type DeliveryFailureHandler, type ReceiveCheck } from './group.js';
 import type { Router } from './router.js';
 import type { Session } from './session.js';
 import { parseSharedFilter } from './topics.js';
@@ -21,6 +21,8 @@ export class GroupRegistry extends Map<string, ConsumerGroup> {
     private readonly router: Router,
     private readonly failures: DeliveryFailureHandler,
     private readonly log: Logger,
+    /** Whether a member may receive a message of this topic (the ACL's right to receive). */
+    private readonly mayReceive: ReceiveCheck,
   ) {
     super();
   }
@@ -67,7 +69,7 @@ export class GroupRegistry extends Map<string, ConsumerGroup> {
   private ensure(name: string, filter: string): ConsumerGroup {
     let group = this.get(name);
     if (!group) {
-      group = new ConsumerGroup(name, filter, this.storage.groupQueue(name), this.failures);
+      group = new ConsumerGroup(name, filter, this.storage.groupQueue(name), this.failures, this.mayReceive);
       this.set(name, group);
       this.router.addGroup(group);
     }

@@ -25,6 +25,8 @@ export interface Message {
   seq?: number;
   /** Client id of the publisher, for no-local subscriptions. */
   origin?: string;
+  /** The publisher's user, when it had one (a dead letter's redrive checks its rights again). */
+  originUser?: string;
   /** Where a durable storage engine keeps the message, once stored. */
   logPosition?: number;
 }

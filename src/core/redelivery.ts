@@ -121,6 +121,9 @@ export class Redelivery implements DeliveryFailureHandler {
       publishedAt: Date.now(),
     };
     if (original.expiresAt !== undefined) letter.expiresAt = original.expiresAt;
+    // Who published the original: redrive checks that it may still publish there.
+    if (original.origin !== undefined) letter.origin = original.origin;
+    if (original.originUser !== undefined) letter.originUser = original.originUser;
     owner.queue.hold(delivery);
     this.publish(letter, (err) => {
       if (!owner.queue.release(delivery)) return;

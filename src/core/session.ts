@@ -1,6 +1,7 @@
 import { isExpired, type Message, type QoS } from './message.js';
 import type { ConsumerGroup } from './group.js';
 import type { ReplayRun } from './replay.js';
+import type { Identity } from './admission/identity.js';
 import { guarded, type ErrorReporter } from '../util/guard.js';
 import type { InflightDelivery, QueuedDelivery, SessionQueue, SubscriptionOptions, SubscriptionRecord } from '../storage/types.js';
 
@@ -78,6 +79,8 @@ interface GroupInflight {
 /** Broker-side state of one client id, alive across reconnects for persistent sessions. */
 export class Session {
   readonly clientId: string;
+  /** Who the client is (set by the broker at each connect; for a restored session, from its record). */
+  identity!: Identity;
   expiryInterval = 0;
   readonly subscriptions = new Map<string, SubscriptionRecord>();
   link: SessionLink | undefined;

@@ -72,5 +72,7 @@ export function invalidLetter(message: Message, refusal: PublishRefusal): Messag
       },
     },
     publishedAt: Date.now(),
+    ...(message.origin !== undefined ? { origin: message.origin } : {}),
+    ...(message.originUser !== undefined ? { originUser: message.originUser } : {}),
   };
 }

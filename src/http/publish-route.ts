@@ -4,6 +4,7 @@ import type { Broker } from '../core/broker.js';
 import type { Message, MessageProperties, QoS, UserProperties } from '../core/message.js';
 import { isValidTopicName, quoteTopic, showTopic } from '../core/topics.js';
 import { answerFor } from '../core/refusals.js';
+import { httpRefusal, identify, WWW_AUTHENTICATE } from './identity.js';
 import type { Logger } from '../util/logger.js';
 import { requestTimeoutOf } from './connection-guard.js';
 import { HttpError, sendError, sendJson, utf8FromLatin1 } from './respond.js';
@@ -14,6 +15,8 @@ export const PUBLISH_PATH = '/v1/publish/';
 /** Largest message expiry MQTT 5 can carry (a four-byte interval in seconds). */
 const MAX_EXPIRY_SECONDS = 0xffffffff;
 const QUERY_OPTIONS = ['qos', 'retain', 'expiry'];
+const EMPTY = Buffer.alloc(0);
+
 /** Header prefixes copied into user properties: CloudEvents binary mode keeps `ce-*` as is, `eddy-h-<key>` becomes `<key>`. */
 const CLOUDEVENTS_PREFIX = 'ce-';
 const USER_PROPERTY_PREFIX = 'eddy-h-';
@@ -49,25 +52,25 @@ export class PublishRoute {
   constructor(
     private readonly broker: Broker,
     private readonly log: Logger,
-    private readonly validate?: PublishValidator,
   ) {}
 
   async handle(req: http.IncomingMessage, res: http.ServerResponse, rawTopic: string, query: URLSearchParams): Promise<void> {
     let topic: string | undefined;
     try {
       topic = topicOf(rawTopic);
-      const overLimits = this.broker.topicOverLimits(topic);
-      if (overLimits) throw new HttpError(400, 'invalid_topic', `${showTopic(topic)}: ${overLimits}`);
       const options = publishOptionsOf(query);
-      const denied = this.broker.publishDenied(topic);
-      if (denied) throw new HttpError(403, 'forbidden', denied);
+      const identity = await identify(req, this.broker);
+      // The topic's checks before the body is read: a refused topic costs no upload.
+      const early = this.broker.admitPublish(identity, { topic, payload: EMPTY, qos: options.qos, retain: options.retain, properties: {}, publishedAt: 0 }, { topicOnly: true });
+      if (early) throw httpRefusal(early);
       const properties = propertiesOf(req);
       const payload = await readBody(req, this.broker.limits.maxPacketSize);
       const now = Date.now();
-      const message: Message = { topic, payload, qos: options.qos, retain: options.retain, properties: properties.properties, publishedAt: now };
+      const message: Message = { topic, payload, qos: options.qos, retain: options.retain, properties: properties.properties, publishedAt: now, origin: identity.clientId };
+      if (identity.user !== undefined) message.originUser = identity.user;
       if (options.expirySeconds !== undefined) message.expiresAt = now + options.expirySeconds * 1000;
-      const refusal = await this.validate?.(message);
-      if (refusal) throw new HttpError(refusal.status, refusal.error, refusal.message, refusal.errors);
+      const refusal = this.broker.admitPublish(identity, message);
+      if (refusal) throw httpRefusal(refusal);
       await this.broker.publishConfirmed(message).catch((err: Error) => {
         throw storageRefusal(message.topic, err);
       });
@@ -88,7 +91,7 @@ export class PublishRoute {
     // unknown or excessive length is not worth reading, so the connection closes instead.
     const req = res.req;
     const discardable = req.readableEnded || Number(req.headers['content-length'] ?? Infinity) <= this.broker.limits.maxPacketSize;
-    sendError(res, err, discardable ? {} : { connection: 'close' });
+    sendError(res, err, { ...(discardable ? {} : { connection: 'close' }), ...(err.status === 401 ? { 'www-authenticate': WWW_AUTHENTICATE } : {}) });
   }
 }
 

@@ -9,8 +9,10 @@ import type { Logger } from '../util/logger.js';
 import type { BrokerMetrics } from './metrics.js';
 import { HttpConnectionGuard } from './connection-guard.js';
 import { httpServerOptions } from './http-limits.js';
-import { PUBLISH_PATH, PublishRoute, type PublishValidator } from './publish-route.js';
+import { PUBLISH_PATH, PublishRoute } from './publish-route.js';
 import { HttpError, sendError, sendJson } from './respond.js';
+import { identifyAdmin, WWW_AUTHENTICATE } from './identity.js';
+import type { Message } from '../core/message.js';
 import { SUBSCRIBE_PATH, SubscribeRoute } from './subscribe-route.js';
 import { stringify as stringifyYaml } from 'yaml';
 import { renderDocs } from '../asyncapi/html.js';
@@ -18,8 +20,6 @@ import { renderDocs } from '../asyncapi/html.js';
 export interface HttpListenerOptions {
   logger: Logger;
   metrics: BrokerMetrics;
-  /** Checks each HTTP publish before it is published (AsyncAPI validation hooks in here). */
-  validatePublish?: PublishValidator;
   /** The running system as an AsyncAPI document, for /asyncapi.json, /asyncapi.yaml and /docs. */
   liveDocument?: () => Record<string, unknown>;
 }
@@ -45,7 +45,7 @@ export class HttpListener {
   ) {
     this.log = options.logger;
     this.metrics = options.metrics;
-    this.publishRoute = new PublishRoute(broker, this.log, options.validatePublish);
+    this.publishRoute = new PublishRoute(broker, this.log);
     this.subscribeRoute = new SubscribeRoute(broker, this.log);
     this.liveDocument = options.liveDocument;
     this.server = http.createServer(httpServerOptions(broker.limits), (req, res) => {
@@ -136,19 +136,34 @@ export class HttpListener {
     if (path === '/v1/dlq' && req.method === 'GET') {
       const dlq = this.dlqQuery(query, res);
       if (!dlq) return;
-      const messages = listDeadLetters(this.broker.deadLetters, dlq.limit, dlq.filter);
-      return sendJson(res, 200, { waiting: this.broker.deadLetters.queue.pendingCount, count: messages.length, messages });
+      return this.asAdmin(req, res, async () => {
+        const messages = listDeadLetters(this.broker.deadLetters, dlq.limit, dlq.filter);
+        sendJson(res, 200, { waiting: this.broker.deadLetters.queue.pendingCount, count: messages.length, messages });
+      });
     }
     if (path === '/v1/dlq/redrive' && req.method === 'POST') {
       const dlq = this.dlqQuery(query, res);
       if (!dlq) return;
-      redriveDeadLetters(this.broker.deadLetters, (m) => this.broker.publishConfirmed(m), dlq).then(
-        (result) => sendJson(res, result.failed > 0 ? 507 : 200, result),
-        (err: Error) => sendJson(res, 500, { error: 'redrive_failed', message: err.message }),
-      );
-      return;
+      return this.asAdmin(req, res, async () => {
+        // Each letter goes back only where its original publisher may still publish.
+        const mayRedrive = (m: Message): boolean => this.broker.admission.originalPublisherMay(m.originUser, m.origin ?? '', m.topic);
+        const result = await redriveDeadLetters(this.broker.deadLetters, (m) => this.broker.publishConfirmed(m), { ...dlq, mayRedrive }).catch((err: Error) => err);
+        if (result instanceof Error) return sendJson(res, 500, { error: 'redrive_failed', message: result.message });
+        sendJson(res, result.failed > 0 ? 507 : 200, result);
+      });
     }
     sendJson(res, 404, { error: 'not_found', message: `no route for ${req.method} ${path}` });
+  }
+
+  /** Runs an admin route once the request is authenticated with the admin role (401/403 otherwise). */
+  private asAdmin(req: http.IncomingMessage, res: http.ServerResponse, run: () => Promise<void>): void {
+    identifyAdmin(req, this.broker)
+      .then(run)
+      .catch((err: unknown) => {
+        if (err instanceof HttpError) return sendError(res, err, err.status === 401 ? { 'www-authenticate': WWW_AUTHENTICATE } : {});
+        this.broker.reportInternalError(`HTTP ${req.method} ${req.url ?? ''}`.slice(0, 200), err);
+        if (!res.headersSent) sendError(res, new HttpError(500, 'internal_error', 'internal error'));
+      });
   }
 
   private methodNotAllowed(res: http.ServerResponse, allowed: string, path: string): void {

@@ -5,6 +5,7 @@ import { parseReplayStart, type ReplayStart } from '../core/replay.js';
 import { isValidTopicFilter } from '../core/topics.js';
 import type { Logger } from '../util/logger.js';
 import { HttpError, sendError } from './respond.js';
+import { identify, WWW_AUTHENTICATE } from './identity.js';
 import { SSE_PING_INTERVAL_MS, SseLink } from './sse.js';
 
 export const SUBSCRIBE_PATH = '/v1/subscribe';
@@ -40,18 +41,24 @@ export class SubscribeRoute {
   ) {}
 
   handle(req: http.IncomingMessage, res: http.ServerResponse, query: URLSearchParams): void {
-    let request: StreamRequest;
-    try {
-      request = streamRequestOf(req, query);
-      if (this.broker.stats.connections >= this.broker.limits.maxConnections) {
-        throw new HttpError(503, 'server_busy', `connection limit ${this.broker.limits.maxConnections} reached`);
-      }
-    } catch (err) {
-      return this.refuse(res, query.get('filter'), err as HttpError);
+    this.open(req, res, query).catch((err: unknown) => {
+      if (err instanceof HttpError) return this.refuse(res, query.get('filter'), err);
+      this.broker.reportInternalError('SSE subscribe', err);
+      if (!res.headersSent) this.refuse(res, query.get('filter'), new HttpError(500, 'internal_error', 'internal error'));
+    });
+  }
+
+  private async open(req: http.IncomingMessage, res: http.ServerResponse, query: URLSearchParams): Promise<void> {
+    const request = streamRequestOf(req, query);
+    if (this.broker.stats.connections >= this.broker.limits.maxConnections) {
+      throw new HttpError(503, 'server_busy', `connection limit ${this.broker.limits.maxConnections} reached`);
     }
-    const link = new SseLink(res, this.broker);
     const clientId = `http-sse-${randomUUID()}`;
-    const { session } = this.broker.openSession({ clientId, cleanStart: true, expiryInterval: 0, will: undefined }, link);
+    // The stream is a session of the request's identity: the ACL decides what it may receive, as for MQTT.
+    const identity = await identify(req, this.broker, clientId);
+    if (res.writableEnded || req.socket.destroyed) return;
+    const link = new SseLink(res, this.broker);
+    const { session } = this.broker.openSession({ clientId, cleanStart: true, expiryInterval: 0, will: undefined, identity }, link);
     link.attach(session);
     session.resume(link);
     const subscription: SubscribeRequest = { filter: request.filter, qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 };
@@ -59,12 +66,12 @@ export class SubscribeRoute {
     const code = outcome.codes[0]!;
     if (code >= 0x80) {
       this.broker.closeSession(session, link, { publishWill: false });
-      // 0x80 is what an access rule answers (it does not say why, as on MQTT).
+      // 0x80 is what a --deny-subscribe rule answers (it does not say why, as on MQTT), 0x87 the ACL.
       const refusal =
         code === Reason.UnspecifiedError || code === Reason.NotAuthorized
-          ? new HttpError(403, 'forbidden', `${request.filter}: subscribing is not allowed on this filter`)
+          ? new HttpError(403, 'forbidden', outcome.reason ?? `${request.filter}: subscribing is not allowed on this filter`)
           : new HttpError(400, 'bad_request', outcome.reason ?? `${request.filter}: subscription refused with reason code 0x${code.toString(16)}`);
-      return this.refuse(res, request.filter, refusal);
+      throw refusal;
     }
     // A clean session's subscription is not stored, so there is nothing to wait for: the stream starts now.
     link.start(STREAM_HEADERS, this.pingIntervalMs);
@@ -74,7 +81,7 @@ export class SubscribeRoute {
 
   private refuse(res: http.ServerResponse, filter: string | null | undefined, err: HttpError): void {
     this.log.info({ filter, status: err.status, reason: err.message }, 'SSE subscription refused');
-    sendError(res, err);
+    sendError(res, err, err.status === 401 ? { 'www-authenticate': WWW_AUTHENTICATE } : {});
   }
 }
 

@@ -30,6 +30,9 @@ export interface SessionRecord {
   subscriptions: SubscriptionRecord[];
   /** Epoch ms of the last disconnect, so expiry survives a restart. Undefined while connected. */
   disconnectedAt?: number;
+  /** The user the session belongs to (absent: anonymous, or no authentication configured), and how it authenticated. */
+  user?: string;
+  authMethod?: 'none' | 'anonymous' | 'password' | 'jwt' | 'certificate';
 }
 
 /** A message waiting for or in delivery to one session, with the QoS it is delivered at. */

@@ -10,6 +10,7 @@ export const RC = {
   ImplementationSpecificError: 0x83,
   UnsupportedProtocolVersion: 0x84,
   ClientIdentifierNotValid: 0x85,
+  BadUserNameOrPassword: 0x86,
   NotAuthorized: 0x87,
   ServerBusy: 0x89,
   ServerShuttingDown: 0x8b,
@@ -23,6 +24,8 @@ export const RC = {
   PacketTooLarge: 0x95,
   QuotaExceeded: 0x97,
   PayloadFormatInvalid: 0x99,
+  MessageRateTooHigh: 0x96,
+  MaximumConnectTime: 0xa0,
 } as const;
 
 /** MQTT 3.1.1 CONNACK return codes (§3.2.2.3). */
@@ -31,6 +34,7 @@ export const V3Connack = {
   UnacceptableProtocolVersion: 1,
   IdentifierRejected: 2,
   ServerUnavailable: 3,
+  BadUserNameOrPassword: 4,
   NotAuthorized: 5,
 } as const;
 
@@ -43,6 +47,8 @@ export function v3ConnackCode(reason: number): number {
       return V3Connack.UnacceptableProtocolVersion;
     case RC.ClientIdentifierNotValid:
       return V3Connack.IdentifierRejected;
+    case RC.BadUserNameOrPassword:
+      return V3Connack.BadUserNameOrPassword;
     case RC.NotAuthorized:
     case RC.BadAuthenticationMethod:
       return V3Connack.NotAuthorized;

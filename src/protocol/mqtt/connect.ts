@@ -5,6 +5,7 @@ import type { Session, SessionLink, WillMessage } from '../../core/session.js';
 import type { Message } from '../../core/message.js';
 import { isValidTopicName, quoteTopic, showTopic } from '../../core/topics.js';
 import { RC, isValidUtf8 } from './codes.js';
+import type { Credentials, Identity, PeerInfo } from '../../core/admission/index.js';
 
 const NEVER_EXPIRES = 0xffffffff;
 
@@ -22,11 +23,29 @@ export type ConnectOutcome =
       connackProperties: Record<string, unknown> | undefined;
     };
 
+/** A CONNECT that passed the protocol's checks, waiting for its client to be authenticated. */
+export interface CheckedConnect {
+  packet: IConnectPacket;
+  clientId: string;
+  /** The broker made the client id up (an empty one was sent). */
+  assigned: boolean;
+  will: WillMessage | undefined;
+}
+
+/** The credentials a CONNECT carries, for Broker.admission. */
+export function credentialsOf(checked: CheckedConnect, peer: PeerInfo): Credentials {
+  const { packet } = checked;
+  const credentials: Credentials = { clientId: checked.clientId, peer };
+  if (packet.username !== undefined) credentials.username = packet.username;
+  if (packet.password !== undefined) credentials.password = typeof packet.password === 'string' ? Buffer.from(packet.password) : packet.password;
+  return credentials;
+}
+
 /**
- * Validates a CONNECT and opens (or resumes, or takes over) the session for it.
- * Returns what the connection needs to answer with CONNACK and run the session.
+ * The protocol's checks of a CONNECT, before anyone is authenticated: limits, properties, the
+ * client id (assigned when empty), the will's topic and payload.
  */
-export function connectToSession(packet: IConnectPacket, broker: Broker, link: SessionLink): ConnectOutcome {
+export function checkConnect(packet: IConnectPacket, broker: Broker): CheckedConnect | { kind: 'refused'; code: number; reason?: string } {
   const version = packet.protocolVersion ?? 4;
   const v5 = version === 5;
   const props = packet.properties ?? {};
@@ -64,8 +83,6 @@ export function connectToSession(packet: IConnectPacket, broker: Broker, link: S
     if (v5 && wp.payloadFormatIndicator && !isValidUtf8(payload)) {
       return { kind: 'refused', code: RC.PayloadFormatInvalid, reason: 'will payload is not valid UTF-8' };
     }
-    const denied = broker.publishDenied(w.topic);
-    if (denied) return { kind: 'refused', code: RC.NotAuthorized, reason: `will: ${denied}` };
     const now = Date.now();
     const message: Message = {
       topic: w.topic,
@@ -85,10 +102,31 @@ export function connectToSession(packet: IConnectPacket, broker: Broker, link: S
     }
     will = { message, delaySeconds: v5 ? (wp.willDelayInterval ?? 0) : 0, expirySeconds: v5 ? wp.messageExpiryInterval : undefined };
   }
+  return { packet, clientId, assigned, will };
+}
+
+/**
+ * Opens (or resumes, or takes over) the session of an authenticated client. The will is checked
+ * as the client's publish (a will it may not publish is refused at CONNECT). Returns what the
+ * connection needs to answer with CONNACK and run the session.
+ */
+export function openConnected(checked: CheckedConnect, identity: Identity, broker: Broker, link: SessionLink): ConnectOutcome {
+  const { packet, clientId, assigned, will } = checked;
+  const version = packet.protocolVersion ?? 4;
+  const v5 = version === 5;
+  const props = packet.properties ?? {};
+  const limits = broker.limits;
+  if (will) {
+    will.message.originUser = identity.user;
+    const refusal = broker.admitPublish(identity, will.message);
+    if (refusal && (refusal.kind === 'not-authorized' || refusal.kind === 'topic')) {
+      return { kind: 'refused', code: refusal.kind === 'topic' ? RC.TopicNameInvalid : RC.NotAuthorized, reason: `will: ${refusal.reason}` };
+    }
+  }
 
   const requestedExpiry = v5 ? (props.sessionExpiryInterval ?? 0) : packet.clean ? 0 : NEVER_EXPIRES;
   const { session, sessionPresent } = broker.openSession(
-    { clientId, cleanStart: !!packet.clean, expiryInterval: requestedExpiry, will },
+    { clientId, cleanStart: !!packet.clean, expiryInterval: requestedExpiry, will, identity },
     link,
   );
 

@@ -7,7 +7,9 @@ import type { QueuedDelivery } from '../../storage/types.js';
 import type { Logger } from '../../util/logger.js';
 import { ProtocolError } from '../../util/errors.js';
 import { RC, fixedHeaderSize, v3ConnackCode } from './codes.js';
-import { connectToSession, type ConnectOutcome } from './connect.js';
+import { checkConnect, credentialsOf, openConnected, type CheckedConnect } from './connect.js';
+import type { ConnectRefusal, Identity } from '../../core/admission/index.js';
+import { isLoopback } from '../../util/host.js';
 import { countBy } from './properties.js';
 import { PublishEncoder } from './publish-encoder.js';
 import type { PacketContext } from './handlers/context.js';
@@ -69,6 +71,11 @@ export class MqttConnection implements SessionLink {
   closed = false;
   private connackSent = false;
   private keepAliveTimer: NodeJS.Timeout | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  /** Who the client is, once authenticated. */
+  identity: Identity | undefined;
+  /** Packets received while the CONNECT is being authenticated, handled after it. */
+  private early: Packet[] | undefined;
   private connectTimer: NodeJS.Timeout | undefined;
   /** Publishers waiting for this connection to drain (see throttleFor). */
   private drainWaiters: Array<() => void> = [];
@@ -230,6 +237,11 @@ export class MqttConnection implements SessionLink {
       return this.fail(new ProtocolError(RC.PacketTooLarge, `packet of ${size} bytes exceeds the maximum packet size ${this.broker.limits.maxPacketSize}`));
     }
     this.keepAliveTimer?.refresh();
+    if (this.early) {
+      // Held until the CONNECT is authenticated; the stream is paused, so this holds one chunk at most.
+      this.early.push(packet);
+      return;
+    }
     try {
       if (!this.session) {
         if (packet.cmd !== 'connect') throw new ProtocolError(RC.ProtocolError, `first packet must be CONNECT, got ${packet.cmd.toUpperCase()}`);
@@ -281,31 +293,82 @@ export class MqttConnection implements SessionLink {
 
   private onConnect(packet: IConnectPacket): void {
     clearTimeout(this.connectTimer);
-    const outcome: ConnectOutcome = this.overLimit
-      ? { kind: 'refused', code: RC.ServerBusy, reason: `connection limit ${this.broker.limits.maxConnections} reached` }
-      : connectToSession(packet, this.broker, this);
     this.protocolVersion = packet.protocolVersion ?? 4;
     this.encoder.protocolVersion = this.protocolVersion;
-    if (outcome.kind === 'refused') {
-      this.log.info({ remote: this.remote, clientId: packet.clientId, reason: outcome.reason }, 'connection refused');
-      this.sendConnack(outcome.code, false, outcome.reason ? { reasonString: outcome.reason } : undefined);
-      return this.close();
+    if (this.overLimit) return this.refuseConnect(packet, RC.ServerBusy, `connection limit ${this.broker.limits.maxConnections} reached`);
+    const checked = checkConnect(packet, this.broker);
+    if ('kind' in checked) return this.refuseConnect(packet, checked.code, checked.reason);
+    if (!this.broker.admission.authenticationConfigured && !isLoopback(this.peer.address)) {
+      this.log.warn({ remote: this.remote, clientId: checked.clientId }, 'a client connected from beyond loopback to a broker with no authentication: it has every right');
     }
-    this.receiveMaximum = outcome.receiveMaximum;
-    this.clientMaxPacketSize = outcome.clientMaxPacketSize;
-    this.encoder.topicAliasMax = outcome.clientTopicAliasMax;
-    this.problemInfo = outcome.requestProblemInformation;
+    // Packets a client sends right after CONNECT wait until it is authenticated (a slow hash, a token check).
+    this.early = [];
+    this.reader.hold();
+    this.broker.admission.authenticate(credentialsOf(checked, this.peer)).then(
+      this.guard('authentication', (identity: Identity | ConnectRefusal) => this.authenticated(checked, identity)),
+      (err: unknown) => this.internalError('authentication', err),
+    );
+  }
+
+  private authenticated(checked: CheckedConnect, outcome: Identity | ConnectRefusal): void {
+    const { packet } = checked;
+    if ('kind' in outcome) {
+      const code = outcome.kind === 'anonymous' ? RC.NotAuthorized : outcome.kind === 'quota' ? RC.QuotaExceeded : RC.BadUserNameOrPassword;
+      return this.refuseConnect(packet, code, outcome.kind === 'quota' ? outcome.reason : outcome.kind === 'anonymous' ? 'not authorized: credentials are required' : 'bad user name or password');
+    }
+    this.identity = outcome;
+    if (this.closed) return this.releaseIdentity();
+    const connected = openConnected(checked, outcome, this.broker, this);
+    if (connected.kind === 'refused') return this.refuseConnect(packet, connected.code, connected.reason);
+    this.receiveMaximum = connected.receiveMaximum;
+    this.clientMaxPacketSize = connected.clientMaxPacketSize;
+    this.encoder.topicAliasMax = connected.clientTopicAliasMax;
+    this.problemInfo = connected.requestProblemInformation;
     this.encoder.includeSeq = ['true', '1', 'on'].includes(firstUserProperty(packet.properties?.userProperties, 'eddy-seq') ?? '');
-    this.clientId = outcome.session.clientId;
-    this.session = outcome.session;
-    this.sendConnack(RC.Success, outcome.sessionPresent, outcome.connackProperties);
+    this.clientId = connected.session.clientId;
+    this.session = connected.session;
+    this.sendConnack(RC.Success, connected.sessionPresent, connected.connackProperties);
     this.connackSent = true;
-    if (outcome.keepAliveSeconds > 0) {
-      this.keepAliveTimer = setTimeout(this.guard('keep-alive timer', () => this.onKeepAliveExpired()), outcome.keepAliveSeconds * 1500);
+    if (connected.keepAliveSeconds > 0) {
+      this.keepAliveTimer = setTimeout(this.guard('keep-alive timer', () => this.onKeepAliveExpired()), connected.keepAliveSeconds * 1500);
       this.keepAliveTimer.unref();
     }
-    this.log.debug({ clientId: this.clientId, remote: this.remote, version: this.protocolVersion }, 'client connected');
-    outcome.session.resume(this);
+    if (outcome.expiresAt !== undefined) this.endAtExpiry(outcome.expiresAt);
+    this.log.debug({ clientId: this.clientId, remote: this.remote, version: this.protocolVersion, user: outcome.user, method: outcome.method }, 'client connected');
+    connected.session.resume(this);
+    const early = this.early ?? [];
+    this.early = undefined;
+    for (const p of early) this.onPacket(p);
+    this.reader.release();
+  }
+
+  /** A JWT's `exp`: the connection ends then, with 0xA0 (maximum connect time) on MQTT 5. */
+  private endAtExpiry(expiresAt: number): void {
+    const close = (): void => {
+      const left = expiresAt - Date.now();
+      if (left > 0) {
+        // setTimeout holds at most ~24.8 days.
+        this.expiryTimer = setTimeout(this.guard('token expiry', close), Math.min(left, 0x7fffffff));
+        this.expiryTimer.unref();
+        return;
+      }
+      this.log.info({ clientId: this.clientId, user: this.identity?.user }, 'token expired: closing the connection');
+      this.close(RC.MaximumConnectTime, 'the token has expired');
+    };
+    close();
+  }
+
+  private refuseConnect(packet: IConnectPacket, code: number, reason: string | undefined): void {
+    this.log.info({ remote: this.remote, clientId: packet.clientId, user: packet.username, reasonCode: code, reason }, 'connection refused');
+    this.sendConnack(code, false, reason ? { reasonString: reason } : undefined);
+    this.close();
+  }
+
+  /** The connection of an authenticated client is gone: it no longer counts against connectionsPerUser. */
+  private releaseIdentity(): void {
+    const identity = this.identity;
+    this.identity = undefined;
+    if (identity) this.broker.admission.disconnected(identity);
   }
 
   private onKeepAliveExpired(): void {
@@ -427,12 +490,14 @@ export class MqttConnection implements SessionLink {
   private stopTimers(): void {
     clearTimeout(this.keepAliveTimer);
     clearTimeout(this.connectTimer);
+    clearTimeout(this.expiryTimer);
   }
 
   /** Gives back what this connection held of the shared inbound budget; publishers it held back go on. */
   private releaseInbound(): void {
     this.reader.stop();
     this.releaseDrainWaiters();
+    this.releaseIdentity();
   }
 
   private teardown(): void {

@@ -32,6 +32,8 @@ export interface InboundOwner {
 export class InboundReader {
   private readonly framer: PacketFramer;
   private waitingForRoom = false;
+  /** Held by the connection (while its CONNECT is being authenticated). */
+  private held = false;
   /** Congested subscribers of this client's messages that reading waits for. */
   private readonly throttledBy = new Set<SessionLink>();
   private throttleTimer: NodeJS.Timeout | undefined;
@@ -66,6 +68,17 @@ export class InboundReader {
     this.stream.unshift(rest);
     this.waitingForRoom = true;
     this.intake.waitForRoom(this.retryReading);
+  }
+
+  /** Stops reading until `release` (the connection authenticates its CONNECT meanwhile). */
+  hold(): void {
+    this.held = true;
+    this.stream.pause();
+  }
+
+  release(): void {
+    this.held = false;
+    this.resume();
   }
 
   /** Stops reading for `behind`, a congested subscriber of this client's messages (SessionLink.throttleFor). */
@@ -104,7 +117,7 @@ export class InboundReader {
 
   /** Reading goes on once nothing holds it back: neither the inbound budget nor a congested subscriber. */
   private resume(): void {
-    if (!this.owner.closed && !this.waitingForRoom && this.throttledBy.size === 0) this.stream.resume();
+    if (!this.owner.closed && !this.held && !this.waitingForRoom && this.throttledBy.size === 0) this.stream.resume();
   }
 
   private unthrottle(behind: SessionLink): void {

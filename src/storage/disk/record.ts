@@ -50,6 +50,7 @@ export type StateChange =
 interface StoredMeta {
   p?: MessageProperties & { correlationData?: string };
   o?: string;
+  u?: string;
 }
 
 export function encodeMessageRecord(message: Message, deliveries: readonly DurableDelivery[], copy = false): Buffer {
@@ -116,7 +117,8 @@ function encodeMeta(message: Message): Buffer {
     if (p.correlationData === undefined) delete meta.p!.correlationData;
   }
   if (message.origin !== undefined) meta.o = message.origin;
-  return meta.p || meta.o ? Buffer.from(JSON.stringify(meta)) : Buffer.alloc(0);
+  if (message.originUser !== undefined) meta.u = message.originUser;
+  return meta.p || meta.o || meta.u ? Buffer.from(JSON.stringify(meta)) : Buffer.alloc(0);
 }
 
 export type ReadResult =
@@ -194,5 +196,6 @@ function decodeBody(buf: Buffer, start: number, end: number): LogRecord {
   const message: Message = { topic, payload, qos: (flags & 3) as QoS, retain: (flags & FLAG_RETAIN) !== 0, properties, publishedAt, seq };
   if (expiresAt !== 0) message.expiresAt = expiresAt;
   if (meta.o !== undefined) message.origin = meta.o;
+  if (meta.u !== undefined) message.originUser = meta.u;
   return { type: RecordType.Message, message, deliveries, copy: (flags & FLAG_COPY) !== 0 };
 }

@@ -48,15 +48,12 @@ export class PublishHandler {
     if (qos > 0 && ++this.unacked > broker.limits.maxInflight) {
       throw new ProtocolError(RC.ReceiveMaximumExceeded, `more than ${broker.limits.maxInflight} unacknowledged QoS>0 publishes`);
     }
-    const overLimits = broker.topicOverLimits(topic);
-    if (overLimits) return this.refuse(qos, id, RC.TopicNameInvalid, `${showTopic(topic)}: ${overLimits}`);
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     if (v5 && props?.payloadFormatIndicator && !isValidUtf8(payload)) {
       return this.refuse(qos, id, RC.PayloadFormatInvalid, `${showTopic(topic)}: payload format indicator says UTF-8 but the payload is not valid UTF-8`);
     }
-    const denied = broker.publishDenied(topic);
-    if (denied) return this.refuse(qos, id, RC.NotAuthorized, denied);
     const now = Date.now();
+    const identity = this.c.session.identity;
     const message: Message = {
       topic,
       payload,
@@ -66,9 +63,13 @@ export class PublishHandler {
       publishedAt: now,
       origin: this.c.clientId,
     };
+    if (identity.user !== undefined) message.originUser = identity.user;
     if (v5 && props?.messageExpiryInterval !== undefined) message.expiresAt = now + props.messageExpiryInterval * 1000;
-    const refusal = broker.checkPublish(message);
+    const refusal = broker.admitPublish(identity, message);
     if (refusal) {
+      if (refusal.kind === 'topic') return this.refuse(qos, id, RC.TopicNameInvalid, refusal.reason);
+      if (refusal.kind === 'not-authorized') return this.refuse(qos, id, RC.NotAuthorized, refusal.reason);
+      if (refusal.kind === 'rate') return this.refuse(qos, id, RC.MessageRateTooHigh, refusal.reason);
       if (v5 && qos > 0) return this.refuse(qos, id, refusal.kind === 'undeclared' ? RC.TopicNameInvalid : RC.PayloadFormatInvalid, refusal.reason);
       // 3.1.1 (or QoS 0) cannot be told: the message is not delivered but kept on $DLQ/invalid/<topic>.
       broker.publishInvalid(message, refusal);
@@ -114,8 +115,8 @@ export class PublishHandler {
 
   /** Answers a refused publish: a reason code on MQTT 5; on 3.1.1 a plain ack, since it cannot refuse. */
   private refuse(qos: QoS, id: number, reasonCode: number, reason: string): void {
-    // Quota and storage refusals are logged where they arise (rate-limited there), not once per message here.
-    this.c.log[reasonCode === RC.QuotaExceeded || reasonCode === RC.UnspecifiedError ? 'debug' : 'warn']({ clientId: this.c.clientId, reasonCode, reason }, 'publish refused');
+    // Quota, rate and storage refusals are logged where they arise (rate-limited there), not once per message here.
+    this.c.log[reasonCode === RC.QuotaExceeded || reasonCode === RC.UnspecifiedError || reasonCode === RC.MessageRateTooHigh ? 'debug' : 'warn']({ clientId: this.c.clientId, reasonCode, reason }, 'publish refused');
     countBy(this.c.broker.stats.refusedPublishes, reasonCode);
     if (qos === 0) {
       if (reasonCode === RC.PayloadFormatInvalid) this.c.fail(new ProtocolError(reasonCode, reason));

@@ -1,0 +1,64 @@
+import type http from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import type { Broker, PublishAdmissionRefusal } from '../core/broker.js';
+import type { Identity, PeerInfo } from '../core/admission/index.js';
+import { HttpError } from './respond.js';
+
+/** What a 401 says a client may try: HTTP Basic with a password-file user, or a Bearer JWT. */
+export const WWW_AUTHENTICATE = 'Basic realm="eddy", Bearer realm="eddy"';
+
+/** Who sent an HTTP request, as far as the transport knows: address, HTTP or HTTPS, a client certificate. */
+export function peerOfRequest(req: http.IncomingMessage): PeerInfo {
+  const socket = req.socket as Partial<TLSSocket>;
+  const address = req.socket.remoteAddress ?? '';
+  const peer: PeerInfo = { remote: `${address}:${req.socket.remotePort}`, address, transport: socket.encrypted ? 'https' : 'http' };
+  const cert = socket.encrypted && typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
+  if (cert && Object.keys(cert).length > 0) {
+    peer.certificate = {
+      authorized: socket.authorized === true,
+      ...(socket.authorizationError ? { authorizationError: String(socket.authorizationError) } : {}),
+      ...(typeof cert.subject?.CN === 'string' ? { commonName: cert.subject.CN } : {}),
+      altNames: cert.subjectaltname ? cert.subjectaltname.split(', ') : [],
+      ...(cert.fingerprint256 ? { fingerprint256: cert.fingerprint256 } : {}),
+    };
+  }
+  return peer;
+}
+
+/**
+ * The identity behind an HTTP request, from its Authorization header (Basic or Bearer) or its
+ * client certificate; an HttpError 401 when it has none that the broker accepts.
+ */
+export async function identify(req: http.IncomingMessage, broker: Broker, clientId?: string): Promise<Identity> {
+  const authorization = req.headers.authorization;
+  const outcome = await broker.admission.authenticateHttp(authorization, peerOfRequest(req), clientId);
+  if ('kind' in outcome) {
+    throw new HttpError(401, 'unauthorized', outcome.kind === 'anonymous' ? 'credentials are required: HTTP Basic or a Bearer token' : 'bad credentials');
+  }
+  return outcome;
+}
+
+/** The admin API, the console and dead-letter redrive need the admin role. */
+export async function identifyAdmin(req: http.IncomingMessage, broker: Broker): Promise<Identity> {
+  const identity = await identify(req, broker);
+  if (!broker.admission.isAdmin(identity)) throw new HttpError(403, 'forbidden', 'this route needs the admin role');
+  return identity;
+}
+
+const ASYNCAPI_ERRORS = { invalid: 'invalid_payload', undeclared: 'undeclared_channel', parameter: 'invalid_parameter' } as const;
+
+/** A publish the admission refused, as an HTTP answer: the same decisions as MQTT's reason codes. */
+export function httpRefusal(refusal: PublishAdmissionRefusal): HttpError {
+  switch (refusal.kind) {
+    case 'topic':
+      return new HttpError(400, 'invalid_topic', refusal.reason);
+    case 'not-authorized':
+      return new HttpError(403, 'forbidden', refusal.reason);
+    case 'rate':
+      return new HttpError(429, 'rate_limited', refusal.reason);
+    case 'content-type':
+      return new HttpError(415, 'unsupported_content_type', refusal.reason);
+    default:
+      return new HttpError(422, ASYNCAPI_ERRORS[refusal.kind], refusal.reason, refusal.errors);
+  }
+}
