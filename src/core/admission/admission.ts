@@ -224,7 +224,7 @@ export class Admission {
 
   /** Why this identity may not publish on `topic` (the broker's own topics, the ACL); undefined when it may. */
   publishDenied(identity: Identity, topic: string): string | undefined {
-    if (topic.startsWith('$DLQ/') || topic.startsWith('$SYS/')) return `only the broker publishes on ${topic.slice(0, topic.indexOf("/") + 1)}…`;
+    if (topic.startsWith('$DLQ/') || topic.startsWith('$SYS/')) return `only the broker publishes on ${topic.slice(0, topic.indexOf('/') + 1)}…`;
     if (identity.acl.allowsEverything || identity.acl.mayPublish(topic)) return undefined;
     this.stats.publishDenied++;
     return 'publishing is not allowed on this topic';
