@@ -76,6 +76,12 @@ export class BrokerMetrics implements MessageObserver {
     this.gauge('eddy_retained_messages', 'Retained messages kept (maxRetained)', () => broker.storage.retainedCount);
     this.gauge('eddy_retained_bytes', 'Payload bytes of the retained messages (maxRetainedBytes)', () => broker.storage.retainedBytes);
     this.counter('eddy_storage_failures_total', 'Storage reads and writes that failed (disk full, no file descriptor left, I/O errors)', () => broker.storage.failures ?? 0);
+    const auth = broker.admission.stats;
+    this.counterByReason('eddy_auth_failures_total', 'Refused authentications, by kind (anonymous, bad-credentials, quota)', () => auth.authFailures);
+    this.counter('eddy_acl_publish_denied_total', 'Publishes the ACL refused (0x87, HTTP 403)', () => auth.publishDenied);
+    this.counter('eddy_acl_subscribe_denied_total', 'Subscriptions the ACL refused (0x87; 0x80 for --deny-subscribe)', () => auth.subscribeDenied);
+    this.counter('eddy_acl_receive_denied_total', 'Deliveries the ACL kept from a subscriber whose filter matched a topic it may not receive', () => auth.receiveDenied);
+    this.counter('eddy_rate_limited_total', 'Publishes refused by a rate quota (0x96, HTTP 429)', () => auth.rateLimited);
     this.counter('eddy_internal_errors_total', 'Exceptions caught in a callback: the connection or timer concerned was closed or skipped, the broker went on', () => stats.internalErrors);
   }
 

@@ -130,6 +130,7 @@ export class HttpListener {
         ),
         ...this.broker.stats,
         ...this.broker.redelivery.stats,
+        auth: this.broker.admission.stats,
         http: this.guard.stats,
       });
     }

@@ -2,7 +2,7 @@
 export { Admission, type AdmissionConfig, type AdmissionStats, type CertificateUser, type ConnectRefusal } from './admission.js';
 export { ADMIN_ROLE, isAdmin, type AuthMethod, type Credentials, type Identity } from './identity.js';
 export type { PeerCertificate, PeerInfo } from './peer.js';
-export { loadAclFile, parseAcl, type AclRule, type SubscribeDecision } from './acl.js';
+export { loadAclFile, parseAcl, type AclAction, type AclRule, type SubscribeDecision } from './acl.js';
 export { hashPassword, loadPasswordFile, setPassword, verifyPassword } from './passwords.js';
 export type { JwtConfig } from './jwt.js';
 export type { QuotaConfig } from './quotas.js';

@@ -69,7 +69,12 @@ export class PublishHandler {
     if (refusal) {
       if (refusal.kind === 'topic') return this.refuse(qos, id, RC.TopicNameInvalid, refusal.reason);
       if (refusal.kind === 'not-authorized') return this.refuse(qos, id, RC.NotAuthorized, refusal.reason);
-      if (refusal.kind === 'rate') return this.refuse(qos, id, RC.MessageRateTooHigh, refusal.reason);
+      if (refusal.kind === 'rate') {
+        // 0x96 is a DISCONNECT reason only: a QoS 1/2 publish over the rate is refused with 0x97 and
+        // may be sent again later; a QoS 0 flood, which cannot be refused, ends the connection with 0x96.
+        if (qos === 0) return this.c.fail(new ProtocolError(RC.MessageRateTooHigh, refusal.reason));
+        return this.refuse(qos, id, RC.QuotaExceeded, `message rate too high: ${refusal.reason}`);
+      }
       if (v5 && qos > 0) return this.refuse(qos, id, refusal.kind === 'undeclared' ? RC.TopicNameInvalid : RC.PayloadFormatInvalid, refusal.reason);
       // 3.1.1 (or QoS 0) cannot be told: the message is not delivered but kept on $DLQ/invalid/<topic>.
       broker.publishInvalid(message, refusal);
