@@ -22,6 +22,8 @@ export interface RunningBroker {
 export interface StartOptions {
   cpuProf: boolean;
   profDir: string;
+  /** Eddy only: authentication on, with an ACL of this many rules. */
+  aclRules?: number;
 }
 
 /** Thrown when a broker cannot be run here at all (not installed), as opposed to failing to start. */
@@ -53,10 +55,15 @@ async function startEddy(opts: StartOptions, disk: boolean): Promise<RunningBrok
   const nodeFlags = opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', opts.profDir] : [];
   const dataDir = disk ? mkdtempSync(path.join(os.tmpdir(), 'eddy-bench-disk-')) : undefined;
   const storage = dataDir ? ['--data-dir', dataDir, '--fsync', 'always'] : ['--memory'];
-  const removeDir = (): void => { if (dataDir) rmSync(dataDir, { recursive: true, force: true }); };
+  const aclDir = opts.aclRules ? aclFiles(opts.aclRules) : undefined;
+  const security = aclDir ? ['--password-file', path.join(aclDir, 'passwd'), '--acl', path.join(aclDir, 'acl.yaml'), '--allow-anonymous'] : [];
+  const removeDir = (): void => {
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    if (aclDir) rmSync(aclDir, { recursive: true, force: true });
+  };
   const child = spawn(process.execPath, [
     ...nodeFlags, path.join(repoRoot, 'bin/eddy.js'), 'broker',
-    '--host', '127.0.0.1', '--port', '0', '--http-port', '0', ...storage, '--log-level', 'warn',
+    '--host', '127.0.0.1', '--port', '0', '--http-port', '0', ...storage, '--log-level', 'warn', ...security,
   ], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
   // Writing the CPU profile happens during shutdown and can take a while for a long run.
   const graceMs = opts.cpuProf ? 30_000 : 5_000;
@@ -69,6 +76,21 @@ async function startEddy(opts: StartOptions, disk: boolean): Promise<RunningBrok
   }
   const broker = adopt(name, child, packageVersion(repoRoot), addr, graceMs);
   return { ...broker, stop: () => broker.stop().finally(removeDir) };
+}
+
+/**
+ * A password file (so that authentication is on) and an ACL of `rules` rules for the bench's
+ * anonymous clients: every rule selects every client and none but the last matches a bench topic,
+ * so each decision walks all of them (then it is cached per topic, as in production).
+ */
+function aclFiles(rules: number): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'eddy-bench-acl-'));
+  writeFileSync(path.join(dir, 'passwd'), 'nobody:$scrypt$N=16384,r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n');
+  const lines: string[] = [];
+  for (let i = 1; i < rules; i++) lines.push(`- { user: '*', deny: [${i % 2 ? 'publish' : 'subscribe'}], topics: ['other/${i}/#', '+/never-${i}'] }`);
+  lines.push(`- { user: '*', allow: [all], topics: ['#'] }`);
+  writeFileSync(path.join(dir, 'acl.yaml'), `${lines.join('\n')}\n`);
+  return dir;
 }
 
 async function startAedes(): Promise<RunningBroker> {

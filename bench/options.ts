@@ -18,6 +18,8 @@ export interface Options {
   payloadBytes: number;
   timeoutMs: number;
   settleMs: number;
+  /** Run Eddy with authentication on and an ACL of this many rules (0: no authentication, no ACL). */
+  aclRules: number;
   protocolVersion: 4 | 5;
   cpuProf: boolean;
   json: string | undefined;
@@ -40,6 +42,8 @@ export const USAGE = `Usage: node dist/bench/run.js [options]
   --settle S          seconds without deliveries after publishing = rest dropped [2]
   --mqtt-version V    4 (3.1.1) or 5; Aedes only speaks 4                        [4]
   --cpu-prof          run Eddy with --cpu-prof into bench/results/prof/
+  --acl-rules N       run Eddy with a password file and an ACL of N rules that every
+                      message is checked against (N-1 that match no bench topic, then allow)  [0]
   --json PATH         where to write the results                  [bench/results/latest.json]
   -h, --help
 `;
@@ -63,6 +67,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
       settle: { type: 'string' },
       'mqtt-version': { type: 'string' },
       'cpu-prof': { type: 'boolean' },
+      'acl-rules': { type: 'string' },
       json: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -86,6 +91,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
     settleMs: seconds('settle', values.settle, 2),
     protocolVersion: version,
     cpuProf: values['cpu-prof'] ?? false,
+    aclRules: values['acl-rules'] === '0' ? 0 : int('acl-rules', values['acl-rules'], 0),
     json: values.json,
   };
 }

@@ -68,6 +68,7 @@ export function markdown(report: Report, brokers: BrokerName[]): string {
     + `${CLIENT_BOUND_MARK} = bench client CPU-bound (>= ${CLIENT_BOUND_PCT}% of a core), the broker may be faster than shown.`);
   const ran = brokers.filter((b) => report.brokers[b]?.status === 'ok').map((b) => `${b} ${report.brokers[b]!.version}`);
   lines.push('', `Brokers: ${ran.join(', ') || 'none'}.`);
+  if (o.aclRules > 0) lines.push('', `Eddy runs with authentication on (--password-file, --allow-anonymous) and an ACL of ${o.aclRules} rules.`);
   for (const b of brokers) {
     const s = report.brokers[b];
     if (s && s.status !== 'ok') lines.push('', `Note: ${b} ${s.status}: ${s.reason ?? ''}`);

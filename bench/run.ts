@@ -54,7 +54,7 @@ async function main(argv: string[]): Promise<number> {
   for (const name of opts.brokers) {
     note(`[${name}] starting`);
     try {
-      current = await startBroker(name, { cpuProf: opts.cpuProf, profDir });
+      current = await startBroker(name, { cpuProf: opts.cpuProf, profDir, aclRules: opts.aclRules });
     } catch (err) {
       const skipped = err instanceof BrokerUnavailable;
       failed ||= !skipped;
