@@ -180,3 +180,43 @@ describe('SIGHUP reloads the broker', () => {
     assert.equal((await broker.finished).code, 0);
   });
 });
+
+describe('SIGHUP reloads the security files', () => {
+  test('a right removed from the ACL stops deliveries to a connected subscriber at once; a removed user is disconnected', async () => {
+    const dir = tempDir();
+    const acl = path.join(dir, 'acl.yaml');
+    const passwd = path.join(dir, 'passwd');
+    for (const [user, password] of [['reader', 'r'], ['writer', 'w']] as const) {
+      const added = await run(process.execPath, [EDDY_BIN, 'passwd', passwd, user], { input: `${password}\n` });
+      assert.equal(added.code, 0, added.stderr);
+    }
+    fs.writeFileSync(acl, "- { user: '*', allow: [all], topics: ['news/#'] }\n");
+    const broker = start(['broker', '--memory', '--port', '0', '--http-port', '0', '--password-file', passwd, '--acl', acl], { command: BIN_EDDY });
+    pids.push(broker.child.pid!);
+    const ports = await readyPorts(broker);
+    const url = `mqtt://127.0.0.1:${ports.mqtt}`;
+    const reader = await connectClient(url, { protocolVersion: 5, username: 'reader', password: 'r' });
+    const writer = await connectClient(url, { protocolVersion: 5, username: 'writer', password: 'w' });
+    clients.push(reader, writer);
+    const got: string[] = [];
+    reader.on('message', (topic) => got.push(topic));
+    await reader.subscribeAsync('news/#', { qos: 1 });
+
+    fs.writeFileSync(acl, "- { user: reader, deny: [subscribe], topics: ['news/secret/#'] }\n- { user: '*', allow: [all], topics: ['news/#'] }\n");
+    broker.child.kill('SIGHUP');
+    await broker.waitFor(() => reloads(broker) === 1, 'reload log line');
+    assert.match(broker.stderr(), /"msg":"reloaded the password file, ACL, /);
+    await writer.publishAsync('news/secret/x', 'hidden', { qos: 1 });
+    await writer.publishAsync('news/open', 'marker', { qos: 1 });
+    await until(() => got.includes('news/open'), 'the marker arrives');
+    assert.deepEqual(got, ['news/open'], 'the revoked topic was not delivered, without a reconnect');
+
+    // The writer is removed from the password file: it is disconnected (0x87) at the next reload.
+    const writerGone = new Promise<number | undefined>((resolve) => writer.once('disconnect', (p) => resolve(p.reasonCode)));
+    fs.writeFileSync(passwd, fs.readFileSync(passwd, 'utf8').split('\n').filter((l) => !l.startsWith('writer:')).join('\n'));
+    broker.child.kill('SIGHUP');
+    assert.equal(await writerGone, 0x87);
+    broker.child.kill('SIGTERM');
+    assert.equal((await broker.finished).code, 0);
+  });
+});
