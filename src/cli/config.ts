@@ -6,6 +6,8 @@ import { ConfigError } from '../util/errors.js';
 import { parseChannelPolicies, parseDuration, type ChannelPolicy } from '../core/channels.js';
 import type { RedeliveryOptions } from '../core/redelivery.js';
 import { LOG_LEVELS, type LogLevel } from '../util/logger.js';
+import type { TlsSettings } from '../transport/tls-credentials.js';
+import { parseTlsMapping } from './tls-config.js';
 
 /** The broker's configuration file (YAML or JSON). Command-line flags override it. */
 export interface BrokerConfig {
@@ -26,9 +28,11 @@ export interface BrokerConfig {
   /** AsyncAPI document files; in the config file, relative to it. */
   asyncapi?: string[];
   strict?: boolean;
+  /** TLS listeners; in the config file, paths relative to it. Complete once checked (`checkTlsSettings`). */
+  tls?: Partial<TlsSettings>;
 }
 
-const TOP_KEYS = new Set(['asyncapi', 'strict', 'host', 'port', 'httpPort', 'dataDir', 'memory', 'fsync', 'logLevel', 'limits', 'access', 'channels', 'redelivery']);
+const TOP_KEYS = new Set(['asyncapi', 'strict', 'host', 'port', 'httpPort', 'dataDir', 'memory', 'fsync', 'logLevel', 'limits', 'access', 'channels', 'redelivery', 'tls']);
 const ACCESS_KEYS = new Set(['denySubscribe', 'denyPublish']);
 
 export function loadConfigFile(path: string): BrokerConfig {
@@ -89,6 +93,7 @@ export function validateConfig(raw: unknown, source: string): BrokerConfig {
   const result = { ...config } as BrokerConfig;
   if (config.channels !== undefined) result.channels = parseChannelPolicies(config.channels, source);
   if (config.redelivery !== undefined) result.redelivery = parseRedelivery(config.redelivery, source);
+  if (config.tls !== undefined) result.tls = parseTlsMapping(config.tls, source);
   return result;
 }
 
