@@ -97,13 +97,16 @@ describe('eddy pub and eddy sub over mqtts', () => {
 describe('credentials on the CONNECT: -u/-P and in the URL', () => {
   let plain: RawBroker;
   let secure: RawBroker;
+  let web: RawBroker;
   before(async () => {
     plain = await RawBroker.start();
-    secure = await RawBroker.start({ cert: pem(serverCert.cert), key: pem(serverCert.key) });
+    secure = await RawBroker.start({ tls: { cert: pem(serverCert.cert), key: pem(serverCert.key) } });
+    web = await RawBroker.start({ tls: { cert: pem(serverCert.cert), key: pem(serverCert.key) }, websocket: true });
   });
   after(async () => {
     await plain.close();
     await secure.close();
+    await web.close();
   });
 
   const lastConnect = async (broker: RawBroker, n: number): Promise<{ username?: string; password?: string }> => {
@@ -125,10 +128,16 @@ describe('credentials on the CONNECT: -u/-P and in the URL', () => {
     assert.deepEqual(await lastConnect(plain, 3), { username: 'bob', password: 'from-flag' });
   });
 
+  test('eddy pub -P alone (a JWT): the CONNECT carries it with an empty user name', async () => {
+    const result = await eddy(['pub', 'creds/x', 'x', '--url', `mqtt://127.0.0.1:${plain.port}`, '-P', 'eyJhbGciOi.x.y']);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(await lastConnect(plain, 4), { username: '', password: 'eyJhbGciOi.x.y' });
+  });
+
   test('eddy sub -u -P sends them too', async () => {
     const sub = start(['sub', 'creds/#', '--url', `mqtt://127.0.0.1:${plain.port}`, '-u', 'carol', '-P', 'pw']);
     children.push(sub);
-    assert.deepEqual(await lastConnect(plain, 4), { username: 'carol', password: 'pw' });
+    assert.deepEqual(await lastConnect(plain, 5), { username: 'carol', password: 'pw' });
     // Stopped once subscribed: before that, SIGTERM is not yet the command's to handle.
     const deadline = Date.now() + 10_000;
     while (!plain.packets.some((p) => p.cmd === 'subscribe' && p.subscriptions.some((s) => s.topic === 'creds/#'))) {
@@ -143,6 +152,12 @@ describe('credentials on the CONNECT: -u/-P and in the URL', () => {
     const result = await eddy(['pub', 'creds/x', 'x', '--url', `mqtts://dave:tls%20pw@127.0.0.1:${secure.port}`, '--cafile', pki.ca.cert]);
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual(await lastConnect(secure, 1), { username: 'dave', password: 'tls pw' });
+  });
+
+  test('wss:// with credentials in the URL and --cafile', async () => {
+    const result = await eddy(['pub', 'creds/x', 'x', '--url', `wss://frank:w%2Bs@127.0.0.1:${web.port}/mqtt`, '--cafile', pki.ca.cert]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(await lastConnect(web, 1), { username: 'frank', password: 'w+s' });
   });
 
   test('an error message never shows the password of the URL', async () => {

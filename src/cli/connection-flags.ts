@@ -52,7 +52,8 @@ export function connectionTarget(rawUrl: string, values: ConnectionFlagValues, c
   const fromUrl = { username: decode(parsed.username, 'user name', command), password: decode(parsed.password, 'password', command) };
   const username = values.username ?? (fromUrl.username || undefined);
   const password = values.password ?? (parsed.password ? fromUrl.password : undefined);
-  if (username !== undefined) options.username = username;
+  // A CONNECT with a password must carry a user name (MQTT 3.1.1, and mqtt.js for 5 too): `-P JWT` alone sends an empty one.
+  if (username !== undefined || password !== undefined) options.username = username ?? '';
   if (password !== undefined) options.password = password;
   parsed.username = '';
   parsed.password = '';

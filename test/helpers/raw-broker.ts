@@ -1,27 +1,45 @@
+import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import mqttPacket, { type IConnectPacket, type Packet } from 'mqtt-packet';
+import { WebSocketServer, createWebSocketStream } from 'ws';
+
+export interface RawBrokerOptions {
+  /** TLS (mqtts://, or wss:// with `websocket`). */
+  tls?: tls.TlsOptions;
+  /** MQTT over WebSocket at any path (ws://, wss://). */
+  websocket?: boolean;
+}
 
 /**
  * A minimal MQTT server that records what clients send, for tests of what a client puts on the
  * wire (the user name and password of a CONNECT) without a broker's authentication in the way.
  * It accepts every CONNECT, acknowledges publishes and subscriptions, answers pings, and can cut
- * a connection to make a client reconnect. Plain TCP, or TLS with `tlsOptions`.
+ * a connection to make a client reconnect. Plain TCP, TLS, WebSocket or WebSocket over TLS.
  */
 export class RawBroker {
   readonly connects: IConnectPacket[] = [];
   readonly packets: Packet[] = [];
-  private readonly sockets = new Set<net.Socket>();
+  private readonly sockets = new Set<Duplex>();
   private readonly server: net.Server;
   private listeners: Array<() => void> = [];
 
-  private constructor(tlsOptions?: tls.TlsOptions) {
-    const onSocket = (socket: net.Socket): void => this.serve(socket);
-    this.server = tlsOptions ? tls.createServer(tlsOptions, onSocket) : net.createServer(onSocket);
+  private constructor(options: RawBrokerOptions) {
+    const onSocket = (socket: Duplex): void => this.serve(socket);
+    if (options.websocket) {
+      const web = options.tls ? https.createServer(options.tls) : http.createServer();
+      const wss = new WebSocketServer({ server: web });
+      wss.on('connection', (ws) => onSocket(createWebSocketStream(ws)));
+      this.server = web;
+    } else {
+      this.server = options.tls ? tls.createServer(options.tls, onSocket) : net.createServer(onSocket);
+    }
   }
 
-  static async start(tlsOptions?: tls.TlsOptions): Promise<RawBroker> {
-    const broker = new RawBroker(tlsOptions);
+  static async start(options: RawBrokerOptions = {}): Promise<RawBroker> {
+    const broker = new RawBroker(options);
     await new Promise<void>((resolve) => broker.server.listen(0, '127.0.0.1', resolve));
     return broker;
   }
@@ -56,10 +74,11 @@ export class RawBroker {
 
   async close(): Promise<void> {
     this.dropAll();
+    (this.server as Partial<http.Server>).closeAllConnections?.();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
-  private serve(socket: net.Socket): void {
+  private serve(socket: Duplex): void {
     this.sockets.add(socket);
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => {});
