@@ -20,6 +20,8 @@ export interface Options {
   settleMs: number;
   protocolVersion: 4 | 5;
   cpuProf: boolean;
+  /** Every broker over MQTT over TLS (a throwaway CA and certificate, made with openssl). */
+  tls: boolean;
   json: string | undefined;
 }
 
@@ -40,7 +42,9 @@ export const USAGE = `Usage: node dist/bench/run.js [options]
   --settle S          seconds without deliveries after publishing = rest dropped [2]
   --mqtt-version V    4 (3.1.1) or 5; Aedes only speaks 4                        [4]
   --cpu-prof          run Eddy with --cpu-prof into bench/results/prof/
-  --json PATH         where to write the results                  [bench/results/latest.json]
+  --tls               every broker over TLS (TLS 1.3, a P-256 certificate made with openssl;
+                      Eddy --tls-*, Mosquitto listener certfile/keyfile, Aedes tls.createServer)
+  --json PATH         where to write the results   [bench/results/latest.json, latest-tls.json]
   -h, --help
 `;
 
@@ -63,6 +67,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
       settle: { type: 'string' },
       'mqtt-version': { type: 'string' },
       'cpu-prof': { type: 'boolean' },
+      tls: { type: 'boolean' },
       json: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -86,6 +91,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
     settleMs: seconds('settle', values.settle, 2),
     protocolVersion: version,
     cpuProf: values['cpu-prof'] ?? false,
+    tls: values.tls ?? false,
     json: values.json,
   };
 }
