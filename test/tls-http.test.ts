@@ -180,3 +180,17 @@ describe('peerOfRequest', () => {
     }
   });
 });
+
+test('stop() does not wait for TLS handshakes that never come (MQTT and HTTPS)', async () => {
+  const server = await startBroker({ tls: { ...serverCert, port: 0, httpPort: 0 } });
+  const sockets = [server.mqtts!.port, server.https!.port].map((port) => net.connect(port, '127.0.0.1').on('error', () => {}));
+  await Promise.all(sockets.map((s) => new Promise((resolve) => s.once('connect', resolve))));
+  // Both listeners have accepted them (a served request proves the HTTPS accept loop ran past them).
+  assert.equal((await curl(['--cacert', pki.ca.cert, `${server.httpsUrl}/healthz`])).code, 0);
+  const started = Date.now();
+  await server.stop();
+  const took = Date.now() - started;
+  // The handshake timeouts are 10 s; the shutdown grace is 1 s.
+  assert.ok(took < 3000, `stop() took ${took} ms`);
+  await Promise.all(sockets.map((s) => new Promise((resolve) => (s.closed ? resolve(null) : s.once('close', resolve)))));
+});

@@ -36,6 +36,8 @@ export class HttpListener {
   private readonly server: http.Server;
   /** Every server with these routes: the main one, and the HTTPS one of `listenHttps` beside it. */
   private readonly servers: http.Server[] = [];
+  /** The accepted sockets of the HTTPS servers: Node's closeAllConnections knows only those past their handshake. */
+  private readonly tlsSockets = new Set<net.Socket>();
   private readonly log: Logger;
   private readonly metrics: BrokerMetrics;
   private readonly publishRoute: PublishRoute;
@@ -74,6 +76,7 @@ export class HttpListener {
           new Promise<void>((resolve) => {
             server.close(() => resolve());
             server.closeAllConnections();
+            for (const socket of this.tlsSockets) socket.destroy();
           }),
       ),
     ).then(() => undefined);
@@ -105,7 +108,13 @@ export class HttpListener {
       ? // The handshake is bounded like the request headers that follow it.
         https.createServer({ ...options, ...credentials.serverOptions(broker.limits.httpHeadersTimeout * 1000) }, handler)
       : http.createServer(options, handler);
-    if (credentials) credentials.attach(server as https.Server);
+    if (credentials) {
+      credentials.attach(server as https.Server);
+      server.on('connection', (socket: net.Socket) => {
+        this.tlsSockets.add(socket);
+        socket.once('close', () => this.tlsSockets.delete(socket));
+      });
+    }
     const guard = new HttpConnectionGuard(server, broker.limits, this.log, broker.reportInternalError, this.httpStats);
     server.on('upgrade', (req, socket, head) => {
       const path = (req.url ?? '/').split('?')[0];
