@@ -80,7 +80,6 @@ export interface Endpoint {
   port: number;
 }
 
-
 /** The `error` of an HTTP 422 for each kind of AsyncAPI refusal (a content type is a 415). */
 const HTTP_REFUSAL_ERRORS = { invalid: 'invalid_payload', undeclared: 'undeclared_channel', parameter: 'invalid_parameter' } as const;
 
