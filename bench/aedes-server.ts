@@ -1,17 +1,22 @@
 // Child process that hosts Aedes, so it gets its own event loop and CPU like the
 // other brokers instead of competing with the bench client in the same process.
 // Prints the same ready line shape as Eddy so brokers.ts can parse both alike.
+// With a certificate and key file after the host, it serves MQTT over TLS instead (`mqtts=`).
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import { Aedes } from 'aedes';
 
-const host = process.argv[2] ?? '127.0.0.1';
+const [host = '127.0.0.1', certFile, keyFile] = process.argv.slice(2);
 
 const aedes = await Aedes.createBroker();
-const server = net.createServer(aedes.handle);
+const server = certFile && keyFile
+  ? tls.createServer({ cert: readFileSync(certFile), key: readFileSync(keyFile), minVersion: 'TLSv1.2' }, aedes.handle)
+  : net.createServer(aedes.handle);
 
 server.listen(0, host, () => {
   const addr = server.address() as net.AddressInfo;
-  process.stdout.write(`aedes ready mqtt=${host}:${addr.port}\n`);
+  process.stdout.write(`aedes ready ${certFile ? 'mqtts' : 'mqtt'}=${host}:${addr.port}\n`);
 });
 
 let stopping = false;

@@ -24,6 +24,8 @@ export interface StartOptions {
   profDir: string;
   /** Eddy only: authentication on, with an ACL of this many rules. */
   aclRules?: number;
+  /** Serve MQTT over TLS with this certificate (PEM files), and nothing else. */
+  tls?: { cert: string; key: string };
 }
 
 /** Thrown when a broker cannot be run here at all (not installed), as opposed to failing to start. */
@@ -44,8 +46,8 @@ export async function startBroker(name: BrokerName, opts: StartOptions): Promise
   switch (name) {
     case 'eddy': return startEddy(opts, false);
     case 'eddy-disk': return startEddy(opts, true);
-    case 'aedes': return startAedes();
-    case 'mosquitto': return startMosquitto();
+    case 'aedes': return startAedes(opts);
+    case 'mosquitto': return startMosquitto(opts);
   }
 }
 
@@ -61,15 +63,17 @@ async function startEddy(opts: StartOptions, disk: boolean): Promise<RunningBrok
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
     if (aclDir) rmSync(aclDir, { recursive: true, force: true });
   };
+  // With TLS the plain port is open too, and unused: the workloads connect to mqtts only.
+  const tls = opts.tls ? ['--tls-cert', opts.tls.cert, '--tls-key', opts.tls.key, '--tls-port', '0'] : [];
   const child = spawn(process.execPath, [
     ...nodeFlags, path.join(repoRoot, 'bin/eddy.js'), 'broker',
-    '--host', '127.0.0.1', '--port', '0', '--http-port', '0', ...storage, '--log-level', 'warn', ...security,
+    '--host', '127.0.0.1', '--port', '0', '--http-port', '0', ...storage, ...tls, '--log-level', 'warn', ...security,
   ], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
   // Writing the CPU profile happens during shutdown and can take a while for a long run.
   const graceMs = opts.cpuProf ? 30_000 : 5_000;
-  let addr: { host: string; port: number };
+  let addr: { host: string; port: number; secure: boolean };
   try {
-    addr = await waitForReadyLine(name, child);
+    addr = await waitForReadyLine(name, child, opts.tls !== undefined);
   } catch (err) {
     removeDir();
     throw err;
@@ -93,14 +97,15 @@ function aclFiles(rules: number): string {
   return dir;
 }
 
-async function startAedes(): Promise<RunningBroker> {
+async function startAedes(opts: StartOptions): Promise<RunningBroker> {
   const script = path.join(repoRoot, 'dist/bench/aedes-server.js');
-  const child = spawn(process.execPath, [script, '127.0.0.1'], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  const tls = opts.tls ? [opts.tls.cert, opts.tls.key] : [];
+  const child = spawn(process.execPath, [script, '127.0.0.1', ...tls], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
   const version = packageVersion(path.join(repoRoot, 'node_modules/aedes'));
-  return adopt('aedes', child, version, await waitForReadyLine('aedes', child), 5_000);
+  return adopt('aedes', child, version, await waitForReadyLine('aedes', child, opts.tls !== undefined), 5_000);
 }
 
-async function startMosquitto(): Promise<RunningBroker> {
+async function startMosquitto(opts: StartOptions): Promise<RunningBroker> {
   const bin = findMosquitto();
   if (!bin) throw new BrokerUnavailable('mosquitto binary not found (apt-get install mosquitto)');
   const port = await freePort();
@@ -110,6 +115,8 @@ async function startMosquitto(): Promise<RunningBroker> {
   // Only logging is narrowed, because per-connection notices cost Mosquitto CPU that the others don't spend.
   writeFileSync(conf, [
     `listener ${port} 127.0.0.1`,
+    // TLS on the same listener; Mosquitto's default minimum is TLS 1.2 too.
+    ...(opts.tls ? [`certfile ${opts.tls.cert}`, `keyfile ${opts.tls.key}`] : []),
     'allow_anonymous true',
     'persistence false',
     'log_dest stderr',
@@ -127,7 +134,7 @@ async function startMosquitto(): Promise<RunningBroker> {
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
-  const broker = adopt('mosquitto', child, mosquittoVersion(bin), { host: '127.0.0.1', port }, 5_000);
+  const broker = adopt('mosquitto', child, mosquittoVersion(bin), { host: '127.0.0.1', port, secure: opts.tls !== undefined }, 5_000);
   return {
     ...broker,
     async stop() {
@@ -138,11 +145,11 @@ async function startMosquitto(): Promise<RunningBroker> {
 }
 
 function adopt(name: BrokerName, child: ChildProcess, version: string,
-  addr: { host: string; port: number }, graceMs: number): RunningBroker {
+  addr: { host: string; port: number; secure: boolean }, graceMs: number): RunningBroker {
   const host = addr.host.includes(':') ? `[${addr.host}]` : addr.host;
   return {
     name,
-    url: `mqtt://${host}:${addr.port}`,
+    url: `${addr.secure ? 'mqtts' : 'mqtt'}://${host}:${addr.port}`,
     pid: child.pid ?? -1,
     version,
     stop: () => terminate(child, graceMs),
@@ -157,8 +164,11 @@ function track(child: ChildProcess, name: string): void {
   if (child.stderr) forwardLines(child.stderr, `[${name}:stderr] `);
 }
 
-/** Waits for `<name> ready mqtt=HOST:PORT ...` on stdout, then keeps draining stdout so the pipe never fills. */
-function waitForReadyLine(name: string, child: ChildProcess): Promise<{ host: string; port: number }> {
+/**
+ * Waits for `<name> ready mqtt=HOST:PORT ...` on stdout (with `secure`, its `mqtts=HOST:PORT`), then
+ * keeps draining stdout so the pipe never fills.
+ */
+function waitForReadyLine(name: string, child: ChildProcess, secure: boolean): Promise<{ host: string; port: number; secure: boolean }> {
   track(child, name);
   return new Promise((resolve, reject) => {
     let ready = false;
@@ -171,11 +181,11 @@ function waitForReadyLine(name: string, child: ChildProcess): Promise<{ host: st
     };
     const timer = setTimeout(() => fail(`no ready line within ${READY_TIMEOUT_MS} ms`), READY_TIMEOUT_MS);
     rl.on('line', (line) => {
-      const m = /\bready mqtt=(\S+):(\d+)/.exec(line);
+      const m = (secure ? /\bready .*\bmqtts=(\S+):(\d+)/ : /\bready mqtt=(\S+):(\d+)/).exec(line);
       if (!ready && m) {
         ready = true;
         clearTimeout(timer);
-        resolve({ host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) });
+        resolve({ host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]), secure });
       } else {
         process.stderr.write(`[${name}:stdout] ${line}\n`);
       }

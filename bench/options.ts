@@ -22,6 +22,8 @@ export interface Options {
   aclRules: number;
   protocolVersion: 4 | 5;
   cpuProf: boolean;
+  /** Every broker over MQTT over TLS (a throwaway CA and certificate, made with openssl). */
+  tls: boolean;
   json: string | undefined;
 }
 
@@ -44,7 +46,9 @@ export const USAGE = `Usage: node dist/bench/run.js [options]
   --cpu-prof          run Eddy with --cpu-prof into bench/results/prof/
   --acl-rules N       run Eddy with a password file and an ACL of N rules that every
                       message is checked against (N-1 that match no bench topic, then allow)  [0]
-  --json PATH         where to write the results                  [bench/results/latest.json]
+  --tls               every broker over TLS (TLS 1.3, a P-256 certificate made with openssl;
+                      Eddy --tls-*, Mosquitto listener certfile/keyfile, Aedes tls.createServer)
+  --json PATH         where to write the results   [bench/results/latest.json, latest-tls.json]
   -h, --help
 `;
 
@@ -68,6 +72,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
       'mqtt-version': { type: 'string' },
       'cpu-prof': { type: 'boolean' },
       'acl-rules': { type: 'string' },
+      tls: { type: 'boolean' },
       json: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -92,6 +97,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
     protocolVersion: version,
     cpuProf: values['cpu-prof'] ?? false,
     aclRules: values['acl-rules'] === '0' ? 0 : int('acl-rules', values['acl-rules'], 0),
+    tls: values.tls ?? false,
     json: values.json,
   };
 }

@@ -61,7 +61,7 @@ export function environment(): Report['environment'] {
 export function markdown(report: Report, brokers: BrokerName[]): string {
   const o = report.options;
   const lines: string[] = [];
-  lines.push(`## Eddy benchmark`, '');
+  lines.push(`## Eddy benchmark${o.tls ? ' (MQTT over TLS)' : ''}`, '');
   lines.push(`${fmtInt(o.messages)} deliveries per workload, ${o.payloadBytes}-byte payloads, MQTT ${o.protocolVersion === 4 ? '3.1.1' : '5.0'}, `
     + `${report.environment.cpus} x ${report.environment.cpuModel}, Node ${report.environment.node}. `
     + `Latency in ms (p50/p99/max). Fan-in is QoS 0. Ratios are Eddy (memory engine) msg/s divided by the other broker's; eddy-disk = disk engine, fsync always. `

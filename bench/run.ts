@@ -1,7 +1,9 @@
 // Entry point of `npm run bench`: every selected broker in turn, every selected workload
 // against it, progress on stderr, Markdown on stdout, all figures in bench/results/latest.json.
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { TestPki } from '../test/helpers/tls.js';
 import { BROKER_NAMES, BrokerUnavailable, killAllBrokersSync, startBroker, type RunningBroker } from './brokers.js';
 import { parseOptions, USAGE, type Options } from './options.js';
 import { resultsDir } from './paths.js';
@@ -40,7 +42,9 @@ async function main(argv: string[]): Promise<number> {
     wallClockSec: 0,
     environment: environment(),
     options: opts,
-    method: METHOD,
+    method: opts.tls
+      ? [...METHOD, '--tls: every client connects over TLS (mqtts, TLS 1.3 negotiated) to a P-256 certificate from a throwaway CA; Eddy and Aedes in Node (OpenSSL via node:tls), Mosquitto with its own OpenSSL.']
+      : METHOD,
     brokers: {},
     workloads: workloads.map((w) => ({ ...w, payloadBytes: opts.payloadBytes })),
     results: Object.fromEntries(workloads.map((w) => [w.id, {}])),
@@ -50,11 +54,22 @@ async function main(argv: string[]): Promise<number> {
   if (opts.cpuProf) mkdirSync(profDir, { recursive: true });
   const runTag = `b${started.toString(36)}`;
   let failed = false;
+  // --tls: one throwaway CA and server certificate for every broker, made with openssl, removed at the end.
+  const certDir = opts.tls ? mkdtempSync(path.join(os.tmpdir(), 'eddy-bench-tls-')) : undefined;
+  process.on('exit', () => certDir && rmSync(certDir, { recursive: true, force: true }));
+  const pki = certDir ? new TestPki(certDir) : undefined;
+  const serverCert = pki?.server('server');
+  // Mosquitto started as root drops to its own user, which must read them: throwaway files, readable by all.
+  if (certDir) {
+    chmodSync(certDir, 0o755);
+    for (const file of readdirSync(certDir)) chmodSync(path.join(certDir, file), 0o644);
+  }
+  const ca = pki ? readFileSync(pki.ca.cert) : undefined;
 
   for (const name of opts.brokers) {
     note(`[${name}] starting`);
     try {
-      current = await startBroker(name, { cpuProf: opts.cpuProf, profDir, aclRules: opts.aclRules });
+      current = await startBroker(name, { cpuProf: opts.cpuProf, profDir, aclRules: opts.aclRules, ...(serverCert ? { tls: serverCert } : {}) });
     } catch (err) {
       const skipped = err instanceof BrokerUnavailable;
       failed ||= !skipped;
@@ -71,6 +86,7 @@ async function main(argv: string[]): Promise<number> {
         const cfg = {
           messages: opts.messages, payloadBytes: opts.payloadBytes, timeoutMs: opts.timeoutMs,
           settleMs: opts.settleMs, protocolVersion: opts.protocolVersion, tag: `${runTag}-${name}`,
+          ...(ca ? { ca } : {}),
         };
         if (opts.warmup > 0) {
           const warm = await runWorkload(broker.url, w, { ...cfg, messages: opts.warmup, tag: `${cfg.tag}-warm` },
@@ -99,7 +115,7 @@ async function main(argv: string[]): Promise<number> {
     };
   }
   report.wallClockSec = Math.round((Date.now() - started) / 100) / 10;
-  const jsonPath = path.resolve(opts.json ?? path.join(resultsDir, 'latest.json'));
+  const jsonPath = path.resolve(opts.json ?? path.join(resultsDir, opts.tls ? 'latest-tls.json' : 'latest.json'));
   writeJson(jsonPath, report);
   note(`results written to ${path.relative(process.cwd(), jsonPath)} (${report.wallClockSec} s)`);
   // Columns in a fixed order (Eddy first) whatever order --brokers ran them in.

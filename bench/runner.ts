@@ -22,6 +22,8 @@ export interface RunConfig {
   protocolVersion: 4 | 5;
   /** Unique per run and broker, keeps topics and client ids of different runs apart. */
   tag: string;
+  /** With --tls: the CA the clients verify the broker's certificate with. */
+  ca?: Buffer;
 }
 
 export interface Progress {
@@ -124,6 +126,7 @@ export async function runWorkload(url: string, w: Workload, cfg: RunConfig, brok
       connectTimeout: 10_000,
       // A broker that drops a client must show up as an error, not be papered over.
       reconnectPeriod: 0,
+      ...(cfg.ca ? { ca: cfg.ca } : {}),
     });
     // Tracked before CONNACK so teardown also closes clients whose connect never completed.
     clients.push(client);

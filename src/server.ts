@@ -18,6 +18,9 @@ import type { Storage } from './storage/types.js';
 import { TcpListener } from './transport/tcp.js';
 import { MqttIntake } from './protocol/mqtt/intake.js';
 import { WebSocketListener } from './transport/websocket.js';
+import { TlsListener } from './transport/tls.js';
+import { TlsCredentials, type TlsSettings } from './transport/tls-credentials.js';
+import { listenTls, reloadTls, type TlsReloadResult, type TlsState } from './transport/tls-state.js';
 import { silentLogger, type Logger } from './util/logger.js';
 import { Admission, type AdmissionConfig } from './core/admission/index.js';
 import { isLoopback } from './util/host.js';
@@ -41,6 +44,8 @@ export interface EddyServerOptions {
   asyncapi?: string[];
   /** Refuse publishes and subscriptions on channels no document declares. */
   strict?: boolean;
+  /** MQTT over TLS beside TCP, and HTTPS/WSS (`tls.http`, `tls.httpPort`); the files are re-read by `reload()`. */
+  tls?: TlsSettings;
   logger?: Logger;
   /** Authentication and authorization: password file, ACL, JWT, client certificates, quotas. */
   auth?: AdmissionConfig;
@@ -65,6 +70,8 @@ export interface ReloadResult {
   policies: string[];
   /** The security files reloaded (password file, ACL, JWT keys). */
   auth: string[];
+  /** With TLS on: the certificate now in force, or why the files did not load (the old ones stay). */
+  tls?: TlsReloadResult;
 }
 
 /** The parts of a running server that a reload replaces. */
@@ -90,6 +97,8 @@ export class EddyServer {
     private readonly websocket: WebSocketListener,
     private readonly httpListener: HttpListener,
     private readonly state: ReloadableState,
+    private readonly tls: TlsState | undefined,
+    private readonly log: Logger,
   ) {}
 
   static async start(options: EddyServerOptions = {}): Promise<EddyServer> {
@@ -99,6 +108,8 @@ export class EddyServer {
     const limits = { ...DEFAULT_LIMITS, ...options.limits };
     checkHttpLimits(limits);
     checkDescriptorBudget(limits, logger);
+    // Before storage opens too: a TLS file that does not load (or a key that is not the certificate's) stops start-up.
+    const credentials = options.tls ? new TlsCredentials(options.tls) : undefined;
     const storage: Storage = options.storage ?? new MemoryStorage();
     const metrics = new BrokerMetrics();
     storage.observeFsync?.(metrics.fsyncObserved);
@@ -112,7 +123,9 @@ export class EddyServer {
       if (registry.unchecked.length > 0) logger.warn({ messages: registry.unchecked }, 'messages with a schema format Eddy cannot check are accepted unchecked');
     }
     // Security files are read before anything listens: a bad password file or ACL stops start-up.
-    const admission = new Admission({ ...options.auth, access: options.access }, logger);
+    // A CA for client certificates makes a verified certificate an identity (its CN, or the configured SAN).
+    const certificates = options.tls?.ca ? { certificates: { user: options.auth?.certificateUser ?? 'cn', required: options.tls.requireClientCert ?? false } } : {};
+    const admission = new Admission({ ...options.auth, ...certificates, access: options.access }, logger);
     if (!admission.authenticationConfigured && !isLoopback(host)) {
       logger.warn({ host }, 'no authentication is configured and the broker listens beyond loopback: every client that can reach it has every right (see README "Securing a broker")');
     }
@@ -133,19 +146,25 @@ export class EddyServer {
     const intake = new MqttIntake(broker.limits, broker.stats, logger);
     const tcp = new TcpListener(broker, logger, intake);
     const websocket = new WebSocketListener(broker, logger, intake);
+    const tlsListener = credentials ? new TlsListener(broker, logger, intake, credentials) : undefined;
     const httpListener = new HttpListener(broker, websocket, {
       logger,
       metrics,
       liveDocument: () =>
         buildLiveDocument({ version: PACKAGE_VERSION, mqtt: { host, port: mqttAddress.port }, http: { host, port: httpAddress.port }, documents: state.documents, traffic }),
+      tls: options.tls?.http ? credentials : undefined,
     });
     let mqttAddress: net.AddressInfo;
     let httpAddress: net.AddressInfo;
+    let tls: TlsState | undefined;
     try {
       mqttAddress = await tcp.listen(host, options.port ?? 1883);
       httpAddress = await httpListener.listen(host, options.httpPort ?? 8080);
+      if (credentials && tlsListener) tls = await listenTls(host, credentials, tlsListener, httpListener, logger);
     } catch (err) {
       await tcp.close().catch(() => {});
+      await tlsListener?.close().catch(() => {});
+      await httpListener.close().catch(() => {});
       await broker.stop();
       throw err;
     }
@@ -157,6 +176,8 @@ export class EddyServer {
       websocket,
       httpListener,
       state,
+      tls,
+      logger,
     );
   }
 
@@ -167,6 +188,8 @@ export class EddyServer {
    * new documents; the live document (/asyncapi.json, /docs) shows them too.
    */
   async reload(next: ReloadOptions): Promise<ReloadResult> {
+    // On its own: a TLS file that does not load keeps the old certificate, and the documents still reload.
+    const tls = this.tls && reloadTls(this.tls, this.log);
     const files = next.asyncapi ?? this.state.documents.map((d) => d.file);
     if (this.state.strict && files.length === 0) throw new ConfigError('strict mode needs at least one AsyncAPI document');
     const loaded = await loadDocuments(files);
@@ -183,7 +206,33 @@ export class EddyServer {
       unchecked: loaded?.registry.unchecked ?? [],
       policies: this.broker.channels.policies.map((p) => p.pattern),
       auth,
+      ...(tls ? { tls } : {}),
     };
+  }
+
+  /** MQTT over TLS, when TLS is on. */
+  get mqtts(): Endpoint | undefined {
+    return this.tls?.mqtts;
+  }
+
+  /** The second, HTTPS listener (`tls.httpPort`), when there is one. */
+  get https(): Endpoint | undefined {
+    return this.tls?.https;
+  }
+
+  get mqttsUrl(): string | undefined {
+    return this.tls && `mqtts://${formatHost(this.tls.mqtts.host)}:${this.tls.mqtts.port}`;
+  }
+
+  /** Where HTTPS is served: the HTTP port with `tls.http`, else the `tls.httpPort` listener. */
+  get httpsUrl(): string | undefined {
+    const endpoint = this.tls?.httpIsHttps ? this.http : this.tls?.https;
+    return endpoint && `https://${formatHost(endpoint.host)}:${endpoint.port}`;
+  }
+
+  /** MQTT over WebSocket over TLS, where HTTPS is served. */
+  get wssUrl(): string | undefined {
+    return this.httpsUrl && `${this.httpsUrl.replace(/^https/, 'wss')}/mqtt`;
   }
 
   get mqttUrl(): string {
@@ -191,17 +240,17 @@ export class EddyServer {
   }
 
   get wsUrl(): string {
-    return `ws://${formatHost(this.http.host)}:${this.http.port}/mqtt`;
+    return `${this.tls?.httpIsHttps ? 'wss' : 'ws'}://${formatHost(this.http.host)}:${this.http.port}/mqtt`;
   }
 
   get httpUrl(): string {
-    return `http://${formatHost(this.http.host)}:${this.http.port}`;
+    return `${this.tls?.httpIsHttps ? 'https' : 'http'}://${formatHost(this.http.host)}:${this.http.port}`;
   }
 
   /** Stops listening, tells clients the server is shutting down, and closes storage. */
   async stop(): Promise<void> {
     this.websocket.close();
-    await Promise.all([this.tcp.close(), this.httpListener.close()]);
+    await Promise.all([this.tcp.close(), this.httpListener.close(), this.tls?.listener.close()]);
     await this.broker.stop();
   }
 }

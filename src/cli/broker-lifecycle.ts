@@ -5,7 +5,7 @@ import type { BrokerConfig } from './config.js';
 import { startedByNpm, watchAncestors } from './parent-watch.js';
 
 /** Settings a reload cannot change on a running broker: a changed one is logged as waiting for a restart. */
-const RESTART_KEYS = ['host', 'port', 'httpPort', 'dataDir', 'memory', 'fsync', 'logLevel', 'limits', 'access', 'redelivery', 'strict', 'auth', 'quotas'] as const;
+const RESTART_KEYS = ['host', 'port', 'httpPort', 'dataDir', 'memory', 'fsync', 'logLevel', 'limits', 'access', 'redelivery', 'strict', 'auth', 'quotas', 'tls'] as const;
 
 /** The configuration keys whose values differ between two configurations. */
 function changedKeys(before: BrokerConfig, after: BrokerConfig): string[] {
@@ -17,7 +17,8 @@ const plural = (n: number, what: string): string => `${n} ${what}${n === 1 ? '' 
 /**
  * Runs a started broker until a signal ends it: SIGTERM and SIGINT (and, under npm, the exit of the
  * npm process, see watchAncestors) shut it down gracefully and exit 0; SIGHUP reloads what can be
- * reloaded, the AsyncAPI documents and the channel policies, re-reading the flags and the config file.
+ * reloaded, the AsyncAPI documents and the channel policies, re-reading the flags and the config file,
+ * and the TLS certificate, key and CA from the files the broker started with (the server logs that part).
  * `readConfig` gives the configuration as it is now; it throws a ConfigError for a bad file.
  */
 export function runUntilStopped(server: EddyServer, logger: Logger, initial: BrokerConfig, readConfig: () => BrokerConfig): void {

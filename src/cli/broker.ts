@@ -10,12 +10,14 @@ import { parseFlags, parseInteger } from './args.js';
 import { loadConfigFile, type BrokerConfig } from './config.js';
 import { runUntilStopped } from './broker-lifecycle.js';
 import { LIMIT_FLAGS, LIMIT_OPTIONS, limitFlagsHelp } from './limit-flags.js';
+import { TLS_FLAGS, TLS_HELP, checkTlsSettings, mergeTlsFlags } from './tls-config.js';
 
 export const BROKER_HELP = `Usage: eddy broker [options]
 
-Runs the Eddy broker: MQTT 3.1.1/5.0 over TCP, MQTT over WebSocket at /mqtt on the HTTP port.
-When listening it prints:  eddy ready mqtt=HOST:PORT http=HOST:PORT
-SIGTERM/SIGINT stop it gracefully; SIGHUP reloads the AsyncAPI documents and channel policies.
+Runs the Eddy broker: MQTT 3.1.1/5.0 over TCP, MQTT over WebSocket at /mqtt on the HTTP port,
+and with --tls-cert/--tls-key MQTT over TLS (and optionally HTTPS/WSS).
+When listening it prints:  eddy ready mqtt=HOST:PORT http=HOST:PORT [mqtts=HOST:PORT] [https=HOST:PORT]
+SIGTERM/SIGINT stop it gracefully; SIGHUP reloads the AsyncAPI documents, channel policies and TLS files.
 Paths in the config file are relative to the file; paths in flags, to the working directory.
 
 Options:
@@ -36,6 +38,7 @@ ${limitFlagsHelp()}
   --asyncapi FILE           AsyncAPI 3 document whose channels and message schemas are enforced
                             (repeatable: one per service)
   --strict                  refuse publishes and subscriptions on channels no document declares
+${TLS_HELP}
 `;
 
 const FLAGS = {
@@ -55,6 +58,7 @@ const FLAGS = {
   'password-file': { type: 'string' },
   acl: { type: 'string' },
   'allow-anonymous': { type: 'boolean' },
+  ...TLS_FLAGS,
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -96,7 +100,14 @@ export function brokerConfigFromArgs(args: string[]): BrokerConfig | 'help' {
   if (values['allow-anonymous']) auth.allowAnonymous = true;
   config.auth = auth;
   if (config.strict && (config.asyncapi ?? []).length === 0) throw new ConfigError('--strict needs at least one --asyncapi document');
+  config.tls = checkTlsSettings(mergeTlsFlags(config.tls, values), config);
   return config;
+}
+
+/** `eddy ready mqtt=… http=…`, then `mqtts=…` with TLS on and `https=…` for a second, HTTPS listener. */
+function readyLine(server: EddyServer): string {
+  const at = (e: { host: string; port: number }): string => `${formatHost(e.host)}:${e.port}`;
+  return [`eddy ready mqtt=${at(server.mqtt)}`, `http=${at(server.http)}`, ...(server.mqtts ? [`mqtts=${at(server.mqtts)}`] : []), ...(server.https ? [`https=${at(server.https)}`] : [])].join(' ');
 }
 
 export async function runBroker(args: string[]): Promise<number | 'forever'> {
@@ -122,6 +133,7 @@ export async function runBroker(args: string[]): Promise<number | 'forever'> {
     asyncapi: config.asyncapi,
     strict: config.strict,
     auth: { ...config.auth, ...(config.quotas ? { quotas: config.quotas } : {}) },
+    tls: checkTlsSettings(config.tls, config),
     logger,
   }).catch((err: unknown) => {
     // A document that does not load is a configuration error (exit 2), reported with its diagnostics.
@@ -131,7 +143,7 @@ export async function runBroker(args: string[]): Promise<number | 'forever'> {
     throw err;
   });
   logger.info({ mqtt: server.mqtt, http: server.http, storage: server.broker.storage.kind }, 'broker started');
-  process.stdout.write(`eddy ready mqtt=${formatHost(server.mqtt.host)}:${server.mqtt.port} http=${formatHost(server.http.host)}:${server.http.port}\n`);
+  process.stdout.write(`${readyLine(server)}\n`);
   runUntilStopped(server, logger, config, () => brokerConfigFromArgs(args) as BrokerConfig);
   return 'forever';
 }

@@ -1,5 +1,7 @@
 import mqtt, { ReasonCodes, type IClientOptions, type IDisconnectPacket, type MqttClient, type Packet } from 'mqtt';
-import { ConfigError, EddyError } from '../util/errors.js';
+import { EddyError } from '../util/errors.js';
+import { describeConnectError, redactUrl } from './connect-errors.js';
+import type { ConnectTarget } from './connection-flags.js';
 
 export const DEFAULT_URL = process.env.EDDY_URL ?? 'mqtt://127.0.0.1:1883';
 
@@ -34,13 +36,15 @@ export interface CliConnection {
 
 /**
  * Connects an MQTT 5 client for the CLI, failing fast with one clear line when the broker is not
- * there. `prepare` runs before the CONNECT is sent: a persistent session's queued messages come
- * right behind CONNACK, and a message handler attached after connecting would miss them.
+ * there, or refuses the TLS handshake. `prepare` runs before the CONNECT is sent: a persistent
+ * session's queued messages come right behind CONNACK, and a message handler attached after
+ * connecting would miss them. `target` comes from `connectionTarget` (URL, credentials, TLS files).
  */
-export function connectCli(url: string, options: IClientOptions, prepare?: (client: MqttClient) => void): Promise<CliConnection> {
-  if (!/^(mqtts?|wss?|tcp):\/\//.test(url)) throw new ConfigError(`--url must start with mqtt://, ws:// or wss://, got ${JSON.stringify(url)}`);
+export function connectCli(target: ConnectTarget, options: IClientOptions, prepare?: (client: MqttClient) => void): Promise<CliConnection> {
+  const url = target.url;
+  const shown = redactUrl(url);
   return new Promise((resolve, reject) => {
-    const client = mqtt.connect(url, { protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 10_000, ...options, manualConnect: true });
+    const client = mqtt.connect(url, { protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 10_000, ...target.options, ...options, manualConnect: true });
     prepare?.(client);
     let disconnect: IDisconnectPacket | undefined;
     let ending = false;
@@ -56,14 +60,18 @@ export function connectCli(url: string, options: IClientOptions, prepare?: (clie
     // Nobody may be waiting on it when the connection ends; that is not an unhandled rejection.
     lost.catch(() => {});
 
+    // mqtt.js passes only some socket errors on as 'error' (not a TLS alert after the handshake, as
+    // a refused client certificate is in TLS 1.3): the stream's own last error explains a close.
+    let streamError: (Error & { code?: string }) | undefined;
     const onError = (err: Error & { code?: string | number }): void => {
       if (connected) return;
       client.end(true);
-      reject(new EddyError('EDDY_CONNECT', `cannot connect to ${url}: ${err.message || err.code}`));
+      const why = typeof err.code === 'number' ? err.message : describeConnectError(err, new URL(url).hostname);
+      reject(new EddyError('EDDY_CONNECT', `cannot connect to ${shown}: ${why}`));
     };
     client.once('error', onError);
     client.on('close', () => {
-      if (!connected) return onError(disconnect ? closedError() : new Error('connection closed'));
+      if (!connected) return onError(disconnect ? closedError() : (streamError ?? new Error('connection closed')));
       if (!ending) loseConnection(closedError());
     });
     client.once('connect', () => {
@@ -95,5 +103,6 @@ export function connectCli(url: string, options: IClientOptions, prepare?: (clie
       });
     });
     client.connect();
+    client.stream?.on('error', (err: Error & { code?: string }) => (streamError ??= err));
   });
 }

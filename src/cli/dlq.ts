@@ -1,6 +1,7 @@
 import { ConfigError, EddyError } from '../util/errors.js';
 import type { DeadLetterView } from '../core/dead-letters.js';
 import { parseFlags, parseInteger } from './args.js';
+import { HTTP_AUTH_FLAGS, HTTP_AUTH_HELP, httpTarget, requestJson } from './http-request.js';
 
 export const DLQ_HELP = `Usage: eddy dlq list|redrive [options]
 
@@ -15,6 +16,7 @@ Options:
   --topic FILTER   only dead letters whose original topic matches FILTER
   --limit N        at most N dead letters (default 100 for list, all for redrive)
   --json           list: one JSON object per line
+${HTTP_AUTH_HELP}
 `;
 
 const FLAGS = {
@@ -22,6 +24,7 @@ const FLAGS = {
   topic: { type: 'string' },
   limit: { type: 'string' },
   json: { type: 'boolean' },
+  ...HTTP_AUTH_FLAGS,
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -36,10 +39,15 @@ export async function runDlq(args: string[]): Promise<number> {
   if (extra !== undefined) throw new ConfigError(`unexpected argument "${extra}"`, { command: 'eddy dlq' });
   const base = values.http ?? process.env.EDDY_HTTP_URL ?? 'http://127.0.0.1:8080';
   const limit = parseInteger(values.limit, '--limit', 1, Number.MAX_SAFE_INTEGER) ?? (action === 'list' ? 100 : Number.MAX_SAFE_INTEGER);
-  const url = new URL(action === 'list' ? '/v1/dlq' : '/v1/dlq/redrive', base);
+  let url: URL;
+  try {
+    url = new URL(action === 'list' ? '/v1/dlq' : '/v1/dlq/redrive', base);
+  } catch {
+    throw new ConfigError(`--http must be an http:// or https:// URL, got ${JSON.stringify(base.replace(/\/\/[^@/]*@/, '//…@'))}`, { command: 'eddy dlq' });
+  }
   url.searchParams.set('limit', String(limit));
   if (values.topic) url.searchParams.set('topic', values.topic);
-  const body = await request(url, action === 'list' ? 'GET' : 'POST');
+  const body = await request(httpTarget(url, values, 'eddy dlq'), action === 'list' ? 'GET' : 'POST');
   if (action === 'redrive') {
     const result = body as { redriven: number; failed: number; error?: string };
     process.stdout.write(`redriven ${result.redriven}${result.failed ? `, failed ${result.failed}: ${result.error}` : ''}\n`);
@@ -58,14 +66,9 @@ export async function runDlq(args: string[]): Promise<number> {
   return 0;
 }
 
-async function request(url: URL, method: string): Promise<unknown> {
-  let res: Response;
-  try {
-    res = await fetch(url, { method });
-  } catch (err) {
-    throw new EddyError('EDDY_CONNECT', `cannot reach the broker at ${url.origin}: ${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message}`);
-  }
-  const body = (await res.json().catch(() => ({}))) as { message?: string };
-  if (res.status >= 400 && res.status !== 507) throw new EddyError('EDDY_HTTP', `${method} ${url.pathname}: ${res.status} ${body.message ?? res.statusText}`);
+async function request(target: ReturnType<typeof httpTarget>, method: string): Promise<unknown> {
+  const res = await requestJson(target, method);
+  const body = res.body as { message?: string };
+  if (res.status >= 400 && res.status !== 507) throw new EddyError('EDDY_HTTP', `${method} ${target.url.pathname}: ${res.status} ${body.message ?? res.statusText}`);
   return body;
 }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { IClientPublishOptions } from 'mqtt';
 import { ConfigError, EddyError } from '../util/errors.js';
 import { parseFlags, parseHeaders, parseInteger, parseQos } from './args.js';
+import { CONNECTION_FLAGS, CONNECTION_HELP, connectionTarget } from './connection-flags.js';
 import { DEFAULT_URL, connectCli, describeReason, type CliConnection } from './client.js';
 
 export const PUB_HELP = `Usage: eddy pub CHANNEL [PAYLOAD] [options]
@@ -11,7 +12,8 @@ Exits 0 once the broker confirmed every message (QoS 1/2) or handled it (QoS 0),
 one; the error names the broker's reason code and reason string.
 
 Options:
-  --url URL              broker (default $EDDY_URL or mqtt://127.0.0.1:1883)
+  --url URL              broker (default $EDDY_URL or mqtt://127.0.0.1:1883; mqtts://, ws://, wss:// too)
+${CONNECTION_HELP}
   --qos 0|1|2            quality of service (default 1)
   --header k=v           user property (repeatable)
   --content-type TYPE    MQTT 5 content type
@@ -23,6 +25,7 @@ Options:
 
 const FLAGS = {
   url: { type: 'string' },
+  ...CONNECTION_FLAGS,
   qos: { type: 'string' },
   header: { type: 'string', multiple: true },
   'content-type': { type: 'string' },
@@ -45,9 +48,11 @@ export async function runPub(args: string[]): Promise<number> {
   const qos = parseQos(values.qos) ?? 1;
   const count = parseInteger(values.count, '--count', 1, 100_000_000) ?? 1;
   const headers = parseHeaders(values.header);
+  // Before standard input is read: a wrong flag must not wait for input first.
+  const target = connectionTarget(values.url ?? DEFAULT_URL, values, 'eddy pub');
   const payload = payloadArg !== undefined ? Buffer.from(payloadArg) : readFileSync(0);
 
-  const connection = await connectCli(values.url ?? DEFAULT_URL, { clientId: values['client-id'] ?? '' });
+  const connection = await connectCli(target, { clientId: values['client-id'] ?? '' });
   const options: IClientPublishOptions = { qos, retain: !!values.retain, properties: {} };
   if (headers) options.properties!.userProperties = headers;
   if (values['content-type']) options.properties!.contentType = values['content-type'];

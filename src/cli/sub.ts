@@ -1,6 +1,7 @@
 import type { ErrorWithSubackPacket, IClientSubscribeOptions, IPublishPacket } from 'mqtt';
 import { ConfigError, EddyError } from '../util/errors.js';
 import { parseFlags, parseInteger, parseQos } from './args.js';
+import { CONNECTION_FLAGS, CONNECTION_HELP, connectionTarget } from './connection-flags.js';
 import { DEFAULT_URL, connectCli, describeReason, type CliConnection } from './client.js';
 import { parseReplayStart } from '../core/replay.js';
 import { isValidTopicFilter } from '../core/topics.js';
@@ -11,7 +12,8 @@ Subscribes to FILTER (MQTT wildcards + and # allowed) and prints each message's 
 message is acknowledged once it is printed. Exits 1 with the broker's reason if it refuses.
 
 Options:
-  --url URL              broker (default $EDDY_URL or mqtt://127.0.0.1:1883)
+  --url URL              broker (default $EDDY_URL or mqtt://127.0.0.1:1883; mqtts://, ws://, wss:// too)
+${CONNECTION_HELP}
   --qos 0|1|2            maximum quality of service (default 1)
   --group NAME           join consumer group NAME ($share/NAME/FILTER): one member gets each message
   --from START           replay stored history first: earliest | seq:N | time:RFC3339 (channels
@@ -25,6 +27,7 @@ Options:
 
 const FLAGS = {
   url: { type: 'string' },
+  ...CONNECTION_FLAGS,
   qos: { type: 'string' },
   group: { type: 'string' },
   from: { type: 'string' },
@@ -72,6 +75,7 @@ export async function runSub(args: string[]): Promise<number> {
   const sessionExpiry = parseInteger(values['session-expiry'], '--session-expiry', 0, 0xffffffff) ?? 0;
   // mqtt.js refuses a malformed filter itself, before the broker could say why: say it here.
   if (!isValidTopicFilter(filter)) throw new ConfigError(`${JSON.stringify(filter)} is not a valid topic filter (# only at the end, + and # each a whole level)`, { command: 'eddy sub' });
+  const brokerTarget = connectionTarget(values.url ?? DEFAULT_URL, values, 'eddy sub');
   const target = values.group ? `$share/${values.group}/${filter}` : filter;
   if (values.from !== undefined && !parseReplayStart(values.from)) {
     throw new ConfigError(`--from must be earliest, seq:<n> or time:<RFC 3339>, got ${JSON.stringify(values.from)}`);
@@ -93,7 +97,7 @@ export async function runSub(args: string[]): Promise<number> {
     return Buffer.concat([values.verbose ? Buffer.from(`${packet.topic} `) : Buffer.alloc(0), payload, Buffer.from('\n')]);
   };
   const connection = await connectCli(
-    values.url ?? DEFAULT_URL,
+    brokerTarget,
     { clientId: values['client-id'] ?? '', clean: sessionExpiry === 0, properties: { sessionExpiryInterval: sessionExpiry } },
     (client) => {
       // mqtt.js sends the PUBACK/PUBCOMP when this calls back: only once the message is printed. A

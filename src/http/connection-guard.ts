@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type net from 'node:net';
+import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { BrokerLimits } from '../core/limits.js';
 import { guarded, type ErrorReporter } from '../util/guard.js';
@@ -62,11 +63,18 @@ interface ConnectionState {
  * only: an SSE stream (its GET complete, its response streaming) and an upgraded WebSocket are
  * neither, so they are never cut by them. This class answers the cut-off requests with a JSON 408
  * where no response has started, and counts and logs each kind.
+ *
+ * On an HTTPS server the requests arrive on the TLS socket, which exists once the handshake is
+ * done: connections are tracked from `secureConnection`, while `maxConnections` still counts raw
+ * sockets from accept. A handshake that does not complete within `handshakeTimeout` (set to
+ * `httpHeadersTimeout`) counts as a headers timeout; one that fails is closed without an answer.
+ * Each listener has its own guard and cap; the guards of one HTTP front end share their `stats`.
  */
 export class HttpConnectionGuard {
-  readonly stats: HttpConnectionStats = { connections: 0, refusedConnections: 0, headersTimeouts: 0, requestTimeouts: 0, idleTimeouts: 0 };
+  readonly stats: HttpConnectionStats;
   private readonly states = new WeakMap<Duplex, ConnectionState>();
   private upgradedOpen = 0;
+  private readonly secure: boolean;
 
   constructor(
     private readonly server: http.Server,
@@ -74,10 +82,13 @@ export class HttpConnectionGuard {
     private readonly log: Logger,
     /** Told about anything a handler throws, which must not reach the event loop (and end the process). */
     report: ErrorReporter,
+    stats?: HttpConnectionStats,
   ) {
+    this.stats = stats ?? { connections: 0, refusedConnections: 0, headersTimeouts: 0, requestTimeouts: 0, idleTimeouts: 0 };
+    this.secure = server instanceof tls.Server;
     server.maxConnections = limits.maxHttpConnections;
     server.on('drop', guarded(report, 'HTTP drop', (data?: net.DropArgument) => this.refused(data)));
-    server.on('connection', guarded(report, 'HTTP connection', (socket: net.Socket) => this.opened(socket)));
+    server.on(this.secure ? 'secureConnection' : 'connection', guarded(report, 'HTTP connection', (socket: net.Socket) => this.opened(socket)));
     server.on('clientError', guarded(report, 'HTTP client error', (err: NodeJS.ErrnoException, socket: Duplex) => this.clientError(err, socket)));
     // Only keep-alive sets a socket timeout here (`server.timeout` stays 0), so this is an idle connection.
     server.on('timeout', guarded(report, 'HTTP idle timeout', (socket: net.Socket) => this.idle(socket)));
@@ -129,6 +140,8 @@ export class HttpConnectionGuard {
   }
 
   private clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    // An HTTPS socket without a state has not completed its handshake: there is no HTTP to answer in.
+    if (this.secure && !this.states.has(socket)) return this.handshakeFailed(err, socket);
     if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return this.timedOut(socket);
     // Any other client error as Node handles it without a listener: a bare 4xx where it can still be said, then close.
     if (err.code !== 'ECONNRESET' && this.canAnswer(socket)) socket.write(PARSE_ERROR_ANSWERS[err.code ?? ''] ?? BAD_REQUEST_ANSWER);
@@ -155,6 +168,18 @@ export class HttpConnectionGuard {
     if (this.canAnswer(socket)) socket.write(answer(refusal));
     // Destroyed, not ended: the listener allows half-open sockets, and a client that never closes its side would keep an ended one.
     socket.destroy();
+  }
+
+  private handshakeFailed(err: NodeJS.ErrnoException, socket: Duplex): void {
+    socket.destroy();
+    if (err.code !== 'ERR_TLS_HANDSHAKE_TIMEOUT') {
+      this.log.debug({ remote: (socket as Partial<net.Socket>).remoteAddress, err: err.code ?? err.message }, 'HTTPS handshake failed');
+      return;
+    }
+    const count = ++this.stats.headersTimeouts;
+    if (count % LOG_EVERY === 1) {
+      this.log.warn({ remote: (socket as Partial<net.Socket>).remoteAddress, limit: 'httpHeadersTimeout', times: count }, 'HTTPS connection cut: TLS handshake too slow');
+    }
   }
 
   private idle(socket: net.Socket): void {

@@ -1,29 +1,11 @@
 import type http from 'node:http';
-import type { TLSSocket } from 'node:tls';
 import type { Broker, PublishAdmissionRefusal } from '../core/broker.js';
-import type { Identity, PeerInfo } from '../core/admission/index.js';
+import type { Identity } from '../core/admission/index.js';
+import { peerOfRequest } from './peer.js';
 import { HttpError } from './respond.js';
 
 /** What a 401 says a client may try: HTTP Basic with a password-file user, or a Bearer JWT. */
 export const WWW_AUTHENTICATE = 'Basic realm="eddy", Bearer realm="eddy"';
-
-/** Who sent an HTTP request, as far as the transport knows: address, HTTP or HTTPS, a client certificate. */
-export function peerOfRequest(req: http.IncomingMessage): PeerInfo {
-  const socket = req.socket as Partial<TLSSocket>;
-  const address = req.socket.remoteAddress ?? '';
-  const peer: PeerInfo = { remote: `${address}:${req.socket.remotePort}`, address, transport: socket.encrypted ? 'https' : 'http' };
-  const cert = socket.encrypted && typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
-  if (cert && Object.keys(cert).length > 0) {
-    peer.certificate = {
-      authorized: socket.authorized === true,
-      ...(socket.authorizationError ? { authorizationError: String(socket.authorizationError) } : {}),
-      ...(typeof cert.subject?.CN === 'string' ? { commonName: cert.subject.CN } : {}),
-      altNames: cert.subjectaltname ? cert.subjectaltname.split(', ') : [],
-      ...(cert.fingerprint256 ? { fingerprint256: cert.fingerprint256 } : {}),
-    };
-  }
-  return peer;
-}
 
 /**
  * The identity behind an HTTP request, from its Authorization header (Basic or Bearer) or its

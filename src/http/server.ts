@@ -1,4 +1,5 @@
 import http from 'node:http';
+import https from 'node:https';
 import type net from 'node:net';
 import type { Broker } from '../core/broker.js';
 import type { WebSocketListener } from '../transport/websocket.js';
@@ -7,7 +8,8 @@ import { listDeadLetters, redriveDeadLetters } from '../core/dead-letters.js';
 import { isValidTopicFilter } from '../core/topics.js';
 import type { Logger } from '../util/logger.js';
 import type { BrokerMetrics } from './metrics.js';
-import { HttpConnectionGuard } from './connection-guard.js';
+import { HttpConnectionGuard, type HttpConnectionStats } from './connection-guard.js';
+import type { TlsCredentials } from '../transport/tls-credentials.js';
 import { httpServerOptions } from './http-limits.js';
 import { PUBLISH_PATH, PublishRoute } from './publish-route.js';
 import { HttpError, sendError, sendJson } from './respond.js';
@@ -22,6 +24,8 @@ export interface HttpListenerOptions {
   metrics: BrokerMetrics;
   /** The running system as an AsyncAPI document, for /asyncapi.json, /asyncapi.yaml and /docs. */
   liveDocument?: () => Record<string, unknown>;
+  /** Serve HTTPS (and WSS at /mqtt) on the main port (`tls.http`). */
+  tls?: TlsCredentials;
 }
 
 /**
@@ -30,17 +34,21 @@ export interface HttpListenerOptions {
  */
 export class HttpListener {
   private readonly server: http.Server;
+  /** Every server with these routes: the main one, and the HTTPS one of `listenHttps` beside it. */
+  private readonly servers: http.Server[] = [];
+  /** The accepted sockets of the HTTPS servers: Node's closeAllConnections knows only those past their handshake. */
+  private readonly tlsSockets = new Set<net.Socket>();
   private readonly log: Logger;
   private readonly metrics: BrokerMetrics;
   private readonly publishRoute: PublishRoute;
   private readonly subscribeRoute: SubscribeRoute;
   private readonly liveDocument: (() => Record<string, unknown>) | undefined;
-  /** `maxHttpConnections` and the HTTP timeouts: their counts are on /healthz (`http`) and /metrics. */
-  private readonly guard: HttpConnectionGuard;
+  /** What the connection guards of all servers count: on /healthz (`http`) and /metrics. Each server has its own `maxHttpConnections`. */
+  private readonly httpStats: HttpConnectionStats = { connections: 0, refusedConnections: 0, headersTimeouts: 0, requestTimeouts: 0, idleTimeouts: 0 };
 
   constructor(
     private readonly broker: Broker,
-    websocket: WebSocketListener,
+    private readonly websocket: WebSocketListener,
     options: HttpListenerOptions,
   ) {
     this.log = options.logger;
@@ -48,9 +56,45 @@ export class HttpListener {
     this.publishRoute = new PublishRoute(broker, this.log);
     this.subscribeRoute = new SubscribeRoute(broker, this.log);
     this.liveDocument = options.liveDocument;
-    this.server = http.createServer(httpServerOptions(broker.limits), (req, res) => {
+    this.metrics.collectHttpFrom(this.httpStats);
+    this.server = this.serve(options.tls);
+  }
+
+  async listen(host: string, port: number): Promise<net.AddressInfo> {
+    return this.bind(this.server, host, port, 'HTTP');
+  }
+
+  /** Opens a second listener, HTTPS with these credentials, serving the same routes (`tls.httpPort`). */
+  async listenHttps(host: string, port: number, credentials: TlsCredentials): Promise<net.AddressInfo> {
+    return this.bind(this.serve(credentials), host, port, 'HTTPS');
+  }
+
+  close(): Promise<void> {
+    return Promise.all(
+      this.servers.map(
+        (server) =>
+          new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeAllConnections();
+            for (const socket of this.tlsSockets) socket.destroy();
+          }),
+      ),
+    ).then(() => undefined);
+  }
+
+  private async bind(server: http.Server, host: string, port: number, what: string): Promise<net.AddressInfo> {
+    const address = await listen(server, host, port, what);
+    // Once bound, an error (EMFILE at accept when descriptors run out) is the listener's, not a client's: log it, keep listening.
+    server.on('error', (err) => this.log.error({ err: err.message }, `${what} listener error`));
+    return address;
+  }
+
+  /** An HTTP server (HTTPS with `credentials`) with the routes, the /mqtt upgrade and its own connection guard. */
+  private serve(credentials: TlsCredentials | undefined): http.Server {
+    const broker = this.broker;
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       try {
-        this.guard.track(req, res);
+        guard.track(req, res);
         this.route(req, res);
       } catch (err) {
         // A bug in a route costs that request a 500, never the process.
@@ -58,34 +102,33 @@ export class HttpListener {
         if (!res.headersSent) sendError(res, new HttpError(500, 'internal_error', 'internal error'));
         else res.destroy();
       }
-    });
-    this.guard = new HttpConnectionGuard(this.server, broker.limits, this.log, broker.reportInternalError);
-    this.metrics.collectHttpFrom(this.guard.stats);
-    this.server.on('upgrade', (req, socket, head) => {
+    };
+    const options = httpServerOptions(broker.limits);
+    const server = credentials
+      ? // The handshake is bounded like the request headers that follow it.
+        https.createServer({ ...options, ...credentials.serverOptions(broker.limits.httpHeadersTimeout * 1000) }, handler)
+      : http.createServer(options, handler);
+    if (credentials) {
+      credentials.attach(server as https.Server);
+      server.on('connection', (socket: net.Socket) => {
+        this.tlsSockets.add(socket);
+        socket.once('close', () => this.tlsSockets.delete(socket));
+      });
+    }
+    const guard = new HttpConnectionGuard(server, broker.limits, this.log, broker.reportInternalError, this.httpStats);
+    server.on('upgrade', (req, socket, head) => {
       const path = (req.url ?? '/').split('?')[0];
       if (path === '/mqtt') {
-        this.guard.upgraded(socket);
-        return websocket.handleUpgrade(req, socket, head);
+        guard.upgraded(socket);
+        return this.websocket.handleUpgrade(req, socket, head);
       }
       // Node hands the socket over without its error handler: a reset must not become an uncaught error.
       socket.on('error', () => {});
       // Destroyed once the answer is out: an upgrade socket is no longer timed by Node, and one left half-open would stay.
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n', () => socket.destroy());
     });
-  }
-
-  async listen(host: string, port: number): Promise<net.AddressInfo> {
-    const address = await listen(this.server, host, port, 'HTTP');
-    // Once bound, an error (EMFILE at accept when descriptors run out) is the listener's, not a client's: log it, keep listening.
-    this.server.on('error', (err) => this.log.error({ err: err.message }, 'HTTP listener error'));
-    return address;
-  }
-
-  close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-    });
+    this.servers.push(server);
+    return server;
   }
 
   private route(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -131,7 +174,7 @@ export class HttpListener {
         ...this.broker.stats,
         ...this.broker.redelivery.stats,
         auth: this.broker.admission.stats,
-        http: this.guard.stats,
+        http: this.httpStats,
       });
     }
     if (path === '/v1/dlq' && req.method === 'GET') {

@@ -4,11 +4,11 @@ import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { Broker } from '../core/broker.js';
 import { MqttConnection } from '../protocol/mqtt/connection.js';
 import type { MqttIntake } from '../protocol/mqtt/intake.js';
-import type { PeerInfo } from '../core/admission/peer.js';
+import { peerOfUpgrade } from '../http/peer.js';
 import type { Logger } from '../util/logger.js';
 import { holdToInboundLimits } from './websocket-inbound.js';
 
-/** MQTT over WebSocket at `/mqtt`, subprotocol `mqtt` (MQTT 5 §6). */
+/** MQTT over WebSocket at `/mqtt`, subprotocol `mqtt` (MQTT 5 §6), on the HTTP and the HTTPS listeners. */
 export class WebSocketListener {
   private readonly wss: WebSocketServer;
   private readonly connections = new Set<MqttConnection>();
@@ -20,14 +20,15 @@ export class WebSocketListener {
       handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false),
     });
     this.wss.on('connection', (ws, request) => {
-      const remote = `ws:${request.socket.remoteAddress}:${request.socket.remotePort}`;
+      // Transport `ws`, or `wss` (with the client certificate, when asked for) on an HTTPS listener.
+      const peer = peerOfUpgrade(request);
+      const remote = peer.remote;
       const admitted = intake.admit(remote);
       if (admitted === 'refuse') {
         ws.terminate();
         return;
       }
       const stream = createWebSocketStream(ws);
-      const peer: PeerInfo = { remote, address: request.socket.remoteAddress ?? '', transport: 'ws' };
       const connection = new MqttConnection(stream, broker, log, peer, intake, admitted === 'busy');
       holdToInboundLimits(ws, request.socket, intake, broker.limits, broker.reportInternalError, () => {
         broker.stats.packetTimeouts++;

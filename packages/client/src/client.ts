@@ -1,15 +1,25 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { IClientPublishOptions, IPublishPacket } from 'mqtt';
 import { decodePayload, encodePayload, firstHeader, type Headers } from './codec.js';
-import { ManagedConnection, type ReconnectOptions } from './connection.js';
+import { ManagedConnection, type ConnectionOptions, type ReconnectOptions, type TlsOptions } from './connection.js';
+import { splitUrlCredentials, type PasswordSource, type TokenExpiry } from './credentials.js';
 import { ClientConfigError, ClosedError, OfflineQueueFullError, PublishError, RemoteError, RequestTimeoutError } from './errors.js';
 import { Subscription, type Delivery, type Handler } from './subscription.js';
 
-export interface ConnectOptions {
+export interface ConnectOptions extends TlsOptions {
   /** Client identifier; required for durable subscriptions (their sessions are named after it). Default: random. */
   clientId?: string;
+  /** User name; also taken from the URL (`mqtt://user:pass@host`, percent-decoded). This option wins. */
   username?: string;
-  password?: string;
+  /**
+   * Password or JWT, or a function returning one (or a Promise of one), called before every connect
+   * and reconnect of every connection of this client: how a JWT is refreshed. When the password
+   * expires (`tokenExpiresAt`, or the `exp` of a JWT), the connection reconnects with a fresh one
+   * shortly before (a tenth of its remaining life, 1 to 60 s).
+   */
+  password?: PasswordSource;
+  /** When the password expires, if it is not a JWT with `exp`: a Date, epoch ms, or a function of the password. */
+  tokenExpiresAt?: TokenExpiry;
   reconnect?: ReconnectOptions;
   /** Publishes allowed to wait while disconnected; the next one fails with OfflineQueueFullError. Default 1000. */
   offlineQueueSize?: number;
@@ -90,13 +100,15 @@ export class EddyClient {
     private readonly main: ManagedConnection,
   ) {}
 
-  static async connect(url: string, options: ConnectOptions = {}): Promise<EddyClient> {
+  static async connect(rawUrl: string, rawOptions: ConnectOptions = {}): Promise<EddyClient> {
+    // Credentials in the URL, under the options; every connection of the client uses the bare URL.
+    const { url, username, password } = splitUrlCredentials(rawUrl);
+    const options: ConnectOptions = { ...rawOptions, username: rawOptions.username ?? username, password: rawOptions.password ?? password };
     const clientId = options.clientId ?? `eddy-${randomUUID().slice(0, 8)}`;
     const main = await ManagedConnection.open({
       url,
       clientId,
-      username: options.username,
-      password: options.password,
+      ...credentialsOf(options),
       sessionExpirySeconds: 0,
       receiveMaximum: 100,
       reconnect: options.reconnect ?? {},
@@ -218,8 +230,7 @@ export class EddyClient {
     const connection = ManagedConnection.create({
       url: this.url,
       clientId,
-      username: this.options.username,
-      password: this.options.password,
+      ...credentialsOf(this.options),
       sessionExpirySeconds: options.durable ? (options.sessionExpiry ?? 7 * 24 * 3600) : 0,
       receiveMaximum: concurrency,
       reconnect: this.options.reconnect ?? {},
@@ -284,7 +295,17 @@ export class EddyClient {
   }
 }
 
-/** Connects to the broker at `url` (mqtt://, mqtts://, ws:// or wss://) over MQTT 5. */
+/** What every connection of a client carries: who it is and how TLS is verified. */
+function credentialsOf(options: ConnectOptions): Pick<ConnectionOptions, 'username' | 'password' | 'tokenExpiresAt' | 'tls'> {
+  const { ca, cert, key, rejectUnauthorized } = options;
+  const tls = Object.fromEntries(Object.entries({ ca, cert, key, rejectUnauthorized }).filter(([, v]) => v !== undefined)) as TlsOptions;
+  return { username: options.username, password: options.password, tokenExpiresAt: options.tokenExpiresAt, tls };
+}
+
+/**
+ * Connects to the broker at `url` (mqtt://, mqtts://, ws:// or wss://; credentials may be in it:
+ * `mqtts://user:pass@host:8883`) over MQTT 5.
+ */
 export function connect(url: string, options?: ConnectOptions): Promise<EddyClient> {
   return EddyClient.connect(url, options);
 }

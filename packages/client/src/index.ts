@@ -11,7 +11,8 @@ export type { ConnectOptions, PublishOptions, PublishResult, RequestOptions, Sub
 export { Subscription } from './subscription.js';
 export type { Delivery, Handler, IteratedDelivery } from './subscription.js';
 export type { Headers } from './codec.js';
-export type { ReconnectOptions } from './connection.js';
+export type { ReconnectOptions, TlsOptions } from './connection.js';
+export type { PasswordSource, TokenExpiry } from './credentials.js';
 export {
   ClientConfigError,
   ClosedError,

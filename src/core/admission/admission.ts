@@ -19,6 +19,8 @@ export interface AdmissionConfig {
   jwt?: JwtConfig;
   /** Set when a CA for client certificates is configured: verified certificates authenticate. */
   certificates?: { user: CertificateUser; required: boolean };
+  /** What names a certificate's user (config `auth.certificateUser`); `cn` by default. */
+  certificateUser?: CertificateUser;
   quotas?: QuotaConfig;
   /** `--deny-subscribe` / `--deny-publish`: rules for every client, evaluated with the ACL. */
   access?: Partial<AccessRules>;
