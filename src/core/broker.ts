@@ -1,6 +1,6 @@
 import type { Logger } from '../util/logger.js';
 import type { ErrorReporter } from '../util/guard.js';
-import { Admission, type Identity } from './admission/index.js';
+import { Admission, parseAcl, type Identity } from './admission/index.js';
 import { StorageError } from '../util/errors.js';
 import { isExpired, type Message, type QoS } from './message.js';
 import { Router, type Target } from './router.js';
@@ -219,7 +219,8 @@ export class Broker {
         await this.storage.deleteSession(record.clientId);
         continue;
       }
-      const session = this.newSession(record.clientId, this.admission.restored(record.clientId, record.user, record.authMethod ?? 'none'));
+      const tokenAcl = record.tokenAcl ? parseAcl(record.tokenAcl, `the stored acl claim of ${record.clientId}`) : undefined;
+      const session = this.newSession(record.clientId, this.admission.restored(record.clientId, record.user, record.authMethod ?? 'none', tokenAcl));
       session.expiryInterval = record.expiryInterval;
       for (const sub of record.subscriptions) this.addSubscription(session, sub);
       if (left !== undefined) this.scheduleExpiry(session, left);
@@ -675,6 +676,7 @@ export class Broker {
       authMethod: session.identity.method,
     };
     if (session.identity.user !== undefined) record.user = session.identity.user;
+    if (session.identity.tokenAcl) record.tokenAcl = session.identity.tokenAcl;
     return record;
   }
 }

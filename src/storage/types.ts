@@ -33,6 +33,8 @@ export interface SessionRecord {
   /** The user the session belongs to (absent: anonymous, or no authentication configured), and how it authenticated. */
   user?: string;
   authMethod?: 'none' | 'anonymous' | 'password' | 'jwt' | 'certificate';
+  /** A JWT's `acl` claim, so that what an offline session is queued stays as narrow as its token said. */
+  tokenAcl?: unknown[];
 }
 
 /** A message waiting for or in delivery to one session, with the QoS it is delivered at. */

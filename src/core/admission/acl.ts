@@ -134,8 +134,12 @@ export function compileFor(rules: readonly AclRule[], who: AclSubject): AclEntry
   return entries;
 }
 
-/** How many decisions one client keeps; beyond it the cache starts over (topics repeat far more often). */
-const DECISION_CACHE = 4096;
+/**
+ * Decisions kept per compiled ACL; beyond it the cache starts over (topics repeat far more often
+ * than they are new). Clients with the same rules share one ClientAcl (see Admission.compile), so
+ * this is per distinct rule set, not per connection.
+ */
+const DECISION_CACHE = 1024;
 
 /**
  * What one client may do, decided by its compiled entries: the first entry for the action whose

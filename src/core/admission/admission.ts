@@ -66,6 +66,11 @@ export class Admission {
   private readonly failures = new FailureTracker();
   private readonly quotas: Quotas;
   private failuresLogged = 0;
+  /**
+   * Compiled ACLs by their entries: clients whose rules come out the same (same roles, no `%u`/`%c`
+   * in what applies to them) share one ClientAcl and its decision cache. Emptied on reload.
+   */
+  private readonly compiled = new Map<string, ClientAcl>();
 
   constructor(
     private readonly config: AdmissionConfig,
@@ -84,6 +89,7 @@ export class Admission {
   reload(): string[] {
     this.load();
     this.verified.clear();
+    this.compiled.clear();
     return [this.config.passwordFile && 'password file', this.config.acl && 'ACL', this.config.jwt && 'JWT keys'].filter((x): x is string => !!x);
   }
 
@@ -183,9 +189,9 @@ export class Admission {
   }
 
   /** An identity for a session restored from storage, before its client is back (its rights decide what it is queued). */
-  restored(clientId: string, user: string | undefined, method: AuthMethod): Identity {
+  restored(clientId: string, user: string | undefined, method: AuthMethod, tokenAcl?: AclRule[]): Identity {
     const roles = !this.authenticationConfigured ? [ADMIN_ROLE] : user !== undefined ? (this.users.get(user)?.roles ?? []) : [];
-    return this.identity(user, roles, { clientId, peer: UNKNOWN_PEER }, method);
+    return this.identity(user, roles, { clientId, peer: UNKNOWN_PEER }, method, tokenAcl);
   }
 
   /**
@@ -276,10 +282,20 @@ export class Admission {
     entries.push(...compileFor(this.rules, subject));
     // No ACL file: everything not ruled out above is allowed. With one: what no rule allows is denied.
     const fallback = this.config.acl === undefined;
-    const narrowing = identity.tokenAcl ? new ClientAcl(compileFor(identity.tokenAcl, subject), false) : undefined;
-    return new ClientAcl(entries, fallback, narrowing);
+    const narrowingEntries = identity.tokenAcl ? compileFor(identity.tokenAcl, subject) : undefined;
+    const key = JSON.stringify([entries, fallback, narrowingEntries]);
+    let acl = this.compiled.get(key);
+    if (!acl) {
+      if (this.compiled.size >= MAX_COMPILED) this.compiled.clear();
+      acl = new ClientAcl(entries, fallback, narrowingEntries ? new ClientAcl(narrowingEntries, false) : undefined);
+      this.compiled.set(key, acl);
+    }
+    return acl;
   }
 }
+
+/** Distinct compiled ACLs kept for sharing; past it sharing starts over (nothing is lost but the caches). */
+const MAX_COMPILED = 10_000;
 
 const UNKNOWN_PEER: PeerInfo = { remote: 'restored', address: '', transport: 'tcp' };
 
