@@ -4,6 +4,7 @@ import { DEFAULT_LIMITS, type AccessRules, type BrokerLimits } from './core/limi
 import type { ChannelPolicy } from './core/channels.js';
 import type { RedeliveryOptions } from './core/redelivery.js';
 import { HttpListener } from './http/server.js';
+import type { HttpSecurityOptions } from './http/origin-policy.js';
 import { checkHttpLimits } from './http/http-limits.js';
 import { checkDescriptorBudget } from './http/descriptor-budget.js';
 import { readFileSync } from 'node:fs';
@@ -44,6 +45,8 @@ export interface EddyServerOptions {
   logger?: Logger;
   /** Authentication and authorization: password file, ACL, JWT, client certificates, quotas. */
   auth?: AdmissionConfig;
+  /** The HTTP port against other sites' pages: allowed origins (/mqtt, state-changing routes), credentials for /metrics and /healthz. */
+  http?: HttpSecurityOptions;
 }
 
 /** What `reload()` can change on a running server; a field left out stays as it is. */
@@ -134,6 +137,7 @@ export class EddyServer {
     const tcp = new TcpListener(broker, logger, intake);
     const websocket = new WebSocketListener(broker, logger, intake);
     const httpListener = new HttpListener(broker, websocket, {
+      ...options.http,
       logger,
       metrics,
       liveDocument: () =>

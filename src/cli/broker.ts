@@ -33,6 +33,7 @@ ${limitFlagsHelp()}
   --password-file FILE      users and their salted password hashes (written by eddy passwd)
   --acl FILE                the ACL: an ordered YAML list of rules (README "Securing a broker")
   --allow-anonymous         let clients without credentials in, although authentication is configured
+  --protect-status          /metrics and /healthz need credentials too (config http.protectStatus)
   --asyncapi FILE           AsyncAPI 3 document whose channels and message schemas are enforced
                             (repeatable: one per service)
   --strict                  refuse publishes and subscriptions on channels no document declares
@@ -55,6 +56,7 @@ const FLAGS = {
   'password-file': { type: 'string' },
   acl: { type: 'string' },
   'allow-anonymous': { type: 'boolean' },
+  'protect-status': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -95,6 +97,7 @@ export function brokerConfigFromArgs(args: string[]): BrokerConfig | 'help' {
   if (values.acl !== undefined) auth.acl = values.acl;
   if (values['allow-anonymous']) auth.allowAnonymous = true;
   config.auth = auth;
+  if (values['protect-status']) config.http = { ...config.http, protectStatus: true };
   if (config.strict && (config.asyncapi ?? []).length === 0) throw new ConfigError('--strict needs at least one --asyncapi document');
   return config;
 }
@@ -122,6 +125,7 @@ export async function runBroker(args: string[]): Promise<number | 'forever'> {
     asyncapi: config.asyncapi,
     strict: config.strict,
     auth: { ...config.auth, ...(config.quotas ? { quotas: config.quotas } : {}) },
+    ...(config.http ? { http: config.http } : {}),
     logger,
   }).catch((err: unknown) => {
     // A document that does not load is a configuration error (exit 2), reported with its diagnostics.

@@ -8,6 +8,7 @@ import type { RedeliveryOptions } from '../core/redelivery.js';
 import { LOG_LEVELS, type LogLevel } from '../util/logger.js';
 import { parseAuthConfig, parseQuotas } from './auth-config.js';
 import type { QuotaConfig } from '../core/admission/index.js';
+import { invalidOrigin, type HttpSecurityOptions } from '../http/origin-policy.js';
 
 /** The broker's configuration file (YAML or JSON). Command-line flags override it. */
 export interface BrokerConfig {
@@ -31,9 +32,11 @@ export interface BrokerConfig {
   /** Password file, ACL, anonymous access, JWT (design note "Security files"); paths relative to the file. */
   auth?: ReturnType<typeof parseAuthConfig>;
   quotas?: QuotaConfig;
+  /** `http: { allowedOrigins: [...], protectStatus: true }`: the HTTP port against other sites' pages. */
+  http?: HttpSecurityOptions;
 }
 
-const TOP_KEYS = new Set(['asyncapi', 'strict', 'host', 'port', 'httpPort', 'dataDir', 'memory', 'fsync', 'logLevel', 'limits', 'access', 'channels', 'redelivery', 'auth', 'quotas']);
+const TOP_KEYS = new Set(['asyncapi', 'strict', 'host', 'port', 'httpPort', 'dataDir', 'memory', 'fsync', 'logLevel', 'limits', 'access', 'channels', 'redelivery', 'auth', 'quotas', 'http']);
 const ACCESS_KEYS = new Set(['denySubscribe', 'denyPublish']);
 
 export function loadConfigFile(path: string): BrokerConfig {
@@ -96,7 +99,26 @@ export function validateConfig(raw: unknown, source: string): BrokerConfig {
   if (config.quotas !== undefined) result.quotas = parseQuotas(config.quotas, source);
   if (config.channels !== undefined) result.channels = parseChannelPolicies(config.channels, source);
   if (config.redelivery !== undefined) result.redelivery = parseRedelivery(config.redelivery, source);
+  if (config.http !== undefined) result.http = parseHttp(config.http, source);
   return result;
+}
+
+/** `http: { allowedOrigins: [https://app.example.com, ...] | ['*'], protectStatus: true }` */
+function parseHttp(raw: unknown, source: string): HttpSecurityOptions {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(`${source}: http must be a mapping with allowedOrigins and/or protectStatus`);
+  const options: HttpSecurityOptions = {};
+  for (const [key, value] of Object.entries(raw)) {
+    if (key === 'protectStatus') {
+      if (typeof value !== 'boolean') throw new ConfigError(`${source}: http.protectStatus must be true or false`);
+      options.protectStatus = value;
+    } else if (key === 'allowedOrigins') {
+      if (!Array.isArray(value)) throw new ConfigError(`${source}: http.allowedOrigins must be a list of origins (https://app.example.com) or ['*']`);
+      const bad = value.map(invalidOrigin).find((why) => why !== undefined);
+      if (bad) throw new ConfigError(`${source}: http.allowedOrigins: ${bad}`);
+      options.allowedOrigins = value as string[];
+    } else throw new ConfigError(`${source}: unknown key http.${key} (known: allowedOrigins, protectStatus)`);
+  }
+  return options;
 }
 
 /** `redelivery: { initialBackoff: 1s, maxBackoff: 1m }` */
