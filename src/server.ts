@@ -119,6 +119,7 @@ export class EddyServer {
     if (!admission.authenticationConfigured && !isLoopback(host)) {
       logger.warn({ host }, 'no authentication is configured and the broker listens beyond loopback: every client that can reach it has every right (see README "Securing a broker")');
     }
+    for (const warning of registry?.securityWarnings(admission.appliedSecurity()) ?? []) logger.warn(warning);
     const broker = new Broker(storage, {
       admission,
       validator: state.validator,
@@ -141,7 +142,7 @@ export class EddyServer {
       logger,
       metrics,
       liveDocument: () =>
-        buildLiveDocument({ version: PACKAGE_VERSION, mqtt: { host, port: mqttAddress.port }, http: { host, port: httpAddress.port }, documents: state.documents, traffic }),
+        buildLiveDocument({ version: PACKAGE_VERSION, mqtt: { host, port: mqttAddress.port }, http: { host, port: httpAddress.port }, documents: state.documents, traffic, security: admission.appliedSecurity() }),
     });
     let mqttAddress: net.AddressInfo;
     let httpAddress: net.AddressInfo;

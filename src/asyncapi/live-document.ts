@@ -3,6 +3,7 @@ import { LiveChannels } from './live-channels.js';
 import { IdAllocator } from './live-json.js';
 import type { LoadedDocument } from './load.js';
 import type { TrafficRecorder } from './observed.js';
+import { liveSecurity, type AppliedSecurity } from './security.js';
 
 export interface Listener {
   host: string;
@@ -16,6 +17,8 @@ export interface LiveDocumentSources {
   http?: Listener;
   documents: LoadedDocument[];
   traffic: TrafficRecorder;
+  /** The authentication the broker applies (Admission.appliedSecurity()): the servers' security schemes. */
+  security?: AppliedSecurity;
 }
 
 type Json = Record<string, unknown>;
@@ -31,7 +34,12 @@ export function buildLiveDocument(sources: LiveDocumentSources): Json {
   const operationIds = new IdAllocator();
   const live = new LiveChannels(channelIds);
   const operations: Json = {};
-  const server = (protocol: string, l: Listener, extra: Json = {}): Json => ({ host: `${formatHost(l.host)}:${l.port}`, protocol, ...extra });
+  const security = liveSecurity(sources.security);
+  const server = (protocol: string, l: Listener, extra: Json = {}): Json => {
+    const schemes = security.forServer(protocol);
+    const anonymous = schemes.length > 0 && sources.security?.anonymous ? { 'x-eddy-allow-anonymous': true } : {};
+    return { host: `${formatHost(l.host)}:${l.port}`, protocol, ...extra, ...(schemes.length > 0 ? { security: schemes } : {}), ...anonymous };
+  };
   const servers: Json = {};
   if (sources.mqtt) servers.mqtt = server('mqtt', sources.mqtt, { protocolVersion: '5.0', description: 'MQTT 3.1.1 and 5.0 over TCP' });
   if (sources.http) {
@@ -99,5 +107,6 @@ export function buildLiveDocument(sources: LiveDocumentSources): Json {
     servers,
     channels,
     operations,
+    ...(Object.keys(security.schemes).length > 0 ? { components: { securitySchemes: security.schemes } } : {}),
   };
 }
