@@ -214,7 +214,9 @@ describe('AsyncAPI security: the live document lists the schemes the broker appl
     await server!.stop();
     doc = await live(await start({ passwordFile: file, certificates: { user: 'cn', required: false } }));
     assert.deepEqual(Object.keys(doc.components!.securitySchemes!), ['userPassword', 'X509']);
-    assert.deepEqual(doc.servers.mqtt!.security, [{ $ref: '#/components/securitySchemes/userPassword' }], 'a plain TCP listener takes no certificate');
+    for (const name of ['mqtt', 'ws', 'http']) {
+      assert.deepEqual(doc.servers[name]!.security, [{ $ref: '#/components/securitySchemes/userPassword' }], `${name}: a listener without TLS takes no certificate`);
+    }
     await server!.stop();
     doc = await live(await start(undefined));
     assert.equal(doc.components?.securitySchemes, undefined);

@@ -114,6 +114,9 @@ const LIVE_SCHEMES: Record<ProvenMethod, { id: string; scheme: Record<string, un
   certificate: { id: 'X509', scheme: { type: 'X509', description: 'A client certificate signed by the configured CA, on the TLS listeners.' } },
 };
 
+/** The AsyncAPI protocols of listeners that speak TLS, where a client certificate can be presented. */
+const TLS_PROTOCOLS = new Set(['mqtts', 'secure-mqtt', 'wss', 'https']);
+
 /** `components.securitySchemes` of the live document, and the `security` of a server speaking `protocol`. */
 export function liveSecurity(applied: AppliedSecurity | undefined): { schemes: Record<string, unknown>; forServer: (protocol: string) => Array<{ $ref: string }> } {
   const schemes: Record<string, unknown> = {};
@@ -121,7 +124,7 @@ export function liveSecurity(applied: AppliedSecurity | undefined): { schemes: R
   const forServer = (protocol: string): Array<{ $ref: string }> =>
     (applied?.methods ?? [])
       // A certificate is presented in a TLS handshake: only the TLS listeners (mqtts, wss, https) take one.
-      .filter((m) => m !== 'certificate' || /s$/.test(protocol))
+      .filter((m) => m !== 'certificate' || TLS_PROTOCOLS.has(protocol))
       .map((m) => ({ $ref: `#/components/securitySchemes/${LIVE_SCHEMES[m].id}` }));
   return { schemes, forServer };
 }
