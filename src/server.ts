@@ -4,6 +4,7 @@ import { DEFAULT_LIMITS, type AccessRules, type BrokerLimits } from './core/limi
 import type { ChannelPolicy } from './core/channels.js';
 import type { RedeliveryOptions } from './core/redelivery.js';
 import { HttpListener } from './http/server.js';
+import type { HttpSecurityOptions } from './http/origin-policy.js';
 import { checkHttpLimits } from './http/http-limits.js';
 import { checkDescriptorBudget } from './http/descriptor-budget.js';
 import { readFileSync } from 'node:fs';
@@ -49,6 +50,8 @@ export interface EddyServerOptions {
   logger?: Logger;
   /** Authentication and authorization: password file, ACL, JWT, client certificates, quotas. */
   auth?: AdmissionConfig;
+  /** The HTTP port against other sites' pages: allowed origins (/mqtt, state-changing routes), credentials for /metrics and /healthz. */
+  http?: HttpSecurityOptions;
 }
 
 /** What `reload()` can change on a running server; a field left out stays as it is. */
@@ -129,6 +132,7 @@ export class EddyServer {
     if (!admission.authenticationConfigured && !isLoopback(host)) {
       logger.warn({ host }, 'no authentication is configured and the broker listens beyond loopback: every client that can reach it has every right (see README "Securing a broker")');
     }
+    for (const warning of registry?.securityWarnings(admission.appliedSecurity()) ?? []) logger.warn(warning);
     const broker = new Broker(storage, {
       admission,
       validator: state.validator,
@@ -148,10 +152,19 @@ export class EddyServer {
     const websocket = new WebSocketListener(broker, logger, intake);
     const tlsListener = credentials ? new TlsListener(broker, logger, intake, credentials) : undefined;
     const httpListener = new HttpListener(broker, websocket, {
+      ...options.http,
       logger,
       metrics,
       liveDocument: () =>
-        buildLiveDocument({ version: PACKAGE_VERSION, mqtt: { host, port: mqttAddress.port }, http: { host, port: httpAddress.port }, documents: state.documents, traffic }),
+        buildLiveDocument({
+          version: PACKAGE_VERSION,
+          mqtt: { host, port: mqttAddress.port },
+          http: { host, port: httpAddress.port },
+          ...(tls ? { mqtts: tls.mqtts, httpIsHttps: tls.httpIsHttps, ...(tls.https ? { https: tls.https } : {}) } : {}),
+          documents: state.documents,
+          traffic,
+          security: admission.appliedSecurity(),
+        }),
       tls: options.tls?.http ? credentials : undefined,
     });
     let mqttAddress: net.AddressInfo;

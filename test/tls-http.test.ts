@@ -49,6 +49,19 @@ describe('tls.http: the HTTP port serves HTTPS and WSS', () => {
     assert.equal(server.https, undefined, 'no second listener');
   });
 
+  test('the live document lists the TLS listeners, and a client certificate only on them', async () => {
+    const answer = await curl(['--cacert', pki.ca.cert, `${server.httpUrl}/asyncapi.json`]);
+    assert.equal(answer.code, 0, answer.stderr);
+    const doc = JSON.parse(answer.stdout) as { servers: Record<string, { host: string; protocol: string; security?: Array<{ $ref: string }> }> };
+    assert.deepEqual(Object.keys(doc.servers).sort(), ['https', 'mqtt', 'mqtts', 'wss']);
+    assert.equal(doc.servers.mqtts!.host, `127.0.0.1:${server.mqtts!.port}`);
+    assert.equal(doc.servers.mqtts!.protocol, 'secure-mqtt');
+    assert.equal(doc.servers.wss!.host, `127.0.0.1:${server.http.port}`);
+    const x509 = { $ref: '#/components/securitySchemes/X509' };
+    for (const name of ['mqtts', 'wss', 'https']) assert.ok(doc.servers[name]!.security?.some((s) => s.$ref === x509.$ref), `${name} takes a certificate`);
+    assert.ok(!doc.servers.mqtt!.security?.some((s) => s.$ref === x509.$ref), 'plain MQTT takes none');
+  });
+
   test('curl --cacert gets /healthz over HTTPS; plain HTTP on that port gets no answer', async () => {
     const health = await curl(['--cacert', pki.ca.cert, `${server.httpUrl}/healthz`]);
     assert.equal(health.code, 0, health.stderr);

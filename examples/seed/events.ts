@@ -88,6 +88,20 @@ export function createClient(bus: eddy.EddyClient, options: ClientOptions = {}):
   return createOperations(bus, OPERATIONS, options, options.perspective ?? 'application') as unknown as ApplicationApi | ClientApi;
 }
 
+/**
+ * Connects to the broker at url (mqtt://, mqtts://, ws://, wss://) and returns the document's
+ * operations on that connection, with the connection (bus). Credentials and TLS go to the SDK's
+ * connect(): username and password (or a function giving a fresh password or JWT), ca, cert, key.
+ */
+export function connectClient(url: string, connection?: ConnectionOptions, options?: ClientOptions<'application'>): Promise<Connected<ApplicationApi>>;
+export function connectClient(url: string, connection: ConnectionOptions | undefined, options: ClientOptions<'client'>): Promise<Connected<ClientApi>>;
+export async function connectClient(url: string, connection: ConnectionOptions = {}, options: ClientOptions = {}): Promise<Connected<ApplicationApi | ClientApi>> {
+  // Handed over as they are, typed here rather than by the SDK, so that a generated client compiles
+  // against SDK versions from before its TLS options and password functions too.
+  const bus = await eddy.connect(url, { ...connection } as eddy.ConnectOptions);
+  return { bus, api: createClient(bus, options) };
+}
+
 // ---- Schemas, embedded for validation and for reading headers back into their types ------------------
 
 export const UserSignedUpPayloadSchema: JsonSchema = {
@@ -245,6 +259,34 @@ export interface ClientOptions<P extends Perspective = Perspective> {
   validateOn?: 'send' | 'receive' | 'both';
   /** Told about each incoming message that failed validation, before it is refused. */
   onInvalid?: (error: ValidationError, delivery: eddy.Delivery) => void;
+}
+
+/** A password or a JWT, or a function returning one (or a Promise of one) that the SDK asks at each connect: how a token is refreshed. */
+export type PasswordSource = string | (() => string | Promise<string>);
+
+/** PEM text of certificates or a key: one, or several. */
+export type Pem = string | Buffer | Array<string | Buffer>;
+
+/**
+ * How connectClient reaches the broker: the SDK's connect() options, with the credentials and TLS
+ * files for a broker that asks for them (a password file, JWT, client certificates). They are
+ * handed to the SDK's connect() as they are.
+ */
+export type ConnectionOptions = Omit<eddy.ConnectOptions, 'username' | 'password' | 'ca' | 'cert' | 'key' | 'rejectUnauthorized'> & {
+  username?: string;
+  password?: PasswordSource;
+  /** CA certificate(s) to verify the broker with (mqtts://, wss://), instead of the system's. */
+  ca?: Pem;
+  /** Client certificate and its key, for a broker that takes client certificates (the AsyncAPI X509 scheme). */
+  cert?: Pem;
+  key?: Pem;
+  rejectUnauthorized?: boolean;
+};
+
+/** What connectClient resolves with: the document's operations, and the connection they use (bus.close() ends it). */
+export interface Connected<A> {
+  readonly api: A;
+  readonly bus: eddy.EddyClient;
 }
 
 /** A message does not match the document's schemas: not sent ('send'), or refused on arrival ('receive'). */

@@ -3,6 +3,7 @@ import { LiveChannels } from './live-channels.js';
 import { IdAllocator } from './live-json.js';
 import type { LoadedDocument } from './load.js';
 import type { TrafficRecorder } from './observed.js';
+import { liveSecurity, type AppliedSecurity } from './security.js';
 
 export interface Listener {
   host: string;
@@ -14,8 +15,16 @@ export interface LiveDocumentSources {
   /** The broker's listeners; absent when documenting files rather than a running broker. */
   mqtt?: Listener;
   http?: Listener;
+  /** MQTT over TLS, when TLS is on. */
+  mqtts?: Listener;
+  /** A second, HTTPS listener (`tls.httpPort`) serving WSS and the HTTP gateway. */
+  https?: Listener;
+  /** The main HTTP port speaks HTTPS (`tls.http`): it is listed as wss and https. */
+  httpIsHttps?: boolean;
   documents: LoadedDocument[];
   traffic: TrafficRecorder;
+  /** The authentication the broker applies (Admission.appliedSecurity()): the servers' security schemes. */
+  security?: AppliedSecurity;
 }
 
 type Json = Record<string, unknown>;
@@ -31,13 +40,22 @@ export function buildLiveDocument(sources: LiveDocumentSources): Json {
   const operationIds = new IdAllocator();
   const live = new LiveChannels(channelIds);
   const operations: Json = {};
-  const server = (protocol: string, l: Listener, extra: Json = {}): Json => ({ host: `${formatHost(l.host)}:${l.port}`, protocol, ...extra });
+  const security = liveSecurity(sources.security);
+  const server = (protocol: string, l: Listener, extra: Json = {}): Json => {
+    const schemes = security.forServer(protocol);
+    const anonymous = schemes.length > 0 && sources.security?.anonymous ? { 'x-eddy-allow-anonymous': true } : {};
+    return { host: `${formatHost(l.host)}:${l.port}`, protocol, ...extra, ...(schemes.length > 0 ? { security: schemes } : {}), ...anonymous };
+  };
   const servers: Json = {};
   if (sources.mqtt) servers.mqtt = server('mqtt', sources.mqtt, { protocolVersion: '5.0', description: 'MQTT 3.1.1 and 5.0 over TCP' });
-  if (sources.http) {
-    servers.ws = server('ws', sources.http, { pathname: '/mqtt', description: 'MQTT over WebSocket' });
-    servers.http = server('http', sources.http, { description: 'HTTP gateway: POST /v1/publish/{topic}, Server-Sent Events at GET /v1/subscribe' });
-  }
+  if (sources.mqtts) servers.mqtts = server('secure-mqtt', sources.mqtts, { protocolVersion: '5.0', description: 'MQTT 3.1.1 and 5.0 over TLS' });
+  const web = (l: Listener, secure: boolean): void => {
+    const [ws, http] = secure ? ['wss', 'https'] : ['ws', 'http'];
+    servers[ws] = server(ws, l, { pathname: '/mqtt', description: `MQTT over WebSocket${secure ? ' over TLS' : ''}` });
+    servers[http] = server(http, l, { description: 'HTTP gateway: POST /v1/publish/{topic}, Server-Sent Events at GET /v1/subscribe' });
+  };
+  if (sources.http) web(sources.http, sources.httpIsHttps ?? false);
+  if (sources.https) web(sources.https, true);
 
   for (const { document } of sources.documents) live.add(document);
   live.finish();
@@ -99,5 +117,6 @@ export function buildLiveDocument(sources: LiveDocumentSources): Json {
     servers,
     channels,
     operations,
+    ...(Object.keys(security.schemes).length > 0 ? { components: { securitySchemes: security.schemes } } : {}),
   };
 }

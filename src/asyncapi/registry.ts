@@ -5,6 +5,7 @@ import type { ChannelInterface, MessageInterface } from '@asyncapi/parser';
 import type { LoadedDocument } from './load.js';
 import { AsyncApiError } from './load.js';
 import { describeParameter, parameterAccepts, readParameters, uniteParameters, type ChannelParameter } from './parameters.js';
+import { securityByAddress, securityWarnings, type AppliedSecurity, type ChannelSecurity, type SecuredAction, type SecurityRequirement } from './security.js';
 
 // ajv and ajv-formats are CommonJS with a default export.
 const Ajv = AjvModule as unknown as typeof AjvModule.default;
@@ -50,7 +51,12 @@ export interface DeclaredChannel {
   messages: CompiledMessage[];
   /** In load order; the first names the channel in logs and in `eddy asyncapi validate`. */
   declarations: ChannelDeclaration[];
+  /** What the operations' `security` requires of clients to publish and to receive here, when any does. */
+  security?: ChannelSecurity;
 }
+
+/** Topics (and filters) whose requirement is remembered; the cache starts over past this. */
+const MAX_CACHED_REQUIREMENTS = 10_000;
 
 const JSON_TYPE = /^application\/([a-z0-9.+-]+\+)?json$/i;
 /** Schema formats ajv can check: the AsyncAPI schema (a JSON Schema superset) and JSON Schema. */
@@ -71,9 +77,42 @@ export class ChannelRegistry {
   private readonly headerAjv = addFormats(new Ajv({ strict: false, allErrors: false, coerceTypes: true }));
   /** Per channel, what identifies each of its compiled messages: a message repeated across documents is compiled once. */
   private readonly messageKeys = new Map<DeclaredChannel, Set<string>>();
+  /** Whether any channel is secured: without, requiredIdentity answers at once (it is asked for every delivery). */
+  private readonly secured: boolean;
+  private readonly requirements = new Map<string, SecurityRequirement | undefined>();
 
   constructor(documents: LoadedDocument[]) {
     for (const loaded of documents) this.add(loaded);
+    const byAddress = new Map<string, ChannelSecurity>();
+    for (const loaded of documents) securityByAddress(loaded.document, byAddress);
+    for (const channel of this.channels) {
+      const security = byAddress.get(channel.address);
+      if (security) channel.security = security;
+    }
+    this.secured = byAddress.size > 0;
+  }
+
+  /**
+   * What the operations on a topic's channel require of a client's identity for an action. A
+   * filter with wildcards gets the requirement of the declared channel that holds every topic it
+   * can match (`fridge/+/level` for `fridge/{id}/level`), else none: a wider filter (`fridge/#`) is
+   * granted, and each delivery is checked against its own topic's channel.
+   */
+  requiredIdentity(topicOrFilter: string, action: SecuredAction): SecurityRequirement | undefined {
+    if (!this.secured) return undefined;
+    const key = `${action} ${topicOrFilter}`;
+    if (this.requirements.has(key)) return this.requirements.get(key);
+    const wildcard = /(^|\/)[+#](\/|$)/.test(topicOrFilter);
+    const channel = wildcard ? this.channels.find((c) => filterCovers(c.filter, topicOrFilter)) : this.channelOf(topicOrFilter)?.channel;
+    const requirement = channel?.security?.[action];
+    if (this.requirements.size >= MAX_CACHED_REQUIREMENTS) this.requirements.clear();
+    this.requirements.set(key, requirement);
+    return requirement;
+  }
+
+  /** Start-up warnings: security the documents require and the broker does not apply. */
+  securityWarnings(applied: AppliedSecurity): string[] {
+    return securityWarnings(this.channels, applied);
   }
 
   /**
@@ -275,6 +314,20 @@ export function schemaForAjv(schema: unknown): unknown {
   for (const [source, id] of ids) defs[id] = copies.get(source);
   if (ids.size === 0 || typeof root !== 'object' || root === null) return root;
   return { ...(root as object), $defs: { ...((root as { $defs?: object }).$defs ?? {}), ...defs } };
+}
+
+/** Whether every topic `inner` matches also matches `outer` (both MQTT filters). */
+export function filterCovers(outer: string, inner: string): boolean {
+  const x = outer.split('/');
+  const y = inner.split('/');
+  for (let i = 0; ; i++) {
+    const p = x[i];
+    const q = y[i];
+    if (p === '#') return true;
+    if (p === undefined || q === undefined) return p === q;
+    if (q === '#') return false;
+    if (p !== '+' && p !== q) return false;
+  }
 }
 
 /** Whether some topic matches both filters (`+`/`#` in either). */

@@ -35,6 +35,7 @@ ${limitFlagsHelp()}
   --password-file FILE      users and their salted password hashes (written by eddy passwd)
   --acl FILE                the ACL: an ordered YAML list of rules (README "Securing a broker")
   --allow-anonymous         let clients without credentials in, although authentication is configured
+  --protect-status          /metrics and /healthz need credentials too (config http.protectStatus)
   --asyncapi FILE           AsyncAPI 3 document whose channels and message schemas are enforced
                             (repeatable: one per service)
   --strict                  refuse publishes and subscriptions on channels no document declares
@@ -59,6 +60,7 @@ const FLAGS = {
   acl: { type: 'string' },
   'allow-anonymous': { type: 'boolean' },
   ...TLS_FLAGS,
+  'protect-status': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -99,6 +101,7 @@ export function brokerConfigFromArgs(args: string[]): BrokerConfig | 'help' {
   if (values.acl !== undefined) auth.acl = values.acl;
   if (values['allow-anonymous']) auth.allowAnonymous = true;
   config.auth = auth;
+  if (values['protect-status']) config.http = { ...config.http, protectStatus: true };
   if (config.strict && (config.asyncapi ?? []).length === 0) throw new ConfigError('--strict needs at least one --asyncapi document');
   config.tls = checkTlsSettings(mergeTlsFlags(config.tls, values), config);
   return config;
@@ -134,6 +137,7 @@ export async function runBroker(args: string[]): Promise<number | 'forever'> {
     strict: config.strict,
     auth: { ...config.auth, ...(config.quotas ? { quotas: config.quotas } : {}) },
     tls: checkTlsSettings(config.tls, config),
+    ...(config.http ? { http: config.http } : {}),
     logger,
   }).catch((err: unknown) => {
     // A document that does not load is a configuration error (exit 2), reported with its diagnostics.

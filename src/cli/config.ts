@@ -10,6 +10,7 @@ import { parseAuthConfig, parseQuotas } from './auth-config.js';
 import type { QuotaConfig } from '../core/admission/index.js';
 import type { TlsSettings } from '../transport/tls-credentials.js';
 import { parseTlsMapping } from './tls-config.js';
+import { invalidOrigin, type HttpSecurityOptions } from '../http/origin-policy.js';
 
 /** The broker's configuration file (YAML or JSON). Command-line flags override it. */
 export interface BrokerConfig {
@@ -35,9 +36,11 @@ export interface BrokerConfig {
   quotas?: QuotaConfig;
   /** TLS listeners; in the config file, paths relative to it. Complete once checked (`checkTlsSettings`). */
   tls?: Partial<TlsSettings>;
+  /** `http: { allowedOrigins: [...], protectStatus: true }`: the HTTP port against other sites' pages. */
+  http?: HttpSecurityOptions;
 }
 
-const TOP_KEYS = new Set(['asyncapi', 'strict', 'host', 'port', 'httpPort', 'dataDir', 'memory', 'fsync', 'logLevel', 'limits', 'access', 'channels', 'redelivery', 'auth', 'quotas', 'tls']);
+const TOP_KEYS = new Set(['asyncapi', 'strict', 'host', 'port', 'httpPort', 'dataDir', 'memory', 'fsync', 'logLevel', 'limits', 'access', 'channels', 'redelivery', 'auth', 'quotas', 'tls', 'http']);
 const ACCESS_KEYS = new Set(['denySubscribe', 'denyPublish']);
 
 export function loadConfigFile(path: string): BrokerConfig {
@@ -101,7 +104,26 @@ export function validateConfig(raw: unknown, source: string): BrokerConfig {
   if (config.channels !== undefined) result.channels = parseChannelPolicies(config.channels, source);
   if (config.redelivery !== undefined) result.redelivery = parseRedelivery(config.redelivery, source);
   if (config.tls !== undefined) result.tls = parseTlsMapping(config.tls, source);
+  if (config.http !== undefined) result.http = parseHttp(config.http, source);
   return result;
+}
+
+/** `http: { allowedOrigins: [https://app.example.com, ...] | ['*'], protectStatus: true }` */
+function parseHttp(raw: unknown, source: string): HttpSecurityOptions {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(`${source}: http must be a mapping with allowedOrigins and/or protectStatus`);
+  const options: HttpSecurityOptions = {};
+  for (const [key, value] of Object.entries(raw)) {
+    if (key === 'protectStatus') {
+      if (typeof value !== 'boolean') throw new ConfigError(`${source}: http.protectStatus must be true or false`);
+      options.protectStatus = value;
+    } else if (key === 'allowedOrigins') {
+      if (!Array.isArray(value)) throw new ConfigError(`${source}: http.allowedOrigins must be a list of origins (https://app.example.com) or ['*']`);
+      const bad = value.map(invalidOrigin).find((why) => why !== undefined);
+      if (bad) throw new ConfigError(`${source}: http.allowedOrigins: ${bad}`);
+      options.allowedOrigins = value as string[];
+    } else throw new ConfigError(`${source}: unknown key http.${key} (known: allowedOrigins, protectStatus)`);
+  }
+  return options;
 }
 
 /** `redelivery: { initialBackoff: 1s, maxBackoff: 1m }` */

@@ -12,7 +12,7 @@ import { DEFAULT_REDELIVERY, Redelivery, type RedeliveryOptions } from './redeli
 import { ReplayRun, type HistoryReader, type ReplayStart } from './replay.js';
 import type { MessageObserver } from './observer.js';
 import { KeyedTimers } from './timers.js';
-import { invalidLetter, PublishChecks, type PublishRefusal, type PublishValidator, type TrafficRecorder } from './validation.js';
+import { identityRefusal, invalidLetter, PublishChecks, type PublishRefusal, type PublishValidator, type TrafficRecorder } from './validation.js';
 import { isValidTopicFilter, parseSharedFilter, showTopic, topicMatches, topicOverLimits } from './topics.js';
 import { DEFAULT_LIMITS, type AccessRules, type BrokerLimits } from './limits.js';
 import type { DurableDelivery, SessionQueue, SessionRecord, Storage, SubscriptionOptions, SubscriptionRecord } from '../storage/types.js';
@@ -42,7 +42,8 @@ export interface OpenSessionRequest {
 /** Why a client's publish is not routed, from the one admission path every front end calls. */
 export type PublishAdmissionRefusal =
   | { kind: 'topic'; reason: string }
-  | { kind: 'not-authorized'; reason: string }
+  /** `unauthenticated`: an anonymous client refused for want of credentials (HTTP 401 rather than 403). */
+  | { kind: 'not-authorized'; reason: string; unauthenticated?: boolean }
   | { kind: 'rate'; reason: string }
   | PublishRefusal;
 
@@ -205,7 +206,7 @@ export class Broker {
       () => this.stats.dropped.expired++,
       this.reportInternalError,
     );
-    this.groups = new GroupRegistry(storage, this.router, this.redelivery, this.log, (session, topic) => this.admission.mayReceive(session.identity, topic));
+    this.groups = new GroupRegistry(storage, this.router, this.redelivery, this.log, (session, topic) => this.mayReceive(session.identity, topic));
   }
 
   /** Restores persistent sessions and their subscriptions from storage. */
@@ -316,7 +317,7 @@ export class Broker {
     const routed = this.router.route(message.topic, message.origin);
     // The right to receive is checked for every delivery, whatever filter matched (design note:
     // `subscribe` is the right to receive those topics): a wildcard cannot reach a denied topic.
-    const targets = routed.targets.filter((t) => this.admission.mayReceive(t.session.identity, message.topic));
+    const targets = routed.targets.filter((t) => this.mayReceive(t.session.identity, message.topic));
     const groups = routed.groups.filter((g) => g.pinned || g.anyMemberMayReceive(message.topic));
     if (message.qos === 0 && !message.retain && !this.channels.for(message.topic).retention) {
       this.accept(message, targets, groups);
@@ -476,6 +477,8 @@ export class Broker {
     if (overLimits) return { kind: 'topic', reason: `${showTopic(topic)}: ${overLimits}` };
     const denied = this.admission.publishDenied(identity, topic);
     if (denied) return { kind: 'not-authorized', reason: `${showTopic(topic)}: ${denied}` };
+    const secured = identityRefusal(this.validator?.requiredIdentity(topic, 'send'), identity.method, 'send');
+    if (secured) return { kind: 'not-authorized', reason: `${showTopic(topic)}: ${secured}`, unauthenticated: identity.method === 'anonymous' };
     // A front end may ask about the topic alone before it has the message (HTTP, before reading the body).
     if (options.topicOnly) return undefined;
     const rate = this.admission.rateDenied(identity, message.payload.length);
@@ -520,6 +523,12 @@ export class Broker {
       if (decision === 'denied') {
         codes.push(Reason.NotAuthorized);
         reason = `${showTopic(request.filter)}: not authorized: the ACL allows nothing this filter matches`;
+        continue;
+      }
+      const secured = identityRefusal(this.validator?.requiredIdentity(inner, 'receive'), session.identity.method, 'receive');
+      if (secured) {
+        codes.push(Reason.NotAuthorized);
+        reason = `${showTopic(request.filter)}: ${secured}`;
         continue;
       }
       if (this.strict && this.validator && !inner.startsWith('$') && !this.validator.filterIsDeclared(inner)) {
@@ -620,8 +629,15 @@ export class Broker {
 
   /** Stored messages the session may receive (retained, replayed): the same right as for live ones. */
   private receivable(session: Session, reader: HistoryReader): HistoryReader {
-    if (session.identity.acl.allowsEverything) return reader;
-    return { next: (max) => reader.next(max).filter((m) => this.admission.mayReceive(session.identity, m.topic)) };
+    if (session.identity.acl.allowsEverything && session.identity.method === 'none') return reader;
+    return { next: (max) => reader.next(max).filter((m) => this.mayReceive(session.identity, m.topic)) };
+  }
+
+  /** The right to receive a message on `topic`: the ACL's, and what the AsyncAPI documents' `security` requires. */
+  private mayReceive(identity: Identity, topic: string): boolean {
+    if (!this.admission.mayReceive(identity, topic)) return false;
+    // Asked for every delivery: with no authentication configured (method none) there is nothing to look up.
+    return identity.method === 'none' || identityRefusal(this.validator?.requiredIdentity(topic, 'receive'), identity.method, 'receive') === undefined;
   }
 
   private newSession(clientId: string, identity: Identity): Session {

@@ -1,5 +1,5 @@
 import type { Message } from './message.js';
-import type { PublishRefusal, PublishValidator } from './validation.js';
+import type { IdentityRequirement, PublishRefusal, PublishValidator } from './validation.js';
 
 /**
  * The validator the broker holds for its whole life, so that a reload (SIGHUP, `EddyServer.reload()`)
@@ -28,5 +28,9 @@ export class ReplaceableValidator implements PublishValidator {
 
   filterIsDeclared(filter: string): boolean {
     return this.current?.filterIsDeclared(filter) ?? false;
+  }
+
+  requiredIdentity(topicOrFilter: string, action: 'send' | 'receive'): IdentityRequirement | undefined {
+    return this.current?.requiredIdentity(topicOrFilter, action);
   }
 }

@@ -1,5 +1,6 @@
 import type { Logger } from '../util/logger.js';
 import type { Message } from './message.js';
+import type { AuthMethod } from './admission/index.js';
 
 /** What the broker needs of the AsyncAPI channel registry (src/asyncapi). */
 export interface PublishValidator {
@@ -7,6 +8,33 @@ export interface PublishValidator {
   /** Whether a document declares a channel of this topic's shape. */
   declares(topic: string): boolean;
   filterIsDeclared(filter: string): boolean;
+  /**
+   * What the documents' operations on this topic's channel require of a client's identity to
+   * publish (`send`) or receive there (AsyncAPI `security`), or undefined when nothing. For a
+   * filter with wildcards: the requirement of the channel that holds every topic the filter can match.
+   */
+  requiredIdentity(topicOrFilter: string, action: 'send' | 'receive'): IdentityRequirement | undefined;
+}
+
+/** What an operation's `security` asks of a client: any of `methods` (schemes mapped onto Eddy's identities). */
+export interface IdentityRequirement {
+  methods: ReadonlySet<AuthMethod>;
+  /** The schemes the documents name (`userPassword`, `http bearer`, `X509`…), for the reason string. */
+  schemes: ReadonlySet<string>;
+}
+
+/**
+ * Why a client with an identity of this method may not publish (`send`) or receive on a channel
+ * with this requirement; undefined when it may. With no authentication configured (method `none`)
+ * every client has every right, as everywhere else.
+ */
+export function identityRefusal(requirement: IdentityRequirement | undefined, method: AuthMethod, action: 'send' | 'receive'): string | undefined {
+  if (!requirement || method === 'none') return undefined;
+  if (method !== 'anonymous' && requirement.methods.has(method)) return undefined;
+  const schemes = [...requirement.schemes].join(' or ');
+  const what = action === 'send' ? 'publishing' : 'receiving';
+  if (method === 'anonymous') return `not authorized: the AsyncAPI document requires authentication (${schemes}) for ${what} here`;
+  return `not authorized: the AsyncAPI document requires ${schemes} for ${what} here, not ${method === 'jwt' ? 'a JWT' : method === 'certificate' ? 'a client certificate' : 'a password'}`;
 }
 
 export interface PublishRefusal {

@@ -35,7 +35,8 @@ export function httpRefusal(refusal: PublishAdmissionRefusal): HttpError {
     case 'topic':
       return new HttpError(400, 'invalid_topic', refusal.reason);
     case 'not-authorized':
-      return new HttpError(403, 'forbidden', refusal.reason);
+      // An anonymous client the AsyncAPI documents' security wants credentials from may try again with them.
+      return refusal.unauthenticated ? new HttpError(401, 'unauthorized', refusal.reason) : new HttpError(403, 'forbidden', refusal.reason);
     case 'rate':
       return new HttpError(429, 'rate_limited', refusal.reason);
     case 'content-type':

@@ -4,6 +4,7 @@ import type { Message } from '../core/message.js';
 import type { MessageObserver } from '../core/observer.js';
 import type { SessionQueue } from '../storage/types.js';
 import type { HttpConnectionStats } from './connection-guard.js';
+import type { OriginStats } from './origin-policy.js';
 import { ChannelTraffic, FastHistogram, type ChannelCounts } from './metric-types.js';
 
 /** fdatasync durations, in seconds: from a fast NVMe (~50 µs) to a struggling disk. */
@@ -85,8 +86,10 @@ export class BrokerMetrics implements MessageObserver {
     this.counter('eddy_internal_errors_total', 'Exceptions caught in a callback: the connection or timer concerned was closed or skipped, the broker went on', () => stats.internalErrors);
   }
 
-  /** Registers the HTTP listener's connection limits: open connections, refusals at the cap, timeouts by kind. */
-  collectHttpFrom(stats: HttpConnectionStats): void {
+  /** Registers the HTTP listener's connection limits (open connections, refusals at the cap, timeouts by kind) and origin refusals. */
+  collectHttpFrom(stats: HttpConnectionStats, origins: OriginStats): void {
+    this.counter('eddy_http_origin_refused_total', 'WebSocket upgrades at /mqtt refused (403) because their Origin is not allowed (http.allowedOrigins)', () => origins.originRefused);
+    this.counter('eddy_http_cross_site_refused_total', 'HTTP requests refused as cross-site (403 cross_site): a state-changing request a page of another site could have sent', () => origins.crossSiteRefused);
     this.gauge('eddy_http_connections', 'Open HTTP connections counted against maxHttpConnections (SSE streams included, upgraded WebSockets not)', () => stats.connections);
     this.counter('eddy_http_connections_refused_total', 'HTTP connections closed at accept because maxHttpConnections were open', () => stats.refusedConnections);
     this.counterByLabel('eddy_http_timeouts_total', 'HTTP connections cut by a timeout, by kind (headers, request, idle)', 'kind', () => ({

@@ -13,13 +13,17 @@ import type { TlsCredentials } from '../transport/tls-credentials.js';
 import { httpServerOptions } from './http-limits.js';
 import { PUBLISH_PATH, PublishRoute } from './publish-route.js';
 import { HttpError, sendError, sendJson } from './respond.js';
-import { identifyAdmin, WWW_AUTHENTICATE } from './identity.js';
+import { identify, identifyAdmin, WWW_AUTHENTICATE } from './identity.js';
+import { OriginPolicy, type HttpSecurityOptions } from './origin-policy.js';
 import type { Message } from '../core/message.js';
 import { SUBSCRIBE_PATH, SubscribeRoute } from './subscribe-route.js';
 import { stringify as stringifyYaml } from 'yaml';
 import { renderDocs } from '../asyncapi/html.js';
 
-export interface HttpListenerOptions {
+/** Methods that change nothing: the cross-site checks leave them be (an SSE stream excepted). */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+export interface HttpListenerOptions extends HttpSecurityOptions {
   logger: Logger;
   metrics: BrokerMetrics;
   /** The running system as an AsyncAPI document, for /asyncapi.json, /asyncapi.yaml and /docs. */
@@ -45,6 +49,9 @@ export class HttpListener {
   private readonly liveDocument: (() => Record<string, unknown>) | undefined;
   /** What the connection guards of all servers count: on /healthz (`http`) and /metrics. Each server has its own `maxHttpConnections`. */
   private readonly httpStats: HttpConnectionStats = { connections: 0, refusedConnections: 0, headersTimeouts: 0, requestTimeouts: 0, idleTimeouts: 0 };
+  /** Origin checks at /mqtt and on the routes that change something (http.allowedOrigins). */
+  private readonly origins: OriginPolicy;
+  private readonly protectStatus: boolean;
 
   constructor(
     private readonly broker: Broker,
@@ -56,7 +63,12 @@ export class HttpListener {
     this.publishRoute = new PublishRoute(broker, this.log);
     this.subscribeRoute = new SubscribeRoute(broker, this.log);
     this.liveDocument = options.liveDocument;
-    this.metrics.collectHttpFrom(this.httpStats);
+    this.origins = new OriginPolicy(options.allowedOrigins, this.log);
+    this.protectStatus = options.protectStatus ?? false;
+    if (this.protectStatus && !broker.admission.authenticationConfigured) {
+      this.log.warn('http.protectStatus is on but no authentication is configured: every client counts as authenticated, /metrics and /healthz stay open');
+    }
+    this.metrics.collectHttpFrom(this.httpStats, this.origins.stats);
     this.server = this.serve(options.tls);
   }
 
@@ -118,14 +130,18 @@ export class HttpListener {
     const guard = new HttpConnectionGuard(server, broker.limits, this.log, broker.reportInternalError, this.httpStats);
     server.on('upgrade', (req, socket, head) => {
       const path = (req.url ?? '/').split('?')[0];
-      if (path === '/mqtt') {
-        guard.upgraded(socket);
-        return this.websocket.handleUpgrade(req, socket, head);
-      }
-      // Node hands the socket over without its error handler: a reset must not become an uncaught error.
-      socket.on('error', () => {});
-      // Destroyed once the answer is out: an upgrade socket is no longer timed by Node, and one left half-open would stay.
-      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n', () => socket.destroy());
+      const refuse = (status: string, body = ''): void => {
+        // Node hands the socket over without its error handler: a reset must not become an uncaught error.
+        socket.on('error', () => {});
+        // Destroyed once the answer is out: an upgrade socket is no longer timed by Node, and one left half-open would stay.
+        const type = body ? `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` : '';
+        socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n${type}\r\n${body}`, () => socket.destroy());
+      };
+      if (path !== '/mqtt') return refuse('404 Not Found');
+      // A page of another site must not reach MQTT with the visitor's network position (cross-site WebSocket hijacking).
+      if (!this.origins.upgradeAllowed(req)) return refuse('403 Forbidden', JSON.stringify({ error: 'origin_refused', message: 'this Origin may not open MQTT over WebSocket (http.allowedOrigins)' }));
+      guard.upgraded(socket);
+      return this.websocket.handleUpgrade(req, socket, head);
     });
     this.servers.push(server);
     return server;
@@ -137,6 +153,13 @@ export class HttpListener {
     const queryStart = target.indexOf('?');
     const path = queryStart === -1 ? target : target.slice(0, queryStart);
     const query = new URLSearchParams(queryStart === -1 ? '' : target.slice(queryStart + 1));
+    // Every route that changes something (any method but GET/HEAD/OPTIONS, and an SSE stream, which
+    // takes messages from consumer groups) refuses what a page of another site could send.
+    if (!SAFE_METHODS.has(req.method ?? '') || path === SUBSCRIBE_PATH) {
+      const crossSite = this.origins.crossSiteRefusal(req);
+      // The body is not read: closing spares reading (or discarding) what nobody will use.
+      if (crossSite) return sendError(res, new HttpError(403, 'cross_site', crossSite), { connection: 'close' });
+    }
     if (path.startsWith(PUBLISH_PATH)) {
       if (req.method !== 'POST') return this.methodNotAllowed(res, 'POST', path);
       void this.publishRoute.handle(req, res, path.slice(PUBLISH_PATH.length), query);
@@ -152,6 +175,38 @@ export class HttpListener {
       if (path === '/asyncapi.yaml') return void res.writeHead(200, { 'content-type': 'application/yaml; charset=utf-8' }).end(stringifyYaml(doc, { aliasDuplicateObjects: false }));
       return void res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(renderDocs(doc));
     }
+    if (path === '/metrics' || path === '/healthz') {
+      if (!this.protectStatus) return this.status(req, res, path);
+      return this.authenticated(req, res, async () => this.status(req, res, path));
+    }
+    if (path === '/v1/dlq' && req.method === 'GET') {
+      const dlq = this.dlqQuery(query, res);
+      if (!dlq) return;
+      return this.asAdmin(req, res, async () => {
+        const messages = listDeadLetters(this.broker.deadLetters, dlq.limit, dlq.filter);
+        sendJson(res, 200, { waiting: this.broker.deadLetters.queue.pendingCount, count: messages.length, messages });
+      });
+    }
+    if (path === '/v1/dlq/redrive' && req.method === 'POST') {
+      const dlq = this.dlqQuery(query, res);
+      if (!dlq) return;
+      return this.asAdmin(req, res, async () => {
+        // Each letter goes back only where its original publisher may still publish.
+        const mayRedrive = (m: Message): boolean => this.broker.admission.originalPublisherMay(m.originUser, m.origin ?? '', m.topic);
+        const result = await redriveDeadLetters(this.broker.deadLetters, (m) => this.broker.publishConfirmed(m), { ...dlq, mayRedrive }).catch((err: Error) => err);
+        if (result instanceof Error) return sendJson(res, 500, { error: 'redrive_failed', message: result.message });
+        sendJson(res, result.failed > 0 ? 507 : 200, result);
+      });
+    }
+    this.notFound(req, res, path);
+  }
+
+  private notFound(req: http.IncomingMessage, res: http.ServerResponse, path: string): void {
+    sendJson(res, 404, { error: 'not_found', message: `no route for ${req.method} ${path}` });
+  }
+
+  /** `GET /metrics`, and `GET`/`HEAD /healthz`. */
+  private status(req: http.IncomingMessage, res: http.ServerResponse, path: string): void {
     if (path === '/metrics' && req.method === 'GET') {
       this.metrics.scrape().then(
         (text) => res.writeHead(200, { 'content-type': this.metrics.contentType }).end(text),
@@ -174,35 +229,36 @@ export class HttpListener {
         ...this.broker.stats,
         ...this.broker.redelivery.stats,
         auth: this.broker.admission.stats,
-        http: this.httpStats,
+        http: { ...this.httpStats, ...this.origins.stats },
       });
     }
-    if (path === '/v1/dlq' && req.method === 'GET') {
-      const dlq = this.dlqQuery(query, res);
-      if (!dlq) return;
-      return this.asAdmin(req, res, async () => {
-        const messages = listDeadLetters(this.broker.deadLetters, dlq.limit, dlq.filter);
-        sendJson(res, 200, { waiting: this.broker.deadLetters.queue.pendingCount, count: messages.length, messages });
-      });
-    }
-    if (path === '/v1/dlq/redrive' && req.method === 'POST') {
-      const dlq = this.dlqQuery(query, res);
-      if (!dlq) return;
-      return this.asAdmin(req, res, async () => {
-        // Each letter goes back only where its original publisher may still publish.
-        const mayRedrive = (m: Message): boolean => this.broker.admission.originalPublisherMay(m.originUser, m.origin ?? '', m.topic);
-        const result = await redriveDeadLetters(this.broker.deadLetters, (m) => this.broker.publishConfirmed(m), { ...dlq, mayRedrive }).catch((err: Error) => err);
-        if (result instanceof Error) return sendJson(res, 500, { error: 'redrive_failed', message: result.message });
-        sendJson(res, result.failed > 0 ? 507 : 200, result);
-      });
-    }
-    sendJson(res, 404, { error: 'not_found', message: `no route for ${req.method} ${path}` });
+    this.notFound(req, res, path);
+  }
+
+  /**
+   * Runs a route once the request carries credentials the broker accepts (any user; 401 otherwise),
+   * for /metrics and /healthz with `http.protectStatus`.
+   */
+  private authenticated(req: http.IncomingMessage, res: http.ServerResponse, run: () => Promise<void>): void {
+    this.whenIdentified(req, res, async () => {
+      const identity = await identify(req, this.broker);
+      // Let in without credentials (allowAnonymous) is not authenticated.
+      if (identity.method === 'anonymous') throw new HttpError(401, 'unauthorized', 'credentials are required: HTTP Basic or a Bearer token (http.protectStatus)');
+      await run();
+    });
   }
 
   /** Runs an admin route once the request is authenticated with the admin role (401/403 otherwise). */
   private asAdmin(req: http.IncomingMessage, res: http.ServerResponse, run: () => Promise<void>): void {
-    identifyAdmin(req, this.broker)
-      .then(run)
+    this.whenIdentified(req, res, async () => {
+      await identifyAdmin(req, this.broker);
+      await run();
+    });
+  }
+
+  /** Runs `run`, answering its HttpError (401 with WWW-Authenticate) or any other failure (500). */
+  private whenIdentified(req: http.IncomingMessage, res: http.ServerResponse, run: () => Promise<void>): void {
+    run()
       .catch((err: unknown) => {
         if (err instanceof HttpError) return sendError(res, err, err.status === 401 ? { 'www-authenticate': WWW_AUTHENTICATE } : {});
         this.broker.reportInternalError(`HTTP ${req.method} ${req.url ?? ''}`.slice(0, 200), err);

@@ -44,6 +44,20 @@ export function createClient(bus: eddy.EddyClient, options: ClientOptions = {}):
   // OPERATIONS and both interfaces are generated from the same document: each handle has what its interface declares.
   return createOperations(bus, OPERATIONS, options, options.perspective ?? '${defaultPerspective}') as unknown as ApplicationApi | ClientApi;
 }
+
+/**
+ * Connects to the broker at url (mqtt://, mqtts://, ws://, wss://) and returns the document's
+ * operations on that connection, with the connection (bus). Credentials and TLS go to the SDK's
+ * connect(): username and password (or a function giving a fresh password or JWT), ca, cert, key.
+ */
+export function connectClient(url: string, connection?: ConnectionOptions, options?: ClientOptions<'${defaultPerspective}'>): Promise<Connected<${apiName(defaultPerspective)}>>;
+export function connectClient(url: string, connection: ConnectionOptions | undefined, options: ClientOptions<'${other}'>): Promise<Connected<${apiName(other)}>>;
+export async function connectClient(url: string, connection: ConnectionOptions = {}, options: ClientOptions = {}): Promise<Connected<ApplicationApi | ClientApi>> {
+  // Handed over as they are, typed here rather than by the SDK, so that a generated client compiles
+  // against SDK versions from before its TLS options and password functions too.
+  const bus = await eddy.connect(url, { ...connection } as eddy.ConnectOptions);
+  return { bus, api: createClient(bus, options) };
+}
 `,
   ].join('\n');
   return { api, table: operationsTable(operations, out) };

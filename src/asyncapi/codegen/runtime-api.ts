@@ -38,6 +38,34 @@ export interface ClientOptions<P extends Perspective = Perspective> {
   onInvalid?: (error: ValidationError, delivery: eddy.Delivery) => void;
 }
 
+/** A password or a JWT, or a function returning one (or a Promise of one) that the SDK asks at each connect: how a token is refreshed. */
+export type PasswordSource = string | (() => string | Promise<string>);
+
+/** PEM text of certificates or a key: one, or several. */
+export type Pem = string | Buffer | Array<string | Buffer>;
+
+/**
+ * How connectClient reaches the broker: the SDK's connect() options, with the credentials and TLS
+ * files for a broker that asks for them (a password file, JWT, client certificates). They are
+ * handed to the SDK's connect() as they are.
+ */
+export type ConnectionOptions = Omit<eddy.ConnectOptions, 'username' | 'password' | 'ca' | 'cert' | 'key' | 'rejectUnauthorized'> & {
+  username?: string;
+  password?: PasswordSource;
+  /** CA certificate(s) to verify the broker with (mqtts://, wss://), instead of the system's. */
+  ca?: Pem;
+  /** Client certificate and its key, for a broker that takes client certificates (the AsyncAPI X509 scheme). */
+  cert?: Pem;
+  key?: Pem;
+  rejectUnauthorized?: boolean;
+};
+
+/** What connectClient resolves with: the document's operations, and the connection they use (bus.close() ends it). */
+export interface Connected<A> {
+  readonly api: A;
+  readonly bus: eddy.EddyClient;
+}
+
 /** A message does not match the document's schemas: not sent ('send'), or refused on arrival ('receive'). */
 export class ValidationError extends eddy.EddyClientError {
   readonly operation: string;

@@ -85,6 +85,19 @@ export class Admission {
     return this.config.passwordFile !== undefined || this.config.jwt !== undefined || this.config.certificates !== undefined;
   }
 
+  /**
+   * The ways of authenticating in force, for the live document's security schemes: the identity
+   * methods a client can prove itself with, and whether clients without credentials get in.
+   */
+  appliedSecurity(): { methods: Array<'password' | 'jwt' | 'certificate'>; anonymous: boolean } {
+    const methods: Array<'password' | 'jwt' | 'certificate'> = [];
+    if (this.config.passwordFile !== undefined) methods.push('password');
+    if (this.config.jwt !== undefined) methods.push('jwt');
+    if (this.config.certificates !== undefined) methods.push('certificate');
+    const anonymous = !this.authenticationConfigured || (this.config.allowAnonymous === true && !this.config.certificates?.required);
+    return { methods, anonymous };
+  }
+
   /** Re-reads the password file, the ACL and the JWT keys (SIGHUP). Throws a ConfigError and keeps the old ones when one is bad. */
   reload(): string[] {
     this.load();
