@@ -24,6 +24,9 @@ import { isLoopback } from './util/host.js';
 import { ConfigError } from './util/errors.js';
 import { ReplaceableValidator } from './core/replaceable-validator.js';
 import type { ChannelRegistry, LoadedDocument } from './asyncapi/index.js';
+import { AdminModel } from './core/admin/model.js';
+import { ChannelStats, observeBoth } from './core/admin/channel-stats.js';
+import type { DeclaredChannels } from './core/admin/channels.js';
 
 export interface EddyServerOptions {
   host?: string;
@@ -44,6 +47,8 @@ export interface EddyServerOptions {
   logger?: Logger;
   /** Authentication and authorization: password file, ACL, JWT, client certificates, quotas. */
   auth?: AdmissionConfig;
+  /** `$SYS/…` topics: seconds between rounds (default 10; 0 turns them off). */
+  sys?: { interval?: number };
 }
 
 /** What `reload()` can change on a running server; a field left out stays as it is. */
@@ -71,6 +76,8 @@ export interface ReloadResult {
 interface ReloadableState {
   validator: ReplaceableValidator;
   documents: LoadedDocument[];
+  /** The documents' channels as the admin API shows them. */
+  declared: DeclaredChannels | undefined;
   strict: boolean;
 }
 
@@ -84,6 +91,8 @@ export interface Endpoint {
 export class EddyServer {
   private constructor(
     readonly broker: Broker,
+    /** The admin read and write model (what /v1/admin/… serves). */
+    readonly admin: AdminModel,
     readonly mqtt: Endpoint,
     readonly http: Endpoint,
     private readonly tcp: TcpListener,
@@ -105,7 +114,7 @@ export class EddyServer {
     // Before anything listens: a document with errors stops start-up with its diagnostics.
     const loaded = await loadDocuments(options.asyncapi ?? []);
     const registry = loaded?.registry;
-    const state: ReloadableState = { validator: new ReplaceableValidator(registry), documents: loaded?.documents ?? [], strict: options.strict ?? false };
+    const state: ReloadableState = { validator: new ReplaceableValidator(registry), documents: loaded?.documents ?? [], declared: loaded?.declared, strict: options.strict ?? false };
     const traffic = new TrafficRecorder();
     if (registry) {
       logger.info({ documents: options.asyncapi, channels: registry.channels.length, strict: options.strict ?? false }, 'AsyncAPI channels loaded');
@@ -116,6 +125,7 @@ export class EddyServer {
     if (!admission.authenticationConfigured && !isLoopback(host)) {
       logger.warn({ host }, 'no authentication is configured and the broker listens beyond loopback: every client that can reach it has every right (see README "Securing a broker")');
     }
+    const channelStats = new ChannelStats();
     const broker = new Broker(storage, {
       admission,
       validator: state.validator,
@@ -125,10 +135,21 @@ export class EddyServer {
       channels: options.channels,
       redelivery: options.redelivery,
       logger,
-      observer: metrics,
+      observer: observeBoth(metrics, channelStats),
       traffic,
     });
-    metrics.collectFrom(broker);
+    const admin = new AdminModel(broker, {
+      channels: channelStats,
+      declared: () => state.declared,
+      inferred: (topic) => {
+        const observed = traffic.channels.get(topic);
+        return observed && { contentType: observed.contentType, schema: observed.schema };
+      },
+      latency: () => metrics.latencyHistograms(),
+      version: PACKAGE_VERSION,
+      sysInterval: options.sys?.interval,
+    });
+    metrics.collectFrom(broker, admin);
     await broker.start();
     const intake = new MqttIntake(broker.limits, broker.stats, logger);
     const tcp = new TcpListener(broker, logger, intake);
@@ -136,6 +157,7 @@ export class EddyServer {
     const httpListener = new HttpListener(broker, websocket, {
       logger,
       metrics,
+      admin,
       liveDocument: () =>
         buildLiveDocument({ version: PACKAGE_VERSION, mqtt: { host, port: mqttAddress.port }, http: { host, port: httpAddress.port }, documents: state.documents, traffic }),
     });
@@ -149,8 +171,10 @@ export class EddyServer {
       await broker.stop();
       throw err;
     }
+    admin.start();
     return new EddyServer(
       broker,
+      admin,
       { host, port: mqttAddress.port },
       { host, port: httpAddress.port },
       tcp,
@@ -176,6 +200,7 @@ export class EddyServer {
     this.broker.refreshIdentities();
     this.state.validator.replace(loaded?.registry);
     this.state.documents = loaded?.documents ?? [];
+    this.state.declared = loaded?.declared;
     if (next.channels) this.broker.channels.replace(next.channels);
     return {
       documents: files,
@@ -200,6 +225,7 @@ export class EddyServer {
 
   /** Stops listening, tells clients the server is shutting down, and closes storage. */
   async stop(): Promise<void> {
+    this.admin.stop();
     this.websocket.close();
     await Promise.all([this.tcp.close(), this.httpListener.close()]);
     await this.broker.stop();
@@ -210,9 +236,11 @@ export class EddyServer {
  * Loads the documents into one channel registry, or undefined for none. The AsyncAPI parser takes a
  * quarter of a second to load: only a broker with documents pays for it.
  */
-async function loadDocuments(files: string[]): Promise<{ registry: ChannelRegistry; documents: LoadedDocument[] } | undefined> {
+async function loadDocuments(files: string[]): Promise<{ registry: ChannelRegistry; documents: LoadedDocument[]; declared: DeclaredChannels | undefined } | undefined> {
   if (files.length === 0) return undefined;
-  return (await import('./asyncapi/index.js')).loadRegistry(files);
+  const asyncapi = await import('./asyncapi/index.js');
+  const loaded = await asyncapi.loadRegistry(files);
+  return { ...loaded, declared: asyncapi.declaredChannelsOf(loaded.registry) };
 }
 
 export { formatHost } from './util/host.js';

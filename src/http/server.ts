@@ -16,10 +16,14 @@ import type { Message } from '../core/message.js';
 import { SUBSCRIBE_PATH, SubscribeRoute } from './subscribe-route.js';
 import { stringify as stringifyYaml } from 'yaml';
 import { renderDocs } from '../asyncapi/html.js';
+import type { AdminModel } from '../core/admin/model.js';
+import { ADMIN_PATH, AdminRoutes } from './admin-routes.js';
 
 export interface HttpListenerOptions {
   logger: Logger;
   metrics: BrokerMetrics;
+  /** The admin read and write model: /v1/admin/… and /healthz are served from it. */
+  admin: AdminModel;
   /** The running system as an AsyncAPI document, for /asyncapi.json, /asyncapi.yaml and /docs. */
   liveDocument?: () => Record<string, unknown>;
 }
@@ -34,6 +38,8 @@ export class HttpListener {
   private readonly metrics: BrokerMetrics;
   private readonly publishRoute: PublishRoute;
   private readonly subscribeRoute: SubscribeRoute;
+  private readonly admin: AdminModel;
+  private readonly adminRoutes: AdminRoutes;
   private readonly liveDocument: (() => Record<string, unknown>) | undefined;
   /** `maxHttpConnections` and the HTTP timeouts: their counts are on /healthz (`http`) and /metrics. */
   private readonly guard: HttpConnectionGuard;
@@ -48,6 +54,8 @@ export class HttpListener {
     this.publishRoute = new PublishRoute(broker, this.log);
     this.subscribeRoute = new SubscribeRoute(broker, this.log);
     this.liveDocument = options.liveDocument;
+    this.admin = options.admin;
+    this.adminRoutes = new AdminRoutes(broker, options.admin);
     this.server = http.createServer(httpServerOptions(broker.limits), (req, res) => {
       try {
         this.guard.track(req, res);
@@ -120,20 +128,9 @@ export class HttpListener {
       return;
     }
     if (path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) {
-      return sendJson(res, 200, {
-        status: 'ok',
-        storage: this.broker.storage.kind,
-        sessions: this.broker.sessions.size,
-        subscriptions: this.broker.router.subscriptionCount,
-        groups: Object.fromEntries(
-          [...this.broker.groups.values()].map((g) => [g.name, { members: g.members.size, waiting: g.queue.pendingCount, inflight: g.queue.inflight.size, retrying: g.queue.held.size }]),
-        ),
-        ...this.broker.stats,
-        ...this.broker.redelivery.stats,
-        auth: this.broker.admission.stats,
-        http: this.guard.stats,
-      });
+      return sendJson(res, 200, { ...this.admin.health(), http: this.guard.stats });
     }
+    if (path.startsWith(ADMIN_PATH)) return this.adminRoutes.handle(req, res, path, query);
     if (path === '/v1/dlq' && req.method === 'GET') {
       const dlq = this.dlqQuery(query, res);
       if (!dlq) return;
