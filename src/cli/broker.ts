@@ -10,6 +10,7 @@ import { parseFlags, parseInteger } from './args.js';
 import { loadConfigFile, type BrokerConfig } from './config.js';
 import { runUntilStopped } from './broker-lifecycle.js';
 import { LIMIT_FLAGS, LIMIT_OPTIONS, limitFlagsHelp } from './limit-flags.js';
+import { parseSysInterval } from './sys-config.js';
 
 export const BROKER_HELP = `Usage: eddy broker [options]
 
@@ -36,6 +37,7 @@ ${limitFlagsHelp()}
   --asyncapi FILE           AsyncAPI 3 document whose channels and message schemas are enforced
                             (repeatable: one per service)
   --strict                  refuse publishes and subscriptions on channels no document declares
+  --sys-interval SECONDS    seconds between rounds of $SYS/broker/… topics (default 10; 0 = off)
 `;
 
 const FLAGS = {
@@ -55,6 +57,7 @@ const FLAGS = {
   'password-file': { type: 'string' },
   acl: { type: 'string' },
   'allow-anonymous': { type: 'boolean' },
+  'sys-interval': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -95,6 +98,7 @@ export function brokerConfigFromArgs(args: string[]): BrokerConfig | 'help' {
   if (values.acl !== undefined) auth.acl = values.acl;
   if (values['allow-anonymous']) auth.allowAnonymous = true;
   config.auth = auth;
+  if (values['sys-interval'] !== undefined) config.sys = { interval: parseSysInterval(values['sys-interval'], '--sys-interval') };
   if (config.strict && (config.asyncapi ?? []).length === 0) throw new ConfigError('--strict needs at least one --asyncapi document');
   return config;
 }
@@ -122,6 +126,7 @@ export async function runBroker(args: string[]): Promise<number | 'forever'> {
     asyncapi: config.asyncapi,
     strict: config.strict,
     auth: { ...config.auth, ...(config.quotas ? { quotas: config.quotas } : {}) },
+    ...(config.sys ? { sys: config.sys } : {}),
     logger,
   }).catch((err: unknown) => {
     // A document that does not load is a configuration error (exit 2), reported with its diagnostics.

@@ -8,6 +8,7 @@ import type { RedeliveryOptions } from '../core/redelivery.js';
 import { LOG_LEVELS, type LogLevel } from '../util/logger.js';
 import { parseAuthConfig, parseQuotas } from './auth-config.js';
 import type { QuotaConfig } from '../core/admission/index.js';
+import { parseSysConfig, type SysConfig } from './sys-config.js';
 
 /** The broker's configuration file (YAML or JSON). Command-line flags override it. */
 export interface BrokerConfig {
@@ -31,9 +32,11 @@ export interface BrokerConfig {
   /** Password file, ACL, anonymous access, JWT (design note "Security files"); paths relative to the file. */
   auth?: ReturnType<typeof parseAuthConfig>;
   quotas?: QuotaConfig;
+  /** `$SYS/…` topics: `interval` in seconds (0: off). */
+  sys?: SysConfig;
 }
 
-const TOP_KEYS = new Set(['asyncapi', 'strict', 'host', 'port', 'httpPort', 'dataDir', 'memory', 'fsync', 'logLevel', 'limits', 'access', 'channels', 'redelivery', 'auth', 'quotas']);
+const TOP_KEYS = new Set(['asyncapi', 'strict', 'host', 'port', 'httpPort', 'dataDir', 'memory', 'fsync', 'logLevel', 'limits', 'access', 'channels', 'redelivery', 'auth', 'quotas', 'sys']);
 const ACCESS_KEYS = new Set(['denySubscribe', 'denyPublish']);
 
 export function loadConfigFile(path: string): BrokerConfig {
@@ -96,6 +99,7 @@ export function validateConfig(raw: unknown, source: string): BrokerConfig {
   if (config.quotas !== undefined) result.quotas = parseQuotas(config.quotas, source);
   if (config.channels !== undefined) result.channels = parseChannelPolicies(config.channels, source);
   if (config.redelivery !== undefined) result.redelivery = parseRedelivery(config.redelivery, source);
+  if (config.sys !== undefined) result.sys = parseSysConfig(config.sys, source);
   return result;
 }
 
