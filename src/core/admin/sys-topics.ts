@@ -81,10 +81,10 @@ export class SysTopics {
     const stats = broker.stats;
     const now = this.counters();
     const snapshot = this.sampler.snapshot();
-    const store = this.sampler.storeTotals();
+    const store = snapshot.storage;
     let connectedSessions = 0;
     for (const session of broker.sessions.values()) if (session.connected) connectedSessions++;
-    const heap = process.memoryUsage().heapUsed;
+    const heap = snapshot.heapUsed;
     this.maxHeap = Math.max(this.maxHeap, heap);
     const v = new Map<string, string>();
     const put = (topic: string, value: string | number): void => void v.set(`$SYS/broker/${topic}`, String(value));
@@ -103,9 +103,9 @@ export class SysTopics {
     put('bytes/sent', stats.bytesOut);
     put('publish/bytes/received', snapshot.payloadBytes.in);
     put('publish/bytes/sent', snapshot.payloadBytes.out);
-    put('messages/stored', store.messages);
-    put('store/messages/count', store.messages);
-    put('store/messages/bytes', store.bytes);
+    put('messages/stored', store.storedMessages);
+    put('store/messages/count', store.storedMessages);
+    put('store/messages/bytes', store.storedBytes);
     put('retained messages/count', broker.storage.retainedCount);
     put('subscriptions/count', snapshot.subscriptions);
     put('heap/current', heap);
