@@ -28,6 +28,9 @@ import { isLoopback } from './util/host.js';
 import { ConfigError } from './util/errors.js';
 import { ReplaceableValidator } from './core/replaceable-validator.js';
 import type { ChannelRegistry, LoadedDocument } from './asyncapi/index.js';
+import { AdminModel } from './core/admin/model.js';
+import { ChannelStats, observeBoth } from './core/admin/channel-stats.js';
+import type { DeclaredChannels } from './core/admin/channels.js';
 
 export interface EddyServerOptions {
   host?: string;
@@ -52,6 +55,8 @@ export interface EddyServerOptions {
   auth?: AdmissionConfig;
   /** The HTTP port against other sites' pages: allowed origins (/mqtt, state-changing routes), credentials for /metrics and /healthz. */
   http?: HttpSecurityOptions;
+  /** `$SYS/…` topics: seconds between rounds (default 10; 0 turns them off). */
+  sys?: { interval?: number };
 }
 
 /** What `reload()` can change on a running server; a field left out stays as it is. */
@@ -81,6 +86,8 @@ export interface ReloadResult {
 interface ReloadableState {
   validator: ReplaceableValidator;
   documents: LoadedDocument[];
+  /** The documents' channels as the admin API shows them. */
+  declared: DeclaredChannels | undefined;
   strict: boolean;
 }
 
@@ -94,6 +101,8 @@ export interface Endpoint {
 export class EddyServer {
   private constructor(
     readonly broker: Broker,
+    /** The admin read and write model (what /v1/admin/… serves). */
+    readonly admin: AdminModel,
     readonly mqtt: Endpoint,
     readonly http: Endpoint,
     private readonly tcp: TcpListener,
@@ -119,7 +128,7 @@ export class EddyServer {
     // Before anything listens: a document with errors stops start-up with its diagnostics.
     const loaded = await loadDocuments(options.asyncapi ?? []);
     const registry = loaded?.registry;
-    const state: ReloadableState = { validator: new ReplaceableValidator(registry), documents: loaded?.documents ?? [], strict: options.strict ?? false };
+    const state: ReloadableState = { validator: new ReplaceableValidator(registry), documents: loaded?.documents ?? [], declared: loaded?.declared, strict: options.strict ?? false };
     const traffic = new TrafficRecorder();
     if (registry) {
       logger.info({ documents: options.asyncapi, channels: registry.channels.length, strict: options.strict ?? false }, 'AsyncAPI channels loaded');
@@ -133,6 +142,7 @@ export class EddyServer {
       logger.warn({ host }, 'no authentication is configured and the broker listens beyond loopback: every client that can reach it has every right (see README "Securing a broker")');
     }
     for (const warning of registry?.securityWarnings(admission.appliedSecurity()) ?? []) logger.warn(warning);
+    const channelStats = new ChannelStats();
     const broker = new Broker(storage, {
       admission,
       validator: state.validator,
@@ -142,10 +152,21 @@ export class EddyServer {
       channels: options.channels,
       redelivery: options.redelivery,
       logger,
-      observer: metrics,
+      observer: observeBoth(metrics, channelStats),
       traffic,
     });
-    metrics.collectFrom(broker);
+    const admin = new AdminModel(broker, {
+      channels: channelStats,
+      declared: () => state.declared,
+      inferred: (topic) => {
+        const observed = traffic.channels.get(topic);
+        return observed && { contentType: observed.contentType, schema: observed.schema };
+      },
+      latency: () => metrics.latencyHistograms(),
+      version: PACKAGE_VERSION,
+      sysInterval: options.sys?.interval,
+    });
+    metrics.collectFrom(broker, admin);
     await broker.start();
     const intake = new MqttIntake(broker.limits, broker.stats, logger);
     const tcp = new TcpListener(broker, logger, intake);
@@ -155,6 +176,7 @@ export class EddyServer {
       ...options.http,
       logger,
       metrics,
+      admin,
       liveDocument: () =>
         buildLiveDocument({
           version: PACKAGE_VERSION,
@@ -181,8 +203,10 @@ export class EddyServer {
       await broker.stop();
       throw err;
     }
+    admin.start();
     return new EddyServer(
       broker,
+      admin,
       { host, port: mqttAddress.port },
       { host, port: httpAddress.port },
       tcp,
@@ -212,6 +236,7 @@ export class EddyServer {
     this.broker.refreshIdentities();
     this.state.validator.replace(loaded?.registry);
     this.state.documents = loaded?.documents ?? [];
+    this.state.declared = loaded?.declared;
     if (next.channels) this.broker.channels.replace(next.channels);
     return {
       documents: files,
@@ -262,6 +287,7 @@ export class EddyServer {
 
   /** Stops listening, tells clients the server is shutting down, and closes storage. */
   async stop(): Promise<void> {
+    this.admin.stop();
     this.websocket.close();
     await Promise.all([this.tcp.close(), this.httpListener.close(), this.tls?.listener.close()]);
     await this.broker.stop();
@@ -272,9 +298,11 @@ export class EddyServer {
  * Loads the documents into one channel registry, or undefined for none. The AsyncAPI parser takes a
  * quarter of a second to load: only a broker with documents pays for it.
  */
-async function loadDocuments(files: string[]): Promise<{ registry: ChannelRegistry; documents: LoadedDocument[] } | undefined> {
+async function loadDocuments(files: string[]): Promise<{ registry: ChannelRegistry; documents: LoadedDocument[]; declared: DeclaredChannels | undefined } | undefined> {
   if (files.length === 0) return undefined;
-  return (await import('./asyncapi/index.js')).loadRegistry(files);
+  const asyncapi = await import('./asyncapi/index.js');
+  const loaded = await asyncapi.loadRegistry(files);
+  return { ...loaded, declared: asyncapi.declaredChannelsOf(loaded.registry) };
 }
 
 export { formatHost } from './util/host.js';

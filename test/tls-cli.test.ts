@@ -205,4 +205,17 @@ describe('eddy dlq: Basic, Bearer and https', () => {
     assert.equal(refused.code, 1);
     assert.match(oneLine(refused.stderr), /^eddy: cannot reach the broker at https:\/\/127\.0\.0\.1:\d+: TLS: the broker's certificate is not trusted/);
   });
+  test('eddy admin takes the same flags: https with --cafile, --insecure, URL credentials', async () => {
+    const ok = await eddy(['admin', 'stats', '--http', https.httpUrl, '--cafile', pki.ca.cert, '--json']);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(typeof (JSON.parse(ok.stdout) as { connections: unknown }).connections, 'number');
+    assert.equal((await eddy(['admin', 'clients', '--http', https.httpUrl, '--insecure'])).code, 0);
+    const refused = await eddy(['admin', 'clients', '--http', https.httpUrl]);
+    assert.equal(refused.code, 1);
+    assert.match(oneLine(refused.stderr), /TLS: the broker's certificate is not trusted/);
+    const base = `http://127.0.0.1:${(recorder.address() as net.AddressInfo).port}`;
+    seen.length = 0;
+    await eddy(['admin', 'clients', '--http', base.replace('//', '//ops:s%40fe@')]);
+    assert.deepEqual(seen, [`Basic ${Buffer.from('ops:s@fe').toString('base64')}`]);
+  });
 });

@@ -2,6 +2,7 @@ import { loadDocument, type LoadedDocument } from './load.js';
 import { ChannelRegistry } from './registry.js';
 
 export { AsyncApiError, loadDocument, type LoadedDocument } from './load.js';
+export { declaredChannelsOf } from './admin-channels.js';
 export { ChannelRegistry, filtersOverlap, type ChannelDeclaration, type DeclaredChannel, type Refusal } from './registry.js';
 
 /** Loads every document (one per service) into one channel registry; channels with the same address merge. */

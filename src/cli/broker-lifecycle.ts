@@ -5,7 +5,7 @@ import type { BrokerConfig } from './config.js';
 import { startedByNpm, watchAncestors } from './parent-watch.js';
 
 /** Settings a reload cannot change on a running broker: a changed one is logged as waiting for a restart. */
-const RESTART_KEYS = ['host', 'port', 'httpPort', 'dataDir', 'memory', 'fsync', 'logLevel', 'limits', 'access', 'redelivery', 'strict', 'auth', 'quotas', 'tls', 'http'] as const;
+const RESTART_KEYS = ['host', 'port', 'httpPort', 'dataDir', 'memory', 'fsync', 'logLevel', 'limits', 'access', 'redelivery', 'strict', 'auth', 'quotas', 'tls', 'http', 'sys'] as const;
 
 /** The configuration keys whose values differ between two configurations. */
 function changedKeys(before: BrokerConfig, after: BrokerConfig): string[] {

@@ -11,6 +11,7 @@ import { loadConfigFile, type BrokerConfig } from './config.js';
 import { runUntilStopped } from './broker-lifecycle.js';
 import { LIMIT_FLAGS, LIMIT_OPTIONS, limitFlagsHelp } from './limit-flags.js';
 import { TLS_FLAGS, TLS_HELP, checkTlsSettings, mergeTlsFlags } from './tls-config.js';
+import { parseSysInterval } from './sys-config.js';
 
 export const BROKER_HELP = `Usage: eddy broker [options]
 
@@ -40,6 +41,7 @@ ${limitFlagsHelp()}
                             (repeatable: one per service)
   --strict                  refuse publishes and subscriptions on channels no document declares
 ${TLS_HELP}
+  --sys-interval SECONDS    seconds between rounds of $SYS/broker/… topics (default 10; 0 = off)
 `;
 
 const FLAGS = {
@@ -61,6 +63,7 @@ const FLAGS = {
   'allow-anonymous': { type: 'boolean' },
   ...TLS_FLAGS,
   'protect-status': { type: 'boolean' },
+  'sys-interval': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -102,6 +105,7 @@ export function brokerConfigFromArgs(args: string[]): BrokerConfig | 'help' {
   if (values['allow-anonymous']) auth.allowAnonymous = true;
   config.auth = auth;
   if (values['protect-status']) config.http = { ...config.http, protectStatus: true };
+  if (values['sys-interval'] !== undefined) config.sys = { interval: parseSysInterval(values['sys-interval'], '--sys-interval') };
   if (config.strict && (config.asyncapi ?? []).length === 0) throw new ConfigError('--strict needs at least one --asyncapi document');
   config.tls = checkTlsSettings(mergeTlsFlags(config.tls, values), config);
   return config;
@@ -138,6 +142,7 @@ export async function runBroker(args: string[]): Promise<number | 'forever'> {
     auth: { ...config.auth, ...(config.quotas ? { quotas: config.quotas } : {}) },
     tls: checkTlsSettings(config.tls, config),
     ...(config.http ? { http: config.http } : {}),
+    ...(config.sys ? { sys: config.sys } : {}),
     logger,
   }).catch((err: unknown) => {
     // A document that does not load is a configuration error (exit 2), reported with its diagnostics.

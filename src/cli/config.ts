@@ -11,6 +11,7 @@ import type { QuotaConfig } from '../core/admission/index.js';
 import type { TlsSettings } from '../transport/tls-credentials.js';
 import { parseTlsMapping } from './tls-config.js';
 import { invalidOrigin, type HttpSecurityOptions } from '../http/origin-policy.js';
+import { parseSysConfig, type SysConfig } from './sys-config.js';
 
 /** The broker's configuration file (YAML or JSON). Command-line flags override it. */
 export interface BrokerConfig {
@@ -38,9 +39,11 @@ export interface BrokerConfig {
   tls?: Partial<TlsSettings>;
   /** `http: { allowedOrigins: [...], protectStatus: true }`: the HTTP port against other sites' pages. */
   http?: HttpSecurityOptions;
+  /** `$SYS/…` topics: `interval` in seconds (0: off). */
+  sys?: SysConfig;
 }
 
-const TOP_KEYS = new Set(['asyncapi', 'strict', 'host', 'port', 'httpPort', 'dataDir', 'memory', 'fsync', 'logLevel', 'limits', 'access', 'channels', 'redelivery', 'auth', 'quotas', 'tls', 'http']);
+const TOP_KEYS = new Set(['asyncapi', 'strict', 'host', 'port', 'httpPort', 'dataDir', 'memory', 'fsync', 'logLevel', 'limits', 'access', 'channels', 'redelivery', 'auth', 'quotas', 'tls', 'http', 'sys']);
 const ACCESS_KEYS = new Set(['denySubscribe', 'denyPublish']);
 
 export function loadConfigFile(path: string): BrokerConfig {
@@ -105,6 +108,7 @@ export function validateConfig(raw: unknown, source: string): BrokerConfig {
   if (config.redelivery !== undefined) result.redelivery = parseRedelivery(config.redelivery, source);
   if (config.tls !== undefined) result.tls = parseTlsMapping(config.tls, source);
   if (config.http !== undefined) result.http = parseHttp(config.http, source);
+  if (config.sys !== undefined) result.sys = parseSysConfig(config.sys, source);
   return result;
 }
 

@@ -4,6 +4,7 @@ import { runBroker } from './broker.js';
 import { runPub } from './pub.js';
 import { runSub } from './sub.js';
 import { runDlq } from './dlq.js';
+import { runAdmin } from './admin.js';
 import { runPasswd } from './passwd.js';
 import { runAsyncApiExport } from './asyncapi-export.js';
 import { exitCodeOf, reportError } from './report.js';
@@ -16,6 +17,7 @@ Commands:
   pub        publish a message (eddy pub --help)
   sub        subscribe and print messages (eddy sub --help)
   dlq        list or redrive dead letters (eddy dlq --help)
+  admin      clients, sessions, groups, channels, retained, dead letters, stats (eddy admin --help)
   passwd     add a user to a password file (eddy passwd --help)
   asyncapi   validate, generate or export AsyncAPI documents (eddy asyncapi --help)
 
@@ -24,7 +26,7 @@ Options:
   --help     print this help
 `;
 
-const COMMANDS = ['broker', 'pub', 'sub', 'dlq', 'passwd', 'asyncapi', 'version', 'help'];
+const COMMANDS = ['broker', 'pub', 'sub', 'dlq', 'admin', 'passwd', 'asyncapi', 'version', 'help'];
 
 /** Runs one CLI command; returns the exit code, or 'forever' for a command that keeps running. */
 export async function main(argv: string[]): Promise<number | undefined> {
@@ -41,6 +43,8 @@ export async function main(argv: string[]): Promise<number | undefined> {
         return await runSub(rest);
       case 'dlq':
         return await runDlq(rest);
+      case 'admin':
+        return await runAdmin(rest);
       case 'passwd':
         return await runPasswd(rest);
       case 'asyncapi':

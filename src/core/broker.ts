@@ -15,6 +15,8 @@ import { KeyedTimers } from './timers.js';
 import { identityRefusal, invalidLetter, PublishChecks, type PublishRefusal, type PublishValidator, type TrafficRecorder } from './validation.js';
 import { isValidTopicFilter, parseSharedFilter, showTopic, topicMatches, topicOverLimits } from './topics.js';
 import { DEFAULT_LIMITS, type AccessRules, type BrokerLimits } from './limits.js';
+import { IndexedMap } from './admin/sorted-keys.js';
+import { VolatileRetained } from './volatile-retained.js';
 import type { DurableDelivery, SessionQueue, SessionRecord, Storage, SubscriptionOptions, SubscriptionRecord } from '../storage/types.js';
 
 const NEVER_EXPIRES = 0xffffffff;
@@ -68,6 +70,9 @@ export interface BrokerStats {
   connections: number;
   messagesIn: number;
   messagesOut: number;
+  /** Bytes of protocol read from and written to clients (MQTT packets, SSE events): each connection's LinkStats adds to them. */
+  bytesIn: number;
+  bytesOut: number;
   dropped: Record<DropReason, number>;
   /** Connections closed for a protocol violation, by MQTT 5 reason code (hex). */
   protocolErrors: Record<string, number>;
@@ -125,7 +130,10 @@ export class Broker {
   /** Who clients are and what they may do: every front end asks it, through the broker. */
   readonly admission: Admission;
   readonly router = new Router();
-  readonly sessions = new Map<string, Session>();
+  /** Indexed by client id in order, for the admin API's pages (core/admin). */
+  readonly sessions = new IndexedMap<Session>();
+  /** The broker's own `$SYS/…` retained messages, in memory only (see VolatileRetained). */
+  readonly volatileRetained = new VolatileRetained();
   readonly groups: GroupRegistry;
   readonly channels: ChannelPolicies;
   readonly redelivery: Redelivery;
@@ -137,6 +145,8 @@ export class Broker {
     connections: 0,
     messagesIn: 0,
     messagesOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
     dropped: { 'queue-full': 0, expired: 0, 'too-large': 0, congested: 0, 'offline-qos0': 0 },
     protocolErrors: {},
     refusedPublishes: {},
@@ -223,6 +233,7 @@ export class Broker {
       const tokenAcl = record.tokenAcl ? parseAcl(record.tokenAcl, `the stored acl claim of ${record.clientId}`) : undefined;
       const session = this.newSession(record.clientId, this.admission.restored(record.clientId, record.user, record.authMethod ?? 'none', tokenAcl));
       session.expiryInterval = record.expiryInterval;
+      session.disconnectedAt = record.disconnectedAt ?? now;
       for (const sub of record.subscriptions) this.addSubscription(session, sub);
       if (left !== undefined) this.scheduleExpiry(session, left);
     }
@@ -624,7 +635,8 @@ export class Broker {
    */
   private sendRetained(session: Session, filter: string, options: SubscriptionOptions): void {
     session.holdForReplay();
-    session.startRun(new ReplayRun(this.receivable(session, this.storage.retainedMatching(filter)), new Map([[filter, options]]), 'retained'));
+    const retained = this.volatileRetained.withStored(filter, this.storage.retainedMatching(filter));
+    session.startRun(new ReplayRun(this.receivable(session, retained), new Map([[filter, options]]), 'retained'));
   }
 
   /** Stored messages the session may receive (retained, replayed): the same right as for live ones. */
@@ -667,6 +679,25 @@ export class Broker {
     this.sessions.delete(session.clientId);
     this.expiries.cancel(session.clientId);
     this.persist(this.storage.deleteSession(session.clientId), session.clientId);
+  }
+
+  /**
+   * Ends a session now, as its expiry would (the admin API): a connected client is disconnected with
+   * `reasonCode` first, a will still owed is published, and its subscriptions and queue go. False
+   * when no session has this client id.
+   */
+  endSessionNow(clientId: string, reasonCode: number, reason: string): boolean {
+    const session = this.sessions.get(clientId);
+    if (!session) return false;
+    const link = session.link;
+    link?.close(reasonCode, reason);
+    // A link that did not detach while closing is detached here, so its late close finds nothing to save.
+    if (link && session.link === link) this.closeSession(session, link, { publishWill: true });
+    if (this.sessions.get(clientId) !== session) return true; // a clean session ended with its connection
+    const will = this.wills.cancel(clientId);
+    if (will) this.publishWill(will);
+    this.endSession(session);
+    return true;
   }
 
   private scheduleExpiry(session: Session, ms: number): void {

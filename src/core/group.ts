@@ -1,5 +1,6 @@
 import { isExpired, type QoS } from './message.js';
 import type { Session } from './session.js';
+import { RateMeter } from './admin/rate.js';
 import type { InflightDelivery, QueuedDelivery, SessionQueue, SubscriptionOptions } from '../storage/types.js';
 
 /** Whether a session may receive a message of `topic` (the ACL); a group hands each message only to members that may. */
@@ -30,6 +31,8 @@ export class ConsumerGroup {
   pinned = false;
   /** True once storage keeps this group's queue across restarts. */
   saved = false;
+  /** Deliveries handed to members, with their rate (the admin API's groups). */
+  readonly deliveries = new RateMeter();
 
   constructor(
     /** `$share/{group}/{filter}` */
@@ -91,6 +94,7 @@ export class ConsumerGroup {
         return;
       }
       this.sendTo(member[0], member[1], delivery);
+      this.deliveries.mark(now);
     }
   }
 

@@ -5,6 +5,7 @@ import { ConsumerGroup, type DeliveryFailureHandler, type ReceiveCheck } from '.
 import type { Router } from './router.js';
 import type { Session } from './session.js';
 import { parseSharedFilter } from './topics.js';
+import { IndexedMap } from './admin/sorted-keys.js';
 
 /** The name of the broker-owned consumer group that keeps dead letters; clients may not join it. */
 export const DLQ_GROUP_NAME = 'eddy-dlq';
@@ -14,8 +15,9 @@ export const DLQ_GROUP = `$share/${DLQ_GROUP_NAME}/${DLQ_PREFIX}#`;
 /**
  * The consumer groups by name (`$share/{group}/{filter}`): each is created with its queue when its
  * first member joins and ends when its last member leaves, except the broker's own dead-letter group.
+ * Indexed by name in order, for the admin API's pages.
  */
-export class GroupRegistry extends Map<string, ConsumerGroup> {
+export class GroupRegistry extends IndexedMap<ConsumerGroup> {
   constructor(
     private readonly storage: Storage,
     private readonly router: Router,

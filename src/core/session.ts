@@ -2,6 +2,7 @@ import { isExpired, type Message, type QoS } from './message.js';
 import type { ConsumerGroup } from './group.js';
 import type { ReplayRun } from './replay.js';
 import type { Identity } from './admission/identity.js';
+import type { LinkStats } from './admin/link-stats.js';
 import { guarded, type ErrorReporter } from '../util/guard.js';
 import type { InflightDelivery, QueuedDelivery, SessionQueue, SubscriptionOptions, SubscriptionRecord } from '../storage/types.js';
 
@@ -37,6 +38,8 @@ export interface SessionLink {
   whenDrained?(callback: () => void): void;
   /** Set once throttling for this congested link timed out: it is a slow consumer and throttles no one until it drains. */
   slow?: boolean;
+  /** The connection's counters (messages, bytes, keep-alive), for the admin API. */
+  readonly stats?: LinkStats;
 }
 
 export interface WillMessage {
@@ -84,6 +87,8 @@ export class Session {
   expiryInterval = 0;
   readonly subscriptions = new Map<string, SubscriptionRecord>();
   link: SessionLink | undefined;
+  /** Epoch ms of the last disconnect while the session waits offline (its expiry counts from it). */
+  disconnectedAt: number | undefined;
   will: WillMessage | undefined;
   /** Packet ids of inbound QoS 2 publishes between PUBREC and PUBREL. */
   readonly inboundQos2 = new Set<number>();
@@ -123,6 +128,11 @@ export class Session {
 
   get persistent(): boolean {
     return this.expiryInterval > 0;
+  }
+
+  /** Deliveries sent and not yet acknowledged: from the session's queue and from its consumer groups. */
+  get inflightCount(): number {
+    return this.queue.inflight.size + this.groupInflight.size;
   }
 
   /**
@@ -304,6 +314,7 @@ export class Session {
   /** Called when a link attaches: resend what was in flight (DUP set), then queued messages. */
   resume(link: SessionLink): void {
     this.link = link;
+    this.disconnectedAt = undefined;
     const now = Date.now();
     for (const entry of [...this.queue.inflight.values()]) {
       if (entry.released) {
@@ -318,6 +329,7 @@ export class Session {
   /** The connection is gone: group deliveries in flight on it go back to their groups, for other members. */
   detach(): void {
     this.link = undefined;
+    this.disconnectedAt = Date.now();
     // At most once: what waited for the connection goes with it.
     for (let i = this.qos0Head; i < this.qos0Backlog.length; i++) this.onDrop(this, 'offline-qos0', this.qos0Backlog[i]!.message);
     this.qos0Backlog = [];

@@ -84,6 +84,11 @@ export class FastHistogram {
     this.count++;
   }
 
+  /** The counts now, per bucket and one more past the last bound (the admin API's live percentiles). */
+  countsNow(): { buckets: readonly number[]; counts: number[] } {
+    return { buckets: this.buckets, counts: [...this.counts, this.count - this.counts.reduce((a, b) => a + b, 0)] };
+  }
+
   reset(): void {
     this.counts.fill(0);
     this.sum = 0;

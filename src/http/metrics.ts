@@ -1,8 +1,9 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { Broker } from '../core/broker.js';
+import type { AdminModel, QueueTotals } from '../core/admin/model.js';
+import type { LatencyHistograms } from '../core/admin/percentiles.js';
 import type { Message } from '../core/message.js';
 import type { MessageObserver } from '../core/observer.js';
-import type { SessionQueue } from '../storage/types.js';
 import type { HttpConnectionStats } from './connection-guard.js';
 import type { OriginStats } from './origin-policy.js';
 import { ChannelTraffic, FastHistogram, type ChannelCounts } from './metric-types.js';
@@ -51,12 +52,17 @@ export class BrokerMetrics implements MessageObserver {
     this.deliveryLatency.observe((Date.now() - message.publishedAt) / 1000);
   }
 
-  /** Registers the metrics read from the broker's state at scrape time. */
-  collectFrom(broker: Broker): void {
+  /** The latency histograms' counts now, for the admin API's live stats. */
+  latencyHistograms(): LatencyHistograms {
+    return { fsync: this.fsyncDuration.countsNow(), delivery: this.deliveryLatency.countsNow() };
+  }
+
+  /** Registers the metrics read from the broker's state (its counters, and the admin model's views) at scrape time. */
+  collectFrom(broker: Broker, admin: AdminModel): void {
     this.gauge('eddy_connections', 'Open client connections: MQTT over TCP and WebSocket, and SSE streams', () => broker.stats.connections);
-    this.gauge('eddy_sessions', 'Sessions: connected, or persistent and waiting for their client', () => broker.sessions.size);
-    this.gaugeByKind('eddy_queue_depth', 'Messages waiting to be sent, by queue kind (session or consumer group)', broker, (queue) => queue.pendingCount);
-    this.gaugeByKind('eddy_messages_inflight', 'Messages sent and not yet acknowledged, by queue kind (session or consumer group)', broker, (queue) => queue.inflight.size);
+    this.gauge('eddy_sessions', 'Sessions: connected, or persistent and waiting for their client', () => admin.sessionCount);
+    this.gaugeByKind('eddy_queue_depth', 'Messages waiting to be sent, by queue kind (session or consumer group)', admin, (totals) => totals.waiting);
+    this.gaugeByKind('eddy_messages_inflight', 'Messages sent and not yet acknowledged, by queue kind (session or consumer group)', admin, (totals) => totals.inflight);
     const redelivery = broker.redelivery.stats;
     this.counter('eddy_nacks_total', 'Deliveries refused by a consumer (MQTT 5 PUBACK/PUBREC reason >= 0x80)', () => redelivery.nacks);
     this.counter('eddy_redeliveries_total', 'Messages sent again after a nack or after their consumer left with them', () => redelivery.redeliveries);
@@ -66,7 +72,7 @@ export class BrokerMetrics implements MessageObserver {
     this.counterByReason('eddy_messages_dropped_total', 'Messages not delivered to a subscriber, by cause (queue-full, expired, too-large, congested, offline-qos0)', () => broker.stats.dropped);
     // The limits of issue #9, one metric each (README "Limits"):
     const stats = broker.stats;
-    this.gaugeByKind('eddy_queue_bytes', 'Payload bytes waiting to be sent, in memory or on disk, by queue kind (maxQueuedBytes)', broker, (queue) => queue.pendingBytes);
+    this.gaugeByKind('eddy_queue_bytes', 'Payload bytes waiting to be sent, in memory or on disk, by queue kind (maxQueuedBytes)', admin, (totals) => totals.waitingBytes);
     this.counter('eddy_connections_refused_total', 'MQTT sockets closed at accept, or told 0x89, because maxConnections were open', () => stats.refusedConnections);
     this.counter('eddy_packet_timeouts_total', 'MQTT connections closed because a packet did not complete within packetTimeout', () => stats.packetTimeouts);
     this.counter('eddy_inbound_pauses_total', 'Times an MQTT connection stopped reading because unfinished packets held maxInboundBytes', () => stats.inboundPauses);
@@ -134,20 +140,17 @@ export class BrokerMetrics implements MessageObserver {
     });
   }
 
-  /** Sums a number over every session queue and every consumer-group queue. */
-  private gaugeByKind(name: string, help: string, broker: Broker, read: (queue: SessionQueue) => number): void {
+  /** A sum over every session queue and every consumer-group queue (the admin model's totals). */
+  private gaugeByKind(name: string, help: string, admin: AdminModel, read: (totals: QueueTotals) => number): void {
     new Gauge({
       name,
       help,
       labelNames: ['kind'],
       registers: [this.registry],
       collect() {
-        let sessions = 0;
-        for (const session of broker.sessions.values()) sessions += read(session.queue);
-        let groups = 0;
-        for (const group of broker.groups.values()) groups += read(group.queue);
-        this.set({ kind: 'session' }, sessions);
-        this.set({ kind: 'group' }, groups);
+        const totals = admin.queueTotals();
+        this.set({ kind: 'session' }, read(totals.session));
+        this.set({ kind: 'group' }, read(totals.group));
       },
     });
   }

@@ -19,6 +19,8 @@ import type { Message } from '../core/message.js';
 import { SUBSCRIBE_PATH, SubscribeRoute } from './subscribe-route.js';
 import { stringify as stringifyYaml } from 'yaml';
 import { renderDocs } from '../asyncapi/html.js';
+import type { AdminModel } from '../core/admin/model.js';
+import { ADMIN_PATH, AdminRoutes } from './admin-routes.js';
 
 /** Methods that change nothing: the cross-site checks leave them be (an SSE stream excepted). */
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -26,6 +28,8 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 export interface HttpListenerOptions extends HttpSecurityOptions {
   logger: Logger;
   metrics: BrokerMetrics;
+  /** The admin read and write model: /v1/admin/… and /healthz are served from it. */
+  admin: AdminModel;
   /** The running system as an AsyncAPI document, for /asyncapi.json, /asyncapi.yaml and /docs. */
   liveDocument?: () => Record<string, unknown>;
   /** Serve HTTPS (and WSS at /mqtt) on the main port (`tls.http`). */
@@ -46,6 +50,8 @@ export class HttpListener {
   private readonly metrics: BrokerMetrics;
   private readonly publishRoute: PublishRoute;
   private readonly subscribeRoute: SubscribeRoute;
+  private readonly admin: AdminModel;
+  private readonly adminRoutes: AdminRoutes;
   private readonly liveDocument: (() => Record<string, unknown>) | undefined;
   /** What the connection guards of all servers count: on /healthz (`http`) and /metrics. Each server has its own `maxHttpConnections`. */
   private readonly httpStats: HttpConnectionStats = { connections: 0, refusedConnections: 0, headersTimeouts: 0, requestTimeouts: 0, idleTimeouts: 0 };
@@ -69,6 +75,8 @@ export class HttpListener {
       this.log.warn('http.protectStatus is on but no authentication is configured: every client counts as authenticated, /metrics and /healthz stay open');
     }
     this.metrics.collectHttpFrom(this.httpStats, this.origins.stats);
+    this.admin = options.admin;
+    this.adminRoutes = new AdminRoutes(broker, options.admin);
     this.server = this.serve(options.tls);
   }
 
@@ -179,6 +187,7 @@ export class HttpListener {
       if (!this.protectStatus) return this.status(req, res, path);
       return this.authenticated(req, res, async () => this.status(req, res, path));
     }
+    if (path.startsWith(ADMIN_PATH)) return this.adminRoutes.handle(req, res, path, query);
     if (path === '/v1/dlq' && req.method === 'GET') {
       const dlq = this.dlqQuery(query, res);
       if (!dlq) return;
@@ -218,19 +227,7 @@ export class HttpListener {
       return;
     }
     if (path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) {
-      return sendJson(res, 200, {
-        status: 'ok',
-        storage: this.broker.storage.kind,
-        sessions: this.broker.sessions.size,
-        subscriptions: this.broker.router.subscriptionCount,
-        groups: Object.fromEntries(
-          [...this.broker.groups.values()].map((g) => [g.name, { members: g.members.size, waiting: g.queue.pendingCount, inflight: g.queue.inflight.size, retrying: g.queue.held.size }]),
-        ),
-        ...this.broker.stats,
-        ...this.broker.redelivery.stats,
-        auth: this.broker.admission.stats,
-        http: { ...this.httpStats, ...this.origins.stats },
-      });
+      return sendJson(res, 200, { ...this.admin.health(), http: { ...this.httpStats, ...this.origins.stats } });
     }
     this.notFound(req, res, path);
   }

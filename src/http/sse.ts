@@ -3,6 +3,7 @@ import type { Broker } from '../core/broker.js';
 import type { Message } from '../core/message.js';
 import type { Session, SessionLink } from '../core/session.js';
 import type { QueuedDelivery } from '../storage/types.js';
+import { LinkStats } from '../core/admin/link-stats.js';
 
 /** QoS 1 deliveries written but not yet flushed to the socket, per stream: the SSE window. */
 const SSE_RECEIVE_MAXIMUM = 100;
@@ -28,11 +29,15 @@ export class SseLink implements SessionLink {
   private closed = false;
   private corked = false;
   private pingTimer: NodeJS.Timeout | undefined;
+  /** Events and bytes written, for the admin API. */
+  readonly stats: LinkStats;
 
   constructor(
     private readonly res: http.ServerResponse,
     private readonly broker: Broker,
-  ) {}
+  ) {
+    this.stats = new LinkStats('sse', broker.stats);
+  }
 
   get congested(): boolean {
     return this.res.writableLength > CONGESTION_BYTES;
@@ -84,6 +89,7 @@ export class SseLink implements SessionLink {
     if (this.closed) return true; // the session ends with the stream
     const event = formatEvent(delivery.message);
     this.broker.stats.messagesOut++;
+    this.stats.messagesOut++;
     this.broker.observer?.delivered(delivery.message);
     if (this.early) this.early.push({ event, packetId });
     else this.write(event, packetId);
@@ -114,6 +120,7 @@ export class SseLink implements SessionLink {
         this.res.uncork();
       });
     }
+    this.stats.sent(Buffer.byteLength(text));
     if (packetId === undefined) {
       this.res.write(text);
       return;

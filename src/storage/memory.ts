@@ -196,6 +196,10 @@ export class MemoryStorage implements Storage {
     return this.retainedIndex.get(topic)?.payload.length;
   }
 
+  *retainedTopics(): IterableIterator<string> {
+    for (const [topic] of this.retainedIndex.entries()) yield topic;
+  }
+
   async loadSessions(): Promise<SessionRecord[]> {
     return [...this.sessions.values()];
   }

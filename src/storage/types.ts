@@ -141,6 +141,8 @@ export interface Storage {
   readonly retainedBytes: number;
   /** Payload bytes of the retained message on `topic`; undefined when it has none. */
   retainedSize(topic: string): number | undefined;
+  /** The topics that have a retained message, in no particular order (the admin API pages through them). */
+  retainedTopics(): Iterable<string>;
 
   loadSessions(): Promise<SessionRecord[]>;
   /** Records a persistent session; a returned promise resolves once the record is durable. */
@@ -156,6 +158,9 @@ export interface Storage {
   /** Records that a group's queue must survive restarts; the promise resolves once that is durable. */
   saveGroup(name: string): Promise<void> | void;
   deleteGroup(name: string): Promise<void> | void;
+
+  /** Bytes the engine keeps on disk (its log); engines without a disk leave it out. */
+  readonly bytesUsed?: number;
 
   /** Storage reads and writes that failed so far (disk full, no descriptor left, I/O errors); engines without any leave it out. */
   readonly failures?: number;

@@ -19,6 +19,7 @@ import { InboundReader } from './inbound-reader.js';
 import type { MqttIntake } from './intake.js';
 import type { PeerInfo } from '../../core/admission/peer.js';
 import { checkRepeatedProperties } from './property-check.js';
+import { LinkStats } from '../../core/admin/link-stats.js';
 
 /**
  * Output is flushed once per event-loop turn, after every socket that was readable in that
@@ -88,6 +89,8 @@ export class MqttConnection implements SessionLink {
   private readonly subscriptions = new SubscribeHandler(this.context);
   private corked = false;
   private publishWillOnClose = true;
+  /** Counted where packets are read and written, for the admin API. */
+  readonly stats: LinkStats;
   private readonly encoder = new PublishEncoder((cmd, err) => this.log.error({ clientId: this.clientId, cmd, err: err.message }, 'cannot encode packet'));
 
   constructor(
@@ -101,6 +104,7 @@ export class MqttConnection implements SessionLink {
     private readonly overLimit = false,
   ) {
     this.remote = peer.remote;
+    this.stats = new LinkStats('mqtt', broker.stats);
     this.reader = new InboundReader(stream, intake, broker.limits, broker.stats, this);
     this.parser = mqttPacket.parser();
     this.parser.on('packet', (packet: Packet) => this.onPacket(packet));
@@ -112,7 +116,13 @@ export class MqttConnection implements SessionLink {
       }
       this.fail(new ProtocolError(RC.MalformedPacket, `malformed packet: ${err.message}`));
     });
-    stream.on('data', this.guard('data', (chunk: Buffer) => this.reader.read(chunk)));
+    stream.on(
+      'data',
+      this.guard('data', (chunk: Buffer) => {
+        this.stats.received(chunk.length);
+        this.reader.read(chunk);
+      }),
+    );
     stream.on(
       'drain',
       this.guard('drain', () => {
@@ -249,6 +259,7 @@ export class MqttConnection implements SessionLink {
       }
       switch (packet.cmd) {
         case 'publish':
+          this.stats.messagesIn++;
           return this.publishes.publish(packet);
         case 'puback':
         case 'pubrec':
@@ -329,6 +340,7 @@ export class MqttConnection implements SessionLink {
     this.session = connected.session;
     this.sendConnack(RC.Success, connected.sessionPresent, connected.connackProperties);
     this.connackSent = true;
+    this.stats.keepAlive = connected.keepAliveSeconds;
     if (connected.keepAliveSeconds > 0) {
       this.keepAliveTimer = setTimeout(this.guard('keep-alive timer', () => this.onKeepAliveExpired()), connected.keepAliveSeconds * 1500);
       this.keepAliveTimer.unref();
@@ -396,6 +408,7 @@ export class MqttConnection implements SessionLink {
     if (bytes.length > this.clientMaxPacketSize) return false;
     this.write(bytes);
     this.broker.stats.messagesOut++;
+    this.stats.messagesOut++;
     this.broker.observer?.delivered(message);
     return true;
   }
@@ -452,6 +465,7 @@ export class MqttConnection implements SessionLink {
       this.stream.cork();
       scheduleFlush(this);
     }
+    this.stats.sent(bytes.length);
     this.stream.write(bytes);
   }
 

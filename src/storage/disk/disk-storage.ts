@@ -238,6 +238,16 @@ export class DiskStorage implements Storage {
     return this.retainedMessages.sizeOf(topic);
   }
 
+  retainedTopics(): Iterable<string> {
+    return this.retainedMessages.topics();
+  }
+
+  /** The log's live segments, from the oldest byte still needed to the end. */
+  get bytesUsed(): number {
+    // Before open there is no log yet.
+    return this.log ? this.log.end - this.log.start : 0;
+  }
+
   async loadSessions(): Promise<SessionRecord[]> {
     return [...this.sessions.values()].filter((s) => !s.clientId.startsWith(GROUP_KEY));
   }

@@ -57,6 +57,10 @@ export class DiskRetained {
     return this.index.get(topic)?.bytes;
   }
 
+  *topics(): IterableIterator<string> {
+    for (const [topic] of this.index.entries()) yield topic;
+  }
+
   /**
    * A stored record with the retain flag (at run time once its append resolved, and in recovery):
    * it becomes its topic's retained message, or clears it when empty, unless the topic already has
