@@ -2,7 +2,7 @@
 
 import 'uplot/dist/uPlot.min.css';
 import './styles.css';
-import { render } from 'preact';
+import { Component, render, type ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, basicAuthorization, get, setAuthorization, setUnauthorizedHandler } from './api.js';
 import { statsStore } from './stats-store.js';
@@ -63,6 +63,19 @@ function useRoute(): Route {
 }
 
 type Auth = 'checking' | 'login' | 'ok';
+
+/** A page that throws shows its error; the navigation and the other pages go on working. */
+class PageBoundary extends Component<{ children: ComponentChildren }, { error: string | undefined }> {
+  override state = { error: undefined as string | undefined };
+  override componentDidCatch(err: unknown): void {
+    console.error('console page failed', err);
+    this.setState({ error: err instanceof Error ? err.message : String(err) });
+  }
+  render() {
+    if (this.state.error) return <p class="error" data-testid="page-error">This page failed: {this.state.error}</p>;
+    return this.props.children;
+  }
+}
 
 function Login(props: { onLoggedIn: () => void; reason: string | undefined }) {
   const [mode, setMode] = useState<'password' | 'token'>('password');
@@ -176,6 +189,7 @@ function App() {
       </nav>
       <main data-page={route.page}>
         <h1>{title}</h1>
+        <PageBoundary key={route.page}>
         {route.page === 'overview' ? <OverviewPage /> : null}
         {route.page === 'clients' ? <ClientsPage /> : null}
         {route.page === 'sessions' ? <SessionsPage /> : null}
@@ -184,6 +198,7 @@ function App() {
         {route.page === 'dlq' ? <DeadLettersPage /> : null}
         {route.page === 'publish' ? <PublishPage channel={route.params.get('channel') ?? undefined} /> : null}
         {route.page === 'asyncapi' ? <AsyncApiPage /> : null}
+        </PageBoundary>
       </main>
     </div>
   );

@@ -25,7 +25,8 @@ export interface Stats {
   bytes: { in: number; out: number; inPerSecond: number; outPerSecond: number };
   storage: { engine: string; bytesUsed: number | null; retained: number; retainedBytes: number; storedMessages: number; storedBytes: number };
   deadLetters: number;
-  latency: { fsync: Percentiles; delivery: Percentiles };
+  /** `fsync` is null without a disk engine (--memory). */
+  latency: { fsync: Percentiles | null; delivery: Percentiles | null };
   heapUsed: number;
 }
 

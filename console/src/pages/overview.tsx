@@ -17,14 +17,14 @@ const STORAGE: Series[] = [
   { label: 'stored messages', value: (s) => s.storage.storedBytes, color: '#ca8a04' },
 ];
 const FSYNC: Series[] = [
-  { label: 'p50', value: (s) => s.latency.fsync.p50, color: '#16a34a' },
-  { label: 'p90', value: (s) => s.latency.fsync.p90, color: '#ca8a04' },
-  { label: 'p99', value: (s) => s.latency.fsync.p99, color: '#dc2626' },
+  { label: 'p50', value: (s) => s.latency.fsync?.p50 ?? null, color: '#16a34a' },
+  { label: 'p90', value: (s) => s.latency.fsync?.p90 ?? null, color: '#ca8a04' },
+  { label: 'p99', value: (s) => s.latency.fsync?.p99 ?? null, color: '#dc2626' },
 ];
 const DELIVERY: Series[] = [
-  { label: 'p50', value: (s) => s.latency.delivery.p50, color: '#16a34a' },
-  { label: 'p90', value: (s) => s.latency.delivery.p90, color: '#ca8a04' },
-  { label: 'p99', value: (s) => s.latency.delivery.p99, color: '#dc2626' },
+  { label: 'p50', value: (s) => s.latency.delivery?.p50 ?? null, color: '#16a34a' },
+  { label: 'p90', value: (s) => s.latency.delivery?.p90 ?? null, color: '#ca8a04' },
+  { label: 'p99', value: (s) => s.latency.delivery?.p99 ?? null, color: '#dc2626' },
 ];
 
 export function OverviewPage() {
@@ -57,7 +57,7 @@ export function OverviewPage() {
       </div>
       <div class="charts">
         <Chart title="Messages per second" series={MESSAGES} history={history} format={rate} testId="chart-messages" />
-        <Chart title="Connections and sessions" series={CONNECTIONS} history={history} format={(v) => count(Math.round(v))} testId="chart-connections" />
+        <Chart title="Connections and sessions" series={CONNECTIONS} history={history} format={(v) => (Number.isInteger(v) ? count(v) : '')} testId="chart-connections" />
         <Chart title="Storage used" series={STORAGE} history={history} format={bytes} testId="chart-storage" />
         <Chart title="fsync latency" series={FSYNC} history={history} format={millis} testId="chart-fsync" />
         <Chart title="Publish-to-deliver latency" series={DELIVERY} history={history} format={millis} testId="chart-delivery" />
