@@ -258,6 +258,7 @@ describe('web console in Chromium', { skip: chromiumInstalled() ? false : '/usr/
     await page.getByTestId('flow-orders/7/created').filter({ hasText: 'orders-service' }).waitFor();
     await page.getByTestId('doc-channel-orders/{orderId}/created').locator('summary').click();
     await page.getByTestId('doc-channel-orders/{orderId}/created').filter({ hasText: 'OrderCreated' }).waitFor();
+    await page.evaluate(() => window.scrollTo(0, 0));
     await screenshot(page, 'asyncapi');
   });
 

@@ -20,6 +20,8 @@ export interface VirtualTableProps<T> {
   rowHeight?: number;
   /** Called when fewer than a screen of loaded rows are left below the view. */
   onNearEnd?: () => void;
+  /** Items loaded behind the rows (a tree shows fewer rows than it holds): a change asks onNearEnd again. */
+  loaded?: number;
   /** The rows on screen changed: first index and how many. */
   onWindow?: (start: number, count: number) => void;
   onSelect?: (row: T) => void;
@@ -52,7 +54,7 @@ export function VirtualTable<T>(props: VirtualTableProps<T>) {
 
   useEffect(() => {
     if (onNearEnd && rows.length - last < visible) onNearEnd();
-  }, [rows.length, last, visible, onNearEnd]);
+  }, [rows.length, last, visible, onNearEnd, props.loaded]);
   useEffect(() => onWindow?.(first, last - first), [first, last, onWindow]);
 
   const shown = rows.slice(first, last);

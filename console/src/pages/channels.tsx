@@ -182,6 +182,7 @@ export function ChannelsPage(props: { selected: string | undefined; select: (nam
           columns={columns}
           rowKey={(n) => n.path}
           onNearEnd={list.more && list.items.length < AUTO_LOAD ? list.loadMore : undefined}
+          loaded={list.items.length}
           onWindow={onWindow}
           onSelect={(n) => (n.channel ? props.select(n.channel.channel) : toggle(n))}
           selected={props.selected}
