@@ -10,7 +10,7 @@ import { silentLogger } from '../src/util/logger.js';
 import { collect, connectClient } from './helpers/mqtt.js';
 import { passwordFile } from './helpers/auth.js';
 import { admin, until, type Page } from './helpers/admin.js';
-import { basic } from './helpers/auth.js';
+import { basic, JWT_SECRET, signToken } from './helpers/auth.js';
 import { tempDirs } from './helpers/temp-dir.js';
 import { tracker } from './helpers/tracker.js';
 import { chromiumInstalled, logIn, openBrowser, screenshot, type ConsoleBrowser } from './helpers/browser.js';
@@ -45,7 +45,7 @@ describe('web console in Chromium', { skip: chromiumInstalled() ? false : '/usr/
     server = await startBroker({
       // The disk engine, so that the fsync chart has something to show.
       storage: new DiskStorage({ dir: tempDir(), fsync: { kind: 'always' }, logger: silentLogger }),
-      auth: { passwordFile: file },
+      auth: { passwordFile: file, jwt: { secret: JWT_SECRET } },
       asyncapi: [`${FIXTURES}console.yaml`, `${FIXTURES}console-billing.yaml`],
       channels: [{ pattern: 'jobs/#', maxDeliveries: 1 }],
       redelivery: { initialBackoffMs: 20, maxBackoffMs: 200 },
@@ -269,5 +269,20 @@ describe('web console in Chromium', { skip: chromiumInstalled() ? false : '/usr/
     await page.getByTestId('login').waitFor();
     assert.equal(await page.evaluate(() => sessionStorage.getItem('eddy-console-authorization')), null);
     await logIn(page, server.httpUrl, ROOT.user, ROOT.password);
+  });
+
+  it('signs in with a JWT as Bearer; a token without the admin role is refused inline', async () => {
+    const { page } = web;
+    await page.getByTestId('signout').click();
+    await page.getByTestId('login-token-tab').click();
+    await page.getByTestId('login-jwt').fill(await signToken(JWT_SECRET, { sub: 'viewer', roles: [] }, { expiresIn: '1h' }));
+    await page.getByTestId('login-submit').click();
+    await page.getByTestId('login-error').filter({ hasText: 'admin role' }).waitFor();
+    const token = await signToken(JWT_SECRET, { sub: 'operator', roles: ['admin'] }, { expiresIn: '1h' });
+    await page.getByTestId('login-jwt').fill(token);
+    await page.getByTestId('login-submit').click();
+    await page.getByTestId('nav-overview').waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('eddy-console-authorization')), `Bearer ${token}`);
+    await page.locator('[data-figure="connections"]').waitFor();
   });
 });
