@@ -13,6 +13,7 @@ import { admin, until, type Page } from './helpers/admin.js';
 import { basic, JWT_SECRET, signToken } from './helpers/auth.js';
 import { tempDirs } from './helpers/temp-dir.js';
 import { tracker } from './helpers/tracker.js';
+import { beforeMarker, isPublish, wireInbox } from './helpers/sentinel.js';
 import { chromiumInstalled, logIn, openBrowser, screenshot, type ConsoleBrowser } from './helpers/browser.js';
 
 type Disconnect = Extract<Packet, { cmd: 'disconnect' }>;
@@ -191,37 +192,45 @@ describe('web console in Chromium', { skip: chromiumInstalled() ? false : '/usr/
     await until(async () => (await adminAs(`groups/${encodeURIComponent('$share/billing/orders/#')}`)).status === 404, () => 'the group is still there');
   });
 
-  it('Dead letters: a dead letter redriven from the UI reaches an MQTT subscriber', async () => {
+  it('Dead letters: one redriven from its row reaches an MQTT subscriber; redrive all matching a filter; purge the rest', async () => {
     const { page } = web;
     const nacker = await client({ clientId: 'nacker', customHandleAcks: (_t, _p, _packet, ack) => ack(0x80) });
     await nacker.subscribeAsync('$share/workers/jobs/#', { qos: 1 });
     const publisher = await client({ clientId: 'jobs-pub' });
-    await publisher.publishAsync('jobs/1', 'job-one', { qos: 1 });
-    await publisher.publishAsync('jobs/2', 'job-two', { qos: 1 });
-    await until(() => server.broker.deadLetters.queue.pendingCount === 2, () => `dlq holds ${server.broker.deadLetters.queue.pendingCount}`);
+    for (const [topic, payload] of [['jobs/1', 'job-one'], ['jobs/2', 'job-two'], ['jobs/3', 'job-three']]) await publisher.publishAsync(topic!, payload!, { qos: 1 });
+    await until(() => server.broker.deadLetters.queue.pendingCount === 3, () => `dlq holds ${server.broker.deadLetters.queue.pendingCount}`);
     await nacker.unsubscribeAsync('$share/workers/jobs/#');
     const worker = await client({ clientId: 'worker' });
-    const got = collect(worker);
+    const inbox = wireInbox(worker);
     await worker.subscribeAsync('jobs/#', { qos: 1 });
     const letters = (await adminAs<Page<{ seq: number; payload: string }>>('dlq')).body.items;
     const two = letters.find((l) => l.payload === 'job-two')!;
 
     await page.goto(`${server.httpUrl}/#/dlq`);
     const row = page.locator(`[data-testid="dlq"] .vtable-row[data-key="${two.seq}"]`);
-    await row.filter({ hasText: 'jobs/2' }).filter({ hasText: 'job-two' }).waitFor();
+    await row.filter({ hasText: 'jobs/2' }).filter({ hasText: 'job-two' }).filter({ hasText: 'refused by' }).waitFor();
     await screenshot(page, 'dlq');
     await page.getByTestId(`redrive-${two.seq}`).click();
-    const [message] = await got.take(1);
-    assert.equal(message!.topic, 'jobs/2');
-    assert.equal(message!.payload.toString(), 'job-two');
+    await until(() => inbox.length === 1, () => `the worker got ${inbox.length} messages`);
+    assert.equal(inbox[0]!.topic, 'jobs/2');
+    assert.equal(inbox[0]!.payload.toString(), 'job-two');
     await page.getByTestId('notice').filter({ hasText: '1 redriven' }).waitFor();
     await row.waitFor({ state: 'detached' });
-    // Purge the rest from the toolbar, filtered on the original topic.
+
+    await page.getByTestId('dlq-filter').fill('jobs/3');
+    await page.getByTestId('dlq-filter').press('Enter');
+    await page.getByTestId('dlq-count').filter({ hasText: '1 dead letters' }).waitFor();
+    await page.getByTestId('redrive-all').click();
+    await page.getByTestId('notice').filter({ hasText: '1 redriven' }).filter({ hasText: /^1 redriven$/ }).waitFor();
     await page.getByTestId('dlq-filter').fill('jobs/#');
     await page.getByTestId('dlq-filter').press('Enter');
     await page.getByTestId('purge').click();
     await page.getByTestId('notice').filter({ hasText: '1 purged' }).waitFor();
     assert.equal((await adminAs<Page>('dlq')).body.total, 0);
+    // job-one was purged, not redriven: a marker after it by the same path comes after job-three alone.
+    await publisher.publishAsync('jobs/marker', 'marker', { qos: 1 });
+    const before = await beforeMarker(inbox, isPublish('jobs/marker'));
+    assert.deepEqual(before.map((m) => m.payload.toString()), ['job-two', 'job-three']);
   });
 
   it('Publish: the form is prefilled from the AsyncAPI example; an invalid payload shows the schema error, a valid one is stored', async () => {

@@ -102,8 +102,15 @@ export class ConsoleRoute {
       // Plain names only: a request names a file of this list, never a path.
       if (!type || !/^[\w.-]+$/.test(name)) continue;
       const full = path.join(dir, name);
-      if (!fs.statSync(full).isFile()) continue;
-      const body = fs.readFileSync(full);
+      let body: Buffer;
+      try {
+        if (!fs.statSync(full).isFile()) continue;
+        body = fs.readFileSync(full);
+      } catch (err) {
+        // A file that vanished or cannot be read is not served; the broker starts all the same.
+        this.log.warn({ file: full, err: (err as Error).message }, 'a web console file could not be read');
+        continue;
+      }
       const compressible = !type.startsWith('image/png') && body.length > 256;
       this.files.set(name, {
         type,
