@@ -8,7 +8,7 @@ import { basic, passwordFile } from './helpers/auth.js';
 import { admin, until, type Page } from './helpers/admin.js';
 import { tempDirs } from './helpers/temp-dir.js';
 import { tracker } from './helpers/tracker.js';
-import { chromiumInstalled, logIn, openBrowser, type ConsoleBrowser } from './helpers/browser.js';
+import { browserSkip, logIn, openBrowser, type ConsoleBrowser } from './helpers/browser.js';
 
 /**
  * The console against a large broker: 10,000 offline sessions, 10,000 channels and a couple of
@@ -29,7 +29,7 @@ let server: EddyServer;
 let web: ConsoleBrowser;
 const ROOT = { user: 'root', password: 'load-secret' };
 
-describe('web console with 10,000 sessions and 10,000 channels', { skip: chromiumInstalled() ? false : '/usr/bin/chromium is not installed' }, () => {
+describe('web console with 10,000 sessions and 10,000 channels', { skip: browserSkip() }, () => {
   before(async () => {
     const storage = new MemoryStorage();
     for (let i = 0; i < SESSIONS; i++) {

@@ -14,7 +14,7 @@ import { basic, JWT_SECRET, signToken } from './helpers/auth.js';
 import { tempDirs } from './helpers/temp-dir.js';
 import { tracker } from './helpers/tracker.js';
 import { beforeMarker, isPublish, wireInbox } from './helpers/sentinel.js';
-import { chromiumInstalled, logIn, openBrowser, screenshot, type ConsoleBrowser } from './helpers/browser.js';
+import { browserSkip, logIn, openBrowser, screenshot, type ConsoleBrowser } from './helpers/browser.js';
 
 type Disconnect = Extract<Packet, { cmd: 'disconnect' }>;
 
@@ -39,7 +39,7 @@ async function tailSubscribed(filter: string): Promise<void> {
 
 const adminAs = <T = Record<string, unknown>>(path: string, method = 'GET') => admin<T>(server, path, { method, authorization: rootAuth });
 
-describe('web console in Chromium', { skip: chromiumInstalled() ? false : '/usr/bin/chromium is not installed' }, () => {
+describe('web console in Chromium', { skip: browserSkip() }, () => {
   before(async () => {
     const dir = tempDir();
     const file = await passwordFile(dir, { [ROOT.user]: { password: ROOT.password, roles: ['admin'] }, [DEVICE.username]: { password: DEVICE.password } });

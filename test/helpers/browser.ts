@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -6,11 +7,20 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 /** Debian's Chromium (apt package `chromium`; .ci/run installs it when missing). */
 export const CHROMIUM = '/usr/bin/chromium';
 
-/** Where the README's screenshots of the console live: docs/console/<page>.png. */
-export const SCREENSHOT_DIR = fileURLToPath(new URL('../../../docs/console/', import.meta.url));
+/**
+ * Where screenshots go: the README's docs/console/<page>.png with `EDDY_SCREENSHOTS=docs`
+ * (refreshing them is a deliberate act, not a side effect of every test run), else a temporary
+ * directory, so every run still takes each one.
+ */
+export const SCREENSHOT_DIR =
+  process.env.EDDY_SCREENSHOTS === 'docs' ? fileURLToPath(new URL('../../../docs/console/', import.meta.url)) : path.join(os.tmpdir(), 'eddy-console-screenshots');
 
-export function chromiumInstalled(): boolean {
-  return fs.existsSync(CHROMIUM);
+/**
+ * Why the browser tests are skipped, if they are: only when asked (`EDDY_SKIP_BROWSER=1`). A
+ * missing Chromium is not a reason: the tests then fail, saying so (.ci/run installs it).
+ */
+export function browserSkip(): string | false {
+  return process.env.EDDY_SKIP_BROWSER === '1' ? 'EDDY_SKIP_BROWSER=1' : false;
 }
 
 /**
