@@ -57,6 +57,8 @@ export interface EddyServerOptions {
   http?: HttpSecurityOptions;
   /** `$SYS/…` topics: seconds between rounds (default 10; 0 turns them off). */
   sys?: { interval?: number };
+  /** The built web console served at `/` (default dist/console, written by `npm run build`). */
+  consoleDir?: string;
 }
 
 /** What `reload()` can change on a running server; a field left out stays as it is. */
@@ -177,6 +179,7 @@ export class EddyServer {
       logger,
       metrics,
       admin,
+      ...(options.consoleDir !== undefined ? { consoleDir: options.consoleDir } : {}),
       liveDocument: () =>
         buildLiveDocument({
           version: PACKAGE_VERSION,

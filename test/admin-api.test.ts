@@ -289,4 +289,35 @@ describe('admin API: dead letters', () => {
     assert.deepEqual((await admin(again, 'dlq/purge', { method: 'POST' })).body, { purged: 1, moved: 0 });
     assert.equal((await admin<Page<Letter>>(again, 'dlq')).body.total, 0);
   });
+  it('redrives one dead letter by seq (?seq=N, the console\'s row action), leaving the others; 404 for a seq not waiting, 400 for a bad one', async () => {
+    const s = await start({ channels: [{ pattern: 'jobs/#', maxDeliveries: 1 }] });
+    const nacker = await client({ clientId: 'nacker-seq', customHandleAcks: (_t, _p, _packet, ack) => ack(0x80) });
+    await nacker.subscribeAsync('$share/w/jobs/#', { qos: 1 });
+    const publisher = await client({ clientId: 'dlq-seq-pub' });
+    for (const payload of ['j1', 'j2', 'j3']) await publisher.publishAsync('jobs/x', payload, { qos: 1 });
+    await until(() => s.broker.deadLetters.queue.pendingCount === 3, () => `dlq holds ${s.broker.deadLetters.queue.pendingCount}`);
+    await nacker.unsubscribeAsync('$share/w/jobs/#');
+    type Letter = { seq: number; payload: string };
+    const letters = (await admin<Page<Letter>>(s, 'dlq')).body.items;
+    const middle = letters[1]!;
+    assert.equal(middle.payload, 'j2');
+
+    const receiver = await client({ clientId: 'dlq-seq-receiver' });
+    const inbox = wireInbox(receiver);
+    await receiver.subscribeAsync('jobs/#', { qos: 1 });
+    const answer = await admin(s, `dlq/redrive?seq=${middle.seq}`, { method: 'POST' });
+    assert.equal(answer.status, 200);
+    assert.deepEqual(answer.body, { redriven: 1, failed: 0, refused: 0 });
+    // A marker after the redrive, by the same broker path: only j2 may come before it.
+    await publisher.publishAsync('jobs/marker', 'marker', { qos: 1 });
+    const before = await beforeMarker(inbox, isPublish('jobs/marker'));
+    assert.deepEqual(before.map((m) => m.payload.toString()), ['j2']);
+    assert.deepEqual((await admin<Page<Letter>>(s, 'dlq')).body.items.map((l) => l.payload), ['j1', 'j3'], 'the others stay, in order');
+
+    const gone = await admin(s, `dlq/redrive?seq=${middle.seq}`, { method: 'POST' });
+    assert.equal(gone.status, 404);
+    assert.equal(gone.body.error, 'not_found');
+    assert.equal((await admin(s, 'dlq/redrive?seq=abc', { method: 'POST' })).status, 400);
+    assert.equal((await admin(s, 'dlq/purge?seq=1', { method: 'POST' })).status, 400, 'purge takes no seq');
+  });
 });

@@ -72,7 +72,7 @@ export function listDeadLetters(dlq: ConsumerGroup, limit: number, filter?: stri
 export async function redriveDeadLetters(
   dlq: ConsumerGroup,
   publish: (message: Message) => Promise<void>,
-  options: { limit: number; filter?: string; mayRedrive?: (original: Message) => boolean },
+  options: { limit: number; filter?: string; mayRedrive?: (original: Message) => boolean; /** Only the dead letter with this seq. */ seq?: number },
 ): Promise<{ redriven: number; failed: number; refused: number; error?: string }> {
   const skipped: QueuedDelivery[] = [];
   const taken: QueuedDelivery[] = [];
@@ -80,7 +80,8 @@ export async function redriveDeadLetters(
   while (taken.length < options.limit && dlq.queue.pendingCount > 0) {
     const delivery = dlq.queue.shift();
     if (!delivery) break;
-    if (options.filter && !topicMatches(options.filter, originalTopicOf(delivery.message))) skipped.push(delivery);
+    if (options.seq !== undefined && delivery.message.seq !== options.seq) skipped.push(delivery);
+    else if (options.filter && !topicMatches(options.filter, originalTopicOf(delivery.message))) skipped.push(delivery);
     else if (options.mayRedrive && !options.mayRedrive(redriven(delivery.message))) {
       // Its publisher may not publish there (any more): it stays a dead letter.
       refused++;

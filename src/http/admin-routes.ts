@@ -4,7 +4,7 @@ import type { AdminModel } from '../core/admin/model.js';
 import { AdminError, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, type PageRequest } from '../core/admin/page.js';
 import { isValidTopicFilter } from '../core/topics.js';
 import { HttpError, sendError, sendJson, utf8FromLatin1 } from './respond.js';
-import { identifyAdmin, WWW_AUTHENTICATE } from './identity.js';
+import { identifyAdmin, challengeFor } from './identity.js';
 
 export const ADMIN_PATH = '/v1/admin/';
 
@@ -110,11 +110,13 @@ export class AdminRoutes {
         item: {
           // `/v1/admin/dlq/redrive` and `/v1/admin/dlq/purge` are operations on the queue, not items.
           POST: async (_req, res, query, id) => {
-            only(query, ['limit', 'topic']);
+            only(query, id === 'redrive' ? ['limit', 'topic', 'seq'] : ['limit', 'topic']);
             const limit = whole(query.get('limit'), 'limit', Number.MAX_SAFE_INTEGER) ?? Number.MAX_SAFE_INTEGER;
             if (id === 'purge') return ok(res, await model.deadLetters.purge({ limit, ...topicOf(query) }));
             if (id !== 'redrive') throw new HttpError(404, 'not_found', `no dead-letter operation ${JSON.stringify(id)} (redrive, purge)`);
-            const result = await model.deadLetters.redrive({ limit, ...topicOf(query) });
+            // `?seq=N`: that one dead letter (the console's "redrive" on a row).
+            const seq = whole(query.get('seq'), 'seq', Number.MAX_SAFE_INTEGER);
+            const result = await model.deadLetters.redrive({ limit, ...topicOf(query), ...(seq !== undefined ? { seq } : {}) });
             sendJson(res, result.failed > 0 ? 507 : 200, result);
           },
         },
@@ -175,7 +177,7 @@ export class AdminRoutes {
       return;
     }
     if (err instanceof MethodNotAllowed) return sendError(res, new HttpError(405, 'method_not_allowed', err.message), { allow: err.allowed.join(', ') });
-    if (err instanceof HttpError) return sendError(res, err, err.status === 401 ? { 'www-authenticate': WWW_AUTHENTICATE } : {});
+    if (err instanceof HttpError) return sendError(res, err, err.status === 401 ? { 'www-authenticate': challengeFor(req) } : {});
     if (err instanceof AdminError) {
       const status = err.kind === 'not-found' ? 404 : err.kind === 'conflict' ? 409 : 400;
       return sendError(res, new HttpError(status, err.kind.replace('-', '_'), err.message));

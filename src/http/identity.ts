@@ -3,9 +3,20 @@ import type { Broker, PublishAdmissionRefusal } from '../core/broker.js';
 import type { Identity } from '../core/admission/index.js';
 import { peerOfRequest } from './peer.js';
 import { HttpError } from './respond.js';
+import { EDDY_REQUEST_HEADER } from './origin-policy.js';
 
 /** What a 401 says a client may try: HTTP Basic with a password-file user, or a Bearer JWT. */
 export const WWW_AUTHENTICATE = 'Basic realm="eddy", Bearer realm="eddy"';
+
+/**
+ * The challenge of a 401. A browser answers a `Basic` challenge with its own login dialog, also to
+ * a script's fetch; the web console has its own login form, and marks its requests with
+ * `X-Eddy-Request: 1` (which it sends anyway for the cross-site checks). Those get the `Bearer`
+ * challenge alone: no browser prompts for it, and Basic credentials are still taken.
+ */
+export function challengeFor(req: http.IncomingMessage): string {
+  return req.headers[EDDY_REQUEST_HEADER] === '1' ? 'Bearer realm="eddy"' : WWW_AUTHENTICATE;
+}
 
 /**
  * The identity behind an HTTP request, from its Authorization header (Basic or Bearer) or its

@@ -4,7 +4,7 @@ import type { Broker } from '../core/broker.js';
 import type { Message, MessageProperties, QoS, UserProperties } from '../core/message.js';
 import { isValidTopicName, quoteTopic, showTopic } from '../core/topics.js';
 import { answerFor } from '../core/refusals.js';
-import { httpRefusal, identify, WWW_AUTHENTICATE } from './identity.js';
+import { httpRefusal, identify, challengeFor } from './identity.js';
 import type { Logger } from '../util/logger.js';
 import { requestTimeoutOf } from './connection-guard.js';
 import { HttpError, sendError, sendJson, utf8FromLatin1 } from './respond.js';
@@ -91,7 +91,7 @@ export class PublishRoute {
     // unknown or excessive length is not worth reading, so the connection closes instead.
     const req = res.req;
     const discardable = req.readableEnded || Number(req.headers['content-length'] ?? Infinity) <= this.broker.limits.maxPacketSize;
-    sendError(res, err, { ...(discardable ? {} : { connection: 'close' }), ...(err.status === 401 ? { 'www-authenticate': WWW_AUTHENTICATE } : {}) });
+    sendError(res, err, { ...(discardable ? {} : { connection: 'close' }), ...(err.status === 401 ? { 'www-authenticate': challengeFor(req) } : {}) });
   }
 }
 

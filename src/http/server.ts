@@ -13,7 +13,7 @@ import type { TlsCredentials } from '../transport/tls-credentials.js';
 import { httpServerOptions } from './http-limits.js';
 import { PUBLISH_PATH, PublishRoute } from './publish-route.js';
 import { HttpError, sendError, sendJson } from './respond.js';
-import { identify, identifyAdmin, WWW_AUTHENTICATE } from './identity.js';
+import { identify, identifyAdmin, challengeFor } from './identity.js';
 import { OriginPolicy, type HttpSecurityOptions } from './origin-policy.js';
 import type { Message } from '../core/message.js';
 import { SUBSCRIBE_PATH, SubscribeRoute } from './subscribe-route.js';
@@ -21,6 +21,7 @@ import { stringify as stringifyYaml } from 'yaml';
 import { renderDocs } from '../asyncapi/html.js';
 import type { AdminModel } from '../core/admin/model.js';
 import { ADMIN_PATH, AdminRoutes } from './admin-routes.js';
+import { ConsoleRoute } from './console-route.js';
 
 /** Methods that change nothing: the cross-site checks leave them be (an SSE stream excepted). */
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -34,11 +35,14 @@ export interface HttpListenerOptions extends HttpSecurityOptions {
   liveDocument?: () => Record<string, unknown>;
   /** Serve HTTPS (and WSS at /mqtt) on the main port (`tls.http`). */
   tls?: TlsCredentials;
+  /** The built web console's directory (default dist/console, beside dist/src). */
+  consoleDir?: string;
 }
 
 /**
  * The HTTP listener: MQTT over WebSocket at /mqtt, /healthz, /metrics, the HTTP gateway
- * (POST /v1/publish/<topic>, GET /v1/subscribe as Server-Sent Events) and the dead-letter admin routes.
+ * (POST /v1/publish/<topic>, GET /v1/subscribe as Server-Sent Events), the dead-letter and admin
+ * routes, and the web console at `/`.
  */
 export class HttpListener {
   private readonly server: http.Server;
@@ -52,6 +56,8 @@ export class HttpListener {
   private readonly subscribeRoute: SubscribeRoute;
   private readonly admin: AdminModel;
   private readonly adminRoutes: AdminRoutes;
+  /** The web console: its page at `/`, its assets at `/console/…`. */
+  private readonly consoleRoute: ConsoleRoute;
   private readonly liveDocument: (() => Record<string, unknown>) | undefined;
   /** What the connection guards of all servers count: on /healthz (`http`) and /metrics. Each server has its own `maxHttpConnections`. */
   private readonly httpStats: HttpConnectionStats = { connections: 0, refusedConnections: 0, headersTimeouts: 0, requestTimeouts: 0, idleTimeouts: 0 };
@@ -77,6 +83,7 @@ export class HttpListener {
     this.metrics.collectHttpFrom(this.httpStats, this.origins.stats);
     this.admin = options.admin;
     this.adminRoutes = new AdminRoutes(broker, options.admin);
+    this.consoleRoute = new ConsoleRoute(this.log, options.consoleDir);
     this.server = this.serve(options.tls);
   }
 
@@ -188,6 +195,7 @@ export class HttpListener {
       return this.authenticated(req, res, async () => this.status(req, res, path));
     }
     if (path.startsWith(ADMIN_PATH)) return this.adminRoutes.handle(req, res, path, query);
+    if (this.consoleRoute.matches(path)) return this.consoleRoute.handle(req, res, path);
     if (path === '/v1/dlq' && req.method === 'GET') {
       const dlq = this.dlqQuery(query, res);
       if (!dlq) return;
@@ -257,7 +265,7 @@ export class HttpListener {
   private whenIdentified(req: http.IncomingMessage, res: http.ServerResponse, run: () => Promise<void>): void {
     run()
       .catch((err: unknown) => {
-        if (err instanceof HttpError) return sendError(res, err, err.status === 401 ? { 'www-authenticate': WWW_AUTHENTICATE } : {});
+        if (err instanceof HttpError) return sendError(res, err, err.status === 401 ? { 'www-authenticate': challengeFor(req) } : {});
         this.broker.reportInternalError(`HTTP ${req.method} ${req.url ?? ''}`.slice(0, 200), err);
         if (!res.headersSent) sendError(res, new HttpError(500, 'internal_error', 'internal error'));
       });

@@ -5,7 +5,7 @@ import { parseReplayStart, type ReplayStart } from '../core/replay.js';
 import { isValidTopicFilter } from '../core/topics.js';
 import type { Logger } from '../util/logger.js';
 import { HttpError, sendError } from './respond.js';
-import { identify, WWW_AUTHENTICATE } from './identity.js';
+import { identify, challengeFor } from './identity.js';
 import { SSE_PING_INTERVAL_MS, SseLink } from './sse.js';
 
 export const SUBSCRIBE_PATH = '/v1/subscribe';
@@ -81,7 +81,7 @@ export class SubscribeRoute {
 
   private refuse(res: http.ServerResponse, filter: string | null | undefined, err: HttpError): void {
     this.log.info({ filter, status: err.status, reason: err.message }, 'SSE subscription refused');
-    sendError(res, err, err.status === 401 ? { 'www-authenticate': WWW_AUTHENTICATE } : {});
+    sendError(res, err, err.status === 401 ? { 'www-authenticate': challengeFor(res.req) } : {});
   }
 }
 

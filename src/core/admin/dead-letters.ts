@@ -54,8 +54,17 @@ export class DeadLettersAdmin {
     }
   }
 
-  /** Publishes dead letters again on their original topics (each only where its publisher may still publish). */
-  redrive(options: { limit: number; filter?: string }): Promise<{ redriven: number; failed: number; refused: number; error?: string }> {
+  /**
+   * Publishes dead letters again on their original topics (each only where its publisher may still
+   * publish): the oldest `limit` that match `filter`, or the one with seq `seq` (not-found when it
+   * is not waiting: gone, or being redriven right now).
+   */
+  async redrive(options: { limit: number; filter?: string; seq?: number }): Promise<{ redriven: number; failed: number; refused: number; error?: string }> {
+    if (options.seq !== undefined) {
+      const queue = this.broker.deadLetters.queue;
+      const seq = options.seq;
+      if (!queue.peek(Number.MAX_SAFE_INTEGER).some((d) => d.message.seq === seq)) throw new AdminError('not-found', `no dead letter with seq ${seq} is waiting`);
+    }
     const admission = this.broker.admission;
     const mayRedrive = (m: Message): boolean => admission.originalPublisherMay(m.originUser, m.origin ?? '', m.topic);
     return redriveDeadLetters(this.broker.deadLetters, (m) => this.broker.publishConfirmed(m), { ...options, mayRedrive });

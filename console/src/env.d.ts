@@ -1,0 +1,2 @@
+// Stylesheets are bundled by esbuild (console/build.mjs).
+declare module '*.css';
