@@ -54,7 +54,7 @@ async function settle(name: string, b: ProbeBroker, rssBoundMb: number, extra: R
   if (b.alive()) roundTripMs = await healthyRoundTrip(b.mqttPort).catch((err: Error) => err.message);
   const alive = b.alive();
   report(name, { alive, peakRssMb: alive ? b.peakRssMb() : NaN, roundTripMs, ...extra });
-  assert.equal(alive, true, `the broker died: ${b.stderr().slice(-2000)}`);
+  assert.equal(alive, true, `the broker died (exit ${b.child.exitCode}, signal ${b.child.signalCode}): ${b.stderr().slice(-2000)}`);
   assert.equal(typeof roundTripMs, 'number', `healthy pair: ${String(roundTripMs)}`);
   assert.ok(b.peakRssMb() < rssBoundMb, `peak RSS ${b.peakRssMb()} MiB is over the bound of ${rssBoundMb} MiB`);
 }
