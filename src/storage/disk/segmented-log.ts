@@ -38,8 +38,15 @@ interface Segment {
   size: number;
   /** The descriptor the tail segment is written (and read) through; undefined for older segments. */
   fd: number | undefined;
-  /** A read-only descriptor of an older segment, kept while recently read (see `readFd`). */
+  /** A read-only descriptor, kept while recently read (see `readFd`); asynchronous reads use it for the tail too. */
   readFd?: number;
+  /** Asynchronous reads under way through `readFd`: it is neither closed nor the segment deleted meanwhile. */
+  readers?: number;
+}
+
+/** One positional read through the thread pool, so the event loop does not wait for the disk. */
+function preadAsync(fd: number, buf: Buffer, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.read(fd, buf, 0, length, position, (err, bytesRead) => (err ? reject(err) : resolve(bytesRead))));
 }
 
 interface PendingAppend {
@@ -94,6 +101,8 @@ export class SegmentedLog {
    * is room again, so that what space frees up goes to the checkpoint that lets segments be deleted.
    */
   private full = false;
+  /** Asynchronous reads under way (see `pinnedRead`). */
+  private readsInFlight = 0;
   /** Write failures logged (the first of a kind and then every 1000th). */
   private failuresLogged = 0;
 
@@ -181,43 +190,73 @@ export class SegmentedLog {
   }
 
   /**
-   * Reads records from `position` up to the confirmed end, calling `visit` for each; `visit` returns
-   * false to stop before that record. Returns the position where reading stopped. A reader that
-   * stops early passes a smaller `chunkBytes`, so it does not read far past where it stops. Reads are synchronous:
-   * they are sequential reads of recently written data, served from the page cache.
+   * Reads records from `position` up to the confirmed end as it was when the read began, calling
+   * `visit` for each; `visit` returns false to stop before that record. Resolves with the position
+   * where reading stopped. A reader that stops early passes a smaller `chunkBytes`, so it does not
+   * read far past where it stops. Each chunk is read through the thread pool (recovery at open is
+   * the only synchronous reader); the segments it reads are pinned meanwhile (not deleted, their
+   * descriptors not closed), so a checkpoint or a roll during the read cannot pull them away.
    */
-  read(position: number, visit: (record: LogRecord, position: number, size: number) => boolean | void, chunkBytes = READ_CHUNK): number {
+  async readAsync(position: number, visit: (record: LogRecord, position: number, size: number) => boolean | void, chunkBytes = READ_CHUNK): Promise<number> {
     let pos = Math.max(position, this.start);
     const limit = this.confirmed;
     let buf = Buffer.allocUnsafe(chunkBytes);
-    for (const segment of this.segments) {
-      if (pos >= limit) break;
-      const size = Math.min(segment.size, limit - segment.base);
-      if (segment.base + size <= pos) continue;
-      const fd = this.readFd(segment);
-      let offset = pos - segment.base;
-      while (offset < size) {
-        const want = Math.min(buf.length, size - offset);
-        const got = fs.readSync(fd, buf, 0, want, offset);
-        let used = 0;
-        while (used < got) {
-          const result = decodeRecord(buf.subarray(0, got), used, this.options.maxRecordBytes);
-          if (result.kind === 'incomplete') break;
-          if (result.kind === 'corrupt') throw new StorageError('EDDY_STORAGE_CORRUPT', `corrupt record at ${segment.base + offset + used}: ${result.reason}`);
-          if (visit(result.record, segment.base + offset + used, result.size) === false) return segment.base + offset + used;
-          used += result.size;
-        }
-        if (used === 0) {
-          // One record larger than the buffer: grow it to fit.
-          const length = buf.readUInt32LE(0) + HEADER_BYTES;
-          buf = Buffer.allocUnsafe(Math.max(length, buf.length * 2));
-          continue;
-        }
-        offset += used;
+    while (pos < limit) {
+      // Closing mid-read fails the read rather than end it early: a queue must not take that for the log's end.
+      if (this.closed) throw new StorageError('EDDY_STORAGE_CLOSED', 'storage is closed');
+      const segment = this.segmentAt(pos);
+      if (!segment) {
+        // At the very end of a segment: the next one starts here.
+        const next = this.segments.find((x) => x.base >= pos);
+        if (!next || next.base >= limit) break;
+        pos = next.base;
+        continue;
       }
-      pos = segment.base + size;
+      const size = Math.min(segment.size, limit - segment.base);
+      const offset = pos - segment.base;
+      const got = await this.pinnedRead(segment, buf, Math.min(buf.length, size - offset), offset);
+      let used = 0;
+      while (used < got) {
+        const result = decodeRecord(buf.subarray(0, got), used, this.options.maxRecordBytes);
+        if (result.kind === 'incomplete') break;
+        if (result.kind === 'corrupt') throw new StorageError('EDDY_STORAGE_CORRUPT', `corrupt record at ${pos + used}: ${result.reason}`);
+        if (visit(result.record, pos + used, result.size) === false) return pos + used;
+        used += result.size;
+      }
+      if (used === 0) {
+        if (got === 0) throw new StorageError('EDDY_STORAGE_CORRUPT', `short read at ${pos}`);
+        // One record larger than the buffer: grow it to fit.
+        const length = buf.readUInt32LE(0) + HEADER_BYTES;
+        buf = Buffer.allocUnsafe(Math.max(length, buf.length * 2));
+        continue;
+      }
+      pos += used;
     }
     return pos;
+  }
+
+  /** The one record of `size` bytes at `position` (a retained message, a compaction copy), read with one pread. */
+  async readAtAsync(position: number, size: number): Promise<LogRecord> {
+    const segment = this.segmentAt(position);
+    if (!segment || position + size > this.confirmed) throw new StorageError('EDDY_STORAGE_CORRUPT', `no record of ${size} bytes at ${position}`);
+    const buf = Buffer.allocUnsafe(size);
+    const got = await this.pinnedRead(segment, buf, size, position - segment.base);
+    const result = decodeRecord(buf.subarray(0, got), 0, this.options.maxRecordBytes);
+    if (result.kind !== 'record') throw new StorageError('EDDY_STORAGE_CORRUPT', `no whole record at ${position}: ${result.kind === 'corrupt' ? result.reason : 'short read'}`);
+    return result.record;
+  }
+
+  /** Reads through the segment's read-only descriptor while pinning it. */
+  private async pinnedRead(segment: Segment, buf: Buffer, length: number, offset: number): Promise<number> {
+    const fd = this.readFd(segment);
+    segment.readers = (segment.readers ?? 0) + 1;
+    this.readsInFlight++;
+    try {
+      return await preadAsync(fd, buf, length, offset);
+    } finally {
+      segment.readers = segment.readers! - 1;
+      this.readsInFlight--;
+    }
   }
 
   /** Logs a read that failed (the first, then every 1000th): the reader keeps its data on disk and retries. */
@@ -226,17 +265,6 @@ export class SegmentedLog {
     if (this.failuresLogged++ % 1000 === 0) {
       this.options.logger.error({ err: (err as Error).message, reader, failures: this.failuresLogged }, 'log read failed; the data stays on disk and is read again later');
     }
-  }
-
-  /** The one record of `size` bytes at `position` (a retained message), read with one pread. */
-  readAt(position: number, size: number): LogRecord {
-    const segment = this.segmentAt(position);
-    if (!segment || position + size > this.confirmed) throw new StorageError('EDDY_STORAGE_CORRUPT', `no record of ${size} bytes at ${position}`);
-    const buf = Buffer.allocUnsafe(size);
-    const got = fs.readSync(this.readFd(segment), buf, 0, size, position - segment.base);
-    const result = decodeRecord(buf.subarray(0, got), 0, this.options.maxRecordBytes);
-    if (result.kind !== 'record') throw new StorageError('EDDY_STORAGE_CORRUPT', `no whole record at ${position}: ${result.kind === 'corrupt' ? result.reason : 'short read'}`);
-    return result.record;
   }
 
   /** The segment holding `position`. */
@@ -249,11 +277,11 @@ export class SegmentedLog {
   }
 
   /**
-   * A descriptor to read a segment through: the tail's own, or a cached read-only one. Opening can
+   * A read-only descriptor of a segment, cached for the last few read. Opening can
    * fail (EMFILE when descriptors run out); the caller's read then fails and is retried later.
    */
   private readFd(segment: Segment): number {
-    if (segment.fd !== undefined) return segment.fd;
+    // Never the tail's own descriptor, even for the tail: a roll closes that one, maybe mid-read.
     const cached = this.openForRead.indexOf(segment);
     if (cached >= 0) {
       this.openForRead.splice(cached, 1);
@@ -262,7 +290,12 @@ export class SegmentedLog {
     }
     segment.readFd = fs.openSync(segment.file, 'r');
     this.openForRead.push(segment);
-    while (this.openForRead.length > READ_FDS) closeReadFd(this.openForRead.shift()!);
+    while (this.openForRead.length > READ_FDS) {
+      // Least recently read first, but never one an asynchronous read is using.
+      const idle = this.openForRead.findIndex((x) => !x.readers);
+      if (idle === -1 || this.openForRead[idle] === segment) break;
+      closeReadFd(this.openForRead.splice(idle, 1)[0]!);
+    }
     return segment.readFd;
   }
 
@@ -270,6 +303,8 @@ export class SegmentedLog {
   deleteBefore(position: number): number {
     let removed = 0;
     while (this.segments.length > 1 && this.segments[1]!.base <= position) {
+      // A segment being read asynchronously stays until a later checkpoint.
+      if (this.segments[0]!.readers) break;
       const segment = this.segments.shift()!;
       const cached = this.openForRead.indexOf(segment);
       if (cached >= 0) this.openForRead.splice(cached, 1);
@@ -284,6 +319,8 @@ export class SegmentedLog {
     if (this.closed) return;
     while (this.flushing || this.pending.length > 0) await new Promise((r) => setTimeout(r, 1));
     this.closed = true;
+    // Asynchronous reads end at their current chunk once `closed` is set; their descriptors close after them.
+    while (this.readsInFlight > 0) await new Promise((r) => setTimeout(r, 1));
     clearInterval(this.intervalTimer);
     await this.syncDirty();
     for (const segment of this.segments) {
