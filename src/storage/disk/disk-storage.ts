@@ -251,7 +251,8 @@ export class DiskStorage implements Storage {
   }
 
   async loadSessions(): Promise<SessionRecord[]> {
-    return [...this.sessions.values()].filter((s) => !s.clientId.startsWith(GROUP_KEY));
+    // The records as saved: the queue id is this engine's own bookkeeping.
+    return [...this.sessions.values()].filter((s) => !s.clientId.startsWith(GROUP_KEY)).map(({ queueId: _queueId, ...record }) => record);
   }
 
   async loadGroups(): Promise<string[]> {
