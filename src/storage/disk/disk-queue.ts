@@ -79,9 +79,9 @@ export class DiskSessionQueue extends MemorySessionQueue {
   }
 
   override push(delivery: QueuedDelivery, durable: boolean): void {
-    if (durable && (this.diskFrom !== undefined || super.pendingCount >= MEMORY_WINDOW || super.pendingBytes >= MEMORY_WINDOW_BYTES)) {
+    const position = durable ? this.positions.get(delivery.message) : undefined;
+    if (position !== undefined && (this.diskFrom !== undefined || super.pendingCount >= MEMORY_WINDOW || super.pendingBytes >= MEMORY_WINDOW_BYTES)) {
       // Its record names this queue, so it can wait on disk; `diskFrom` keeps log order.
-      const position = this.positions.get(delivery.message)!;
       this.diskFrom ??= position;
       this.pushedDuringRefill?.push([position, delivery.message.payload.length]);
       this.onDisk++;
@@ -168,7 +168,8 @@ export class DiskSessionQueue extends MemorySessionQueue {
     try {
       await this.refill();
     } catch (err) {
-      if (this.retryTimer) return;
+      // Shutting down: the deliveries stay on disk for the next start.
+      if ((err as { code?: string }).code === 'EDDY_STORAGE_CLOSED' || this.retryTimer) return;
       this.log.reportReadFailure(err, this.clientId);
       this.retryTimer = setTimeout(() => {
         this.retryTimer = undefined;
