@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Logger } from '../../util/logger.js';
 import { StorageError } from '../../util/errors.js';
 import { decodeRecord, HEADER_BYTES, type LogRecord } from './record.js';
+import { SegmentReaders, type ReadableSegment } from './segment-readers.js';
 
 /** When appended data is fsynced before it is confirmed. */
 export type FsyncPolicy = { kind: 'always' } | { kind: 'interval'; ms: number } | { kind: 'off' };
@@ -30,7 +31,7 @@ export interface SegmentedLogOptions {
   hasRoom?: () => boolean;
 }
 
-interface Segment {
+interface Segment extends ReadableSegment {
   /** Global position of the segment's first byte; also its file name. */
   base: number;
   file: string;
@@ -38,15 +39,6 @@ interface Segment {
   size: number;
   /** The descriptor the tail segment is written (and read) through; undefined for older segments. */
   fd: number | undefined;
-  /** A read-only descriptor, kept while recently read (see `readFd`); asynchronous reads use it for the tail too. */
-  readFd?: number;
-  /** Asynchronous reads under way through `readFd`: it is neither closed nor the segment deleted meanwhile. */
-  readers?: number;
-}
-
-/** One positional read through the thread pool, so the event loop does not wait for the disk. */
-function preadAsync(fd: number, buf: Buffer, length: number, position: number): Promise<number> {
-  return new Promise((resolve, reject) => fs.read(fd, buf, 0, length, position, (err, bytesRead) => (err ? reject(err) : resolve(bytesRead))));
 }
 
 interface PendingAppend {
@@ -65,8 +57,6 @@ export interface LogStats {
 
 const SEGMENT_NAME = /^(\d{20})\.log$/;
 const READ_CHUNK = 1 << 20;
-/** Older segments kept open for reading: queues and replays read the same few segments again and again. */
-const READ_FDS = 8;
 
 /** The StorageError code for a failed file operation: a full disk, no descriptor left, or another write error. */
 function storageErrorCode(err: unknown): string {
@@ -92,8 +82,8 @@ export class SegmentedLog {
   private dirtySegments = new Set<Segment>();
   /** End of the confirmed records: readers never see a record before its append resolved. */
   private confirmed = 0;
-  /** Older segments with a read descriptor open, least recently read first. */
-  private readonly openForRead: Segment[] = [];
+  /** Read-only descriptors and the reads under way (see SegmentReaders). */
+  private readonly readers = new SegmentReaders();
   /** Set when the disk was full: the next batch starts a new segment, so the full one can be deleted once drained. */
   private rollEarly = false;
   /**
@@ -101,8 +91,6 @@ export class SegmentedLog {
    * is room again, so that what space frees up goes to the checkpoint that lets segments be deleted.
    */
   private full = false;
-  /** Asynchronous reads under way (see `pinnedRead`). */
-  private readsInFlight = 0;
   /** Write failures logged (the first of a kind and then every 1000th). */
   private failuresLogged = 0;
 
@@ -214,7 +202,7 @@ export class SegmentedLog {
       }
       const size = Math.min(segment.size, limit - segment.base);
       const offset = pos - segment.base;
-      const got = await this.pinnedRead(segment, buf, Math.min(buf.length, size - offset), offset);
+      const got = await this.readers.read(segment, buf, Math.min(buf.length, size - offset), offset);
       let used = 0;
       while (used < got) {
         const result = decodeRecord(buf.subarray(0, got), used, this.options.maxRecordBytes);
@@ -240,23 +228,10 @@ export class SegmentedLog {
     const segment = this.segmentAt(position);
     if (!segment || position + size > this.confirmed) throw new StorageError('EDDY_STORAGE_CORRUPT', `no record of ${size} bytes at ${position}`);
     const buf = Buffer.allocUnsafe(size);
-    const got = await this.pinnedRead(segment, buf, size, position - segment.base);
+    const got = await this.readers.read(segment, buf, size, position - segment.base);
     const result = decodeRecord(buf.subarray(0, got), 0, this.options.maxRecordBytes);
     if (result.kind !== 'record') throw new StorageError('EDDY_STORAGE_CORRUPT', `no whole record at ${position}: ${result.kind === 'corrupt' ? result.reason : 'short read'}`);
     return result.record;
-  }
-
-  /** Reads through the segment's read-only descriptor while pinning it. */
-  private async pinnedRead(segment: Segment, buf: Buffer, length: number, offset: number): Promise<number> {
-    const fd = this.readFd(segment);
-    segment.readers = (segment.readers ?? 0) + 1;
-    this.readsInFlight++;
-    try {
-      return await preadAsync(fd, buf, length, offset);
-    } finally {
-      segment.readers = segment.readers! - 1;
-      this.readsInFlight--;
-    }
   }
 
   /** Logs a read that failed (the first, then every 1000th): the reader keeps its data on disk and retries. */
@@ -276,39 +251,14 @@ export class SegmentedLog {
     return undefined;
   }
 
-  /**
-   * A read-only descriptor of a segment, cached for the last few read. Opening can
-   * fail (EMFILE when descriptors run out); the caller's read then fails and is retried later.
-   */
-  private readFd(segment: Segment): number {
-    // Never the tail's own descriptor, even for the tail: a roll closes that one, maybe mid-read.
-    const cached = this.openForRead.indexOf(segment);
-    if (cached >= 0) {
-      this.openForRead.splice(cached, 1);
-      this.openForRead.push(segment);
-      return segment.readFd!;
-    }
-    segment.readFd = fs.openSync(segment.file, 'r');
-    this.openForRead.push(segment);
-    while (this.openForRead.length > READ_FDS) {
-      // Least recently read first, but never one an asynchronous read is using.
-      const idle = this.openForRead.findIndex((x) => !x.readers);
-      if (idle === -1 || this.openForRead[idle] === segment) break;
-      closeReadFd(this.openForRead.splice(idle, 1)[0]!);
-    }
-    return segment.readFd;
-  }
-
   /** Deletes whole segments that end at or before `position` (never the segment being written). */
   deleteBefore(position: number): number {
     let removed = 0;
     while (this.segments.length > 1 && this.segments[1]!.base <= position) {
       // A segment being read asynchronously stays until a later checkpoint.
-      if (this.segments[0]!.readers) break;
+      if (this.readers.isPinned(this.segments[0]!)) break;
       const segment = this.segments.shift()!;
-      const cached = this.openForRead.indexOf(segment);
-      if (cached >= 0) this.openForRead.splice(cached, 1);
-      closeReadFd(segment);
+      this.readers.forget(segment);
       fs.rmSync(segment.file, { force: true });
       removed++;
     }
@@ -319,16 +269,14 @@ export class SegmentedLog {
     if (this.closed) return;
     while (this.flushing || this.pending.length > 0) await new Promise((r) => setTimeout(r, 1));
     this.closed = true;
-    // Asynchronous reads end at their current chunk once `closed` is set; their descriptors close after them.
-    while (this.readsInFlight > 0) await new Promise((r) => setTimeout(r, 1));
     clearInterval(this.intervalTimer);
     await this.syncDirty();
     for (const segment of this.segments) {
       if (segment.fd !== undefined) fs.closeSync(segment.fd);
       segment.fd = undefined;
-      closeReadFd(segment);
     }
-    this.openForRead.length = 0;
+    // Reads end at their current chunk once `closed` is set; their descriptors close after them.
+    await this.readers.closeAll(this.segments);
   }
 
   private get tail(): Segment {
@@ -509,16 +457,6 @@ export class SegmentedLog {
       fs.closeSync(fd);
     }
   }
-}
-
-function closeReadFd(segment: Segment): void {
-  if (segment.readFd === undefined) return;
-  try {
-    fs.closeSync(segment.readFd);
-  } catch {
-    /* closing a descriptor of a segment on its way out cannot be helped */
-  }
-  segment.readFd = undefined;
 }
 
 function segmentName(base: number): string {
