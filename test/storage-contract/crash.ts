@@ -77,12 +77,12 @@ export function crashContract(name: string, factory: StorageFactory): void {
           confirmed.push(...round.confirmed);
           for (const n of round.acked) acked.add(n);
           // Numbers of the next round start past anything this one may have written unconfirmed.
-          from = Math.max(from, ...round.confirmed.map((c) => c.n)) + 1000;
+          from = round.confirmed.reduce((max, c) => Math.max(max, c.n), from) + 1000;
         }
         const storage = store.engine();
         await storage.open(contractContext());
         try {
-          const maxSeq = Math.max(...confirmed.map((c) => c.seq));
+          const maxSeq = confirmed.reduce((max, c) => Math.max(max, c.seq), 0);
           assert.ok(storage.lastSeq >= maxSeq, `lastSeq ${storage.lastSeq} is behind a confirmed seq ${maxSeq}`);
           assert.ok((await storage.loadSessions()).some((s) => s.clientId === CRASH_SESSION));
           assert.ok((await storage.loadGroups()).includes(CRASH_GROUP));
@@ -94,7 +94,7 @@ export function crashContract(name: string, factory: StorageFactory): void {
             const missing = confirmed.filter((c) => !have.has(c.n) && !(label === 'session' && acked.has(c.n)));
             assert.equal(missing.length, 0, `${label}: ${missing.length} of ${confirmed.length} confirmed messages missing, first ${missing[0]?.n}`);
           }
-          const lastRetained = Math.max(...confirmed.filter((c) => c.n % 10 === 0).map((c) => c.n));
+          const lastRetained = confirmed.reduce((max, c) => (c.n % 10 === 0 ? Math.max(max, c.n) : max), -1);
           const [retained] = (await readAll(storage.retainedMatching('crash/t'))).messages;
           assert.ok(retained && Number(retained.payload.toString()) >= lastRetained, `retained ${retained?.payload.toString()} is older than the last confirmed one, ${lastRetained}`);
         } finally {

@@ -64,6 +64,44 @@ export function queueContract(name: string, factory: StorageFactory): void {
       assert.equal(queue.pendingCount, 0);
     });
 
+    test('deliveries stored while the queue reads its backlog from storage come back exactly once, in order', async () => {
+      await open.storage.saveSession(persistent('q-race'));
+      const queue = open.storage.queue('q-race');
+      // 4 KiB each, so that reading a backlog takes many reads, during which the producer's appends confirm.
+      const padded = (p: string): Buffer => Buffer.concat([Buffer.from(p), Buffer.alloc(4096 - p.length, 32)]);
+      const race = (p: string) => message('q/race', padded(p));
+      await Promise.all(range(1500).map((p) => appendTo(open.storage, queue, race(p))));
+      const producer = (async () => {
+        for (let from = 1500; from < 2500; from += 20) {
+          await Promise.all(range(20, from).map((p) => appendTo(open.storage, queue, race(p))));
+          await new Promise((r) => setImmediate(r));
+        }
+      })();
+      const got: string[] = [];
+      const deadline = Date.now() + 15_000;
+      while (got.length < 2500 && Date.now() < deadline) {
+        const batch = await shiftAll(queue, 2500 - got.length);
+        got.push(...payloads(batch).map((p) => p.trimEnd()));
+        if (batch.length === 0) await new Promise((r) => setTimeout(r, 5)); // the producer is behind
+      }
+      await producer;
+      got.push(...payloads(await shiftAll(queue)).map((p) => p.trimEnd()));
+      assert.deepEqual(got, range(2500));
+      assert.equal(queue.pendingCount, 0);
+    });
+
+    test('a queue cleared while it reads from storage brings nothing of it back', async () => {
+      await open.storage.saveSession(persistent('q-cleared'));
+      const queue = open.storage.queue('q-cleared');
+      await Promise.all(range(2500).map((p) => appendTo(open.storage, queue, message('q/cleared', p))));
+      await shiftAll(queue, 1000);
+      queue.shift(); // memory is empty now: a durable engine starts reading the rest
+      queue.clear();
+      // Markers pushed after the clear: whatever the read brought back would come before them.
+      for (const p of ['m1', 'm2']) await appendTo(open.storage, queue, message('q/cleared', p));
+      assert.deepEqual(payloads(await shiftAll(queue)), ['m1', 'm2']);
+    });
+
     test('deliveries that need no durability (a clean session) come back in order past the memory window too', async () => {
       const queue = open.storage.queue('q-clean');
       for (const p of range(2500)) queue.push({ message: message('q/clean', p, { seq: 1 }), qos: 1, retain: false }, false);

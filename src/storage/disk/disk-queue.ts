@@ -257,9 +257,15 @@ export class DiskSessionQueue extends MemorySessionQueue {
       return;
     }
     // The read reached the end of the log as it was when it began: only what was pushed after that still waits on disk.
-    const later = pushed.filter(([position]) => position >= resumeAt);
-    this.onDisk = later.length;
-    this.onDiskBytes = later.reduce((sum, [, bytes]) => sum + bytes, 0);
-    this.diskFrom = later.length > 0 ? Math.min(...later.map(([position]) => position)) : undefined;
+    let first: number | undefined;
+    this.onDisk = 0;
+    this.onDiskBytes = 0;
+    for (const [position, bytes] of pushed) {
+      if (position < resumeAt) continue;
+      this.onDisk++;
+      this.onDiskBytes += bytes;
+      if (first === undefined || position < first) first = position;
+    }
+    this.diskFrom = first;
   }
 }
