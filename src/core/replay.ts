@@ -55,7 +55,7 @@ export class ReplayRun {
   private index = 0;
   private ended = false;
   /** The batch being read from storage, while one is. */
-  private loading: Promise<void> | undefined;
+  private batchRead: Promise<void> | undefined;
 
   constructor(
     private readonly reader: HistoryReader,
@@ -72,6 +72,11 @@ export class ReplayRun {
     this.index++;
   }
 
+  /** True while a batch is being read from storage. */
+  get loading(): boolean {
+    return this.batchRead !== undefined;
+  }
+
   /** True once storage had nothing more and every message read was taken. */
   get exhausted(): boolean {
     return this.ended && this.index >= this.buffer.length;
@@ -83,19 +88,19 @@ export class ReplayRun {
    */
   load(): Promise<void> {
     if (this.index < this.buffer.length || this.ended) return Promise.resolve();
-    this.loading ??= this.reader.next(256).then(
+    this.batchRead ??= this.reader.next(256).then(
       (batch) => {
-        this.loading = undefined;
+        this.batchRead = undefined;
         this.buffer = batch;
         this.index = 0;
         if (batch.length === 0) this.ended = true;
       },
       (err: unknown) => {
-        this.loading = undefined;
+        this.batchRead = undefined;
         throw err;
       },
     );
-    return this.loading;
+    return this.batchRead;
   }
 
   /** The QoS and subscription ids a history message is delivered with, as for a live one. */

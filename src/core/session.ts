@@ -395,6 +395,7 @@ export class Session {
    * left, storage unreachable) is tried again a second later; the run keeps its place.
    */
   private loadRun(run: ReplayRun): void {
+    if (run.loading) return; // the read under way drains when it is done
     run.load().then(
       guarded(this.hooks.report, 'stored messages read', () => this.drain()),
       (err: unknown) => {
