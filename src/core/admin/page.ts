@@ -33,13 +33,12 @@ export class AdminError extends EddyError {
  * the page, so that `next` is null exactly on the last page. Work is the page plus what the filter
  * skips, never a sort.
  */
-/** `pageOf` for items that take a read from storage to make (a retained message, a group's oldest delivery). */
-export async function pageOfAsync<T>(index: SortedKeys, request: PageRequest, total: number, view: (key: string) => Promise<T | undefined>): Promise<Page<T>> {
+export function pageOf<T>(index: SortedKeys, request: PageRequest, total: number, view: (key: string) => T | undefined): Page<T> {
   const keys = index.keys();
   const items: T[] = [];
   let last: string | undefined;
   for (let i = index.startAfter(request.after); i < keys.length; i++) {
-    const item = await view(keys[i]!);
+    const item = view(keys[i]!);
     if (item === undefined) continue;
     if (items.length === request.limit) return { items, next: last!, total };
     items.push(item);
@@ -48,12 +47,13 @@ export async function pageOfAsync<T>(index: SortedKeys, request: PageRequest, to
   return { items, next: null, total };
 }
 
-export function pageOf<T>(index: SortedKeys, request: PageRequest, total: number, view: (key: string) => T | undefined): Page<T> {
+/** `pageOf` for items that take a read from storage to make (a retained message, a group's oldest delivery). */
+export async function pageOfAsync<T>(index: SortedKeys, request: PageRequest, total: number, view: (key: string) => Promise<T | undefined>): Promise<Page<T>> {
   const keys = index.keys();
   const items: T[] = [];
   let last: string | undefined;
   for (let i = index.startAfter(request.after); i < keys.length; i++) {
-    const item = view(keys[i]!);
+    const item = await view(keys[i]!);
     if (item === undefined) continue;
     if (items.length === request.limit) return { items, next: last!, total };
     items.push(item);
