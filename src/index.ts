@@ -11,7 +11,7 @@ export { topicMatches, isValidTopicFilter, isValidTopicName } from './core/topic
 export { TopicTree } from './core/topic-tree.js';
 export { MemoryStorage } from './storage/memory.js';
 export { DiskStorage, type DiskStorageOptions } from './storage/disk/disk-storage.js';
-export type { Storage, SessionQueue, SessionRecord, SubscriptionRecord } from './storage/types.js';
+export type { Storage, SessionQueue, SessionRecord, SubscriptionRecord } from './core/storage.js';
 export { AsyncApiError, ChannelRegistry, loadDocument, loadRegistry, type LoadedDocument } from './asyncapi/index.js';
 export { generateClient } from './asyncapi/codegen/generate.js';
 export { EddyError, ConfigError, ListenError, ProtocolError, StorageError } from './util/errors.js';

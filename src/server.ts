@@ -15,7 +15,7 @@ import { TrafficRecorder } from './asyncapi/observed.js';
 const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 import { BrokerMetrics } from './http/metrics.js';
 import { MemoryStorage } from './storage/memory.js';
-import type { Storage } from './storage/types.js';
+import type { Storage } from './core/storage.js';
 import { TcpListener } from './transport/tcp.js';
 import { MqttIntake } from './protocol/mqtt/intake.js';
 import { WebSocketListener } from './transport/websocket.js';

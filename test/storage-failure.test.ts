@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryStorage } from '../src/storage/memory.js';
-import type { SessionRecord } from '../src/storage/types.js';
+import type { SessionRecord } from '../src/core/storage.js';
 import { startBroker } from './helpers/broker.js';
 import { connectClient } from './helpers/mqtt.js';
 

@@ -86,7 +86,7 @@ describe('segmented log', () => {
     assert.deepEqual(seen.map((s) => s.position), positions);
     assert.deepEqual(seen.map((s) => (s.record.type === 1 ? s.record.message.seq : -1)), Array.from({ length: 500 }, (_, i) => i));
     const fromMiddle: number[] = [];
-    reopened.read(positions[250]!, (record) => void fromMiddle.push(record.type === 1 ? record.message.seq! : -1));
+    await reopened.readAsync(positions[250]!, (record) => void fromMiddle.push(record.type === 1 ? record.message.seq! : -1));
     assert.deepEqual(fromMiddle, Array.from({ length: 250 }, (_, i) => i + 250));
     await reopened.close();
   });
@@ -149,7 +149,7 @@ describe('segmented log', () => {
     assert.ok(removed > 0 && log.segmentCount === segments - removed);
     assert.ok(log.start <= positions[50]!);
     const seqs: number[] = [];
-    log.read(0, (r) => void seqs.push(r.type === 1 ? r.message.seq! : -1));
+    await log.readAsync(0, (r) => void seqs.push(r.type === 1 ? r.message.seq! : -1));
     assert.equal(seqs.at(-1), 99);
     assert.ok(seqs[0]! > 0 && seqs[0]! <= 50, `first kept seq ${seqs[0]}`);
     log.deleteBefore(Number.MAX_SAFE_INTEGER);

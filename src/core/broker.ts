@@ -9,7 +9,7 @@ import type { ConsumerGroup } from './group.js';
 import { DLQ_GROUP_NAME, GroupRegistry } from './groups.js';
 import { ChannelPolicies, DLQ_PREFIX, type ChannelPolicy } from './channels.js';
 import { DEFAULT_REDELIVERY, Redelivery, type RedeliveryOptions } from './redelivery.js';
-import { ReplayRun, type HistoryReader, type ReplayStart } from './replay.js';
+import { historyQuery, ReplayRun, type ReplayStart } from './replay.js';
 import type { MessageObserver } from './observer.js';
 import { KeyedTimers } from './timers.js';
 import { identityRefusal, invalidLetter, PublishChecks, type PublishRefusal, type PublishValidator, type TrafficRecorder } from './validation.js';
@@ -17,7 +17,7 @@ import { isValidTopicFilter, parseSharedFilter, showTopic, topicMatches, topicOv
 import { DEFAULT_LIMITS, type AccessRules, type BrokerLimits } from './limits.js';
 import { IndexedMap } from './admin/sorted-keys.js';
 import { VolatileRetained } from './volatile-retained.js';
-import type { DurableDelivery, SessionQueue, SessionRecord, Storage, SubscriptionOptions, SubscriptionRecord } from '../storage/types.js';
+import type { DurableDelivery, HistoryReader, SessionQueue, SessionRecord, Storage, SubscriptionOptions, SubscriptionRecord } from './storage.js';
 
 const NEVER_EXPIRES = 0xffffffff;
 
@@ -577,7 +577,7 @@ export class Broker {
       session.holdForReplay();
       startReplay = () => {
         this.storage.settled().then(() => {
-          const reader = this.storage.history({ filters: [...replayed.keys()], start: replay, untilSeq, channels: this.channels });
+          const reader = this.storage.history(historyQuery([...replayed.keys()], replay, untilSeq, this.channels));
           session.startRun(new ReplayRun(this.receivable(session, reader), replayed));
         }, (err: Error) => this.log.error({ clientId: session.clientId, err: err.message }, 'replay not started'));
       };
@@ -642,7 +642,17 @@ export class Broker {
   /** Stored messages the session may receive (retained, replayed): the same right as for live ones. */
   private receivable(session: Session, reader: HistoryReader): HistoryReader {
     if (session.identity.acl.allowsEverything && session.identity.method === 'none') return reader;
-    return { next: (max) => reader.next(max).filter((m) => this.mayReceive(session.identity, m.topic)) };
+    return {
+      // A batch the session may receive none of is skipped, not taken for the end of the run.
+      next: async (max) => {
+        for (;;) {
+          const batch = await reader.next(max);
+          if (batch.length === 0) return batch;
+          const allowed = batch.filter((m) => this.mayReceive(session.identity, m.topic));
+          if (allowed.length > 0) return allowed;
+        }
+      },
+    };
   }
 
   /** The right to receive a message on `topic`: the ACL's, and what the AsyncAPI documents' `security` requires. */

@@ -1,4 +1,4 @@
-import type { QueuedDelivery } from '../storage/types.js';
+import type { QueuedDelivery } from './storage.js';
 import { DLQ_PREFIX } from './channels.js';
 import type { ConsumerGroup } from './group.js';
 import { firstUserProperty, type Message, type UserProperties } from './message.js';
@@ -55,8 +55,8 @@ export function viewDeadLetter(message: Message): DeadLetterView {
 }
 
 /** Dead letters waiting in the broker's dead-letter group, oldest first; `filter` matches the original topic. */
-export function listDeadLetters(dlq: ConsumerGroup, limit: number, filter?: string): DeadLetterView[] {
-  const waiting = [...dlq.queue.inflight.values(), ...dlq.queue.peek(filter ? Number.MAX_SAFE_INTEGER : limit)];
+export async function listDeadLetters(dlq: ConsumerGroup, limit: number, filter?: string): Promise<DeadLetterView[]> {
+  const waiting = [...dlq.queue.inflight.values(), ...(await dlq.queue.peek(filter ? Number.MAX_SAFE_INTEGER : limit))];
   return waiting
     .map((d) => d.message)
     .filter((m) => !filter || topicMatches(filter, originalTopicOf(m)))
@@ -78,7 +78,7 @@ export async function redriveDeadLetters(
   const taken: QueuedDelivery[] = [];
   let refused = 0;
   while (taken.length < options.limit && dlq.queue.pendingCount > 0) {
-    const delivery = dlq.queue.shift();
+    const delivery = await dlq.queue.take();
     if (!delivery) break;
     if (options.seq !== undefined && delivery.message.seq !== options.seq) skipped.push(delivery);
     else if (options.filter && !topicMatches(options.filter, originalTopicOf(delivery.message))) skipped.push(delivery);

@@ -1,7 +1,7 @@
 import { isExpired, type QoS } from './message.js';
 import type { Session } from './session.js';
 import { RateMeter } from './admin/rate.js';
-import type { InflightDelivery, QueuedDelivery, SessionQueue, SubscriptionOptions } from '../storage/types.js';
+import type { InflightDelivery, QueuedDelivery, SessionQueue, SubscriptionOptions } from './storage.js';
 
 /** Whether a session may receive a message of `topic` (the ACL); a group hands each message only to members that may. */
 export type ReceiveCheck = (session: Session, topic: string) => boolean;
@@ -42,7 +42,7 @@ export class ConsumerGroup {
     private readonly failures: DeliveryFailureHandler,
     private readonly mayReceive: ReceiveCheck = () => true,
   ) {
-    // A durable queue that could not read from disk asks to be dispatched again later.
+    // A durable queue wakes the group once what it read from storage is ready (the engine guards the call).
     queue.wake = () => this.dispatch();
   }
 

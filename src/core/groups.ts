@@ -1,5 +1,5 @@
 import type { Logger } from '../util/logger.js';
-import type { Storage, SubscriptionOptions } from '../storage/types.js';
+import type { Storage, SubscriptionOptions } from './storage.js';
 import { DLQ_PREFIX } from './channels.js';
 import { ConsumerGroup, type DeliveryFailureHandler, type ReceiveCheck } from './group.js';
 import type { Router } from './router.js';

@@ -27,8 +27,6 @@ export interface Message {
   origin?: string;
   /** The publisher's user, when it had one (a dead letter's redrive checks its rights again). */
   originUser?: string;
-  /** Where a durable storage engine keeps the message, once stored. */
-  logPosition?: number;
 }
 
 /** Seconds left before expiry, rounded up; 0 or less means expired. */

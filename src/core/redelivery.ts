@@ -1,6 +1,6 @@
 import type { Logger } from '../util/logger.js';
 import { guarded, type ErrorReporter } from '../util/guard.js';
-import type { QueuedDelivery, SessionQueue } from '../storage/types.js';
+import type { QueuedDelivery, SessionQueue } from './storage.js';
 import { DLQ_PREFIX, type ChannelPolicies } from './channels.js';
 import type { ConsumerGroup, DeliveryFailureHandler } from './group.js';
 import type { Message } from './message.js';

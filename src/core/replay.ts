@@ -1,6 +1,5 @@
 import type { Message, QoS } from './message.js';
-import type { QueuedDelivery, SubscriptionOptions } from '../storage/types.js';
-import type { ChannelPolicies } from './channels.js';
+import type { ChannelPolicyLookup, HistoryQuery, HistoryReader, QueuedDelivery, SubscriptionOptions } from './storage.js';
 import { topicMatches } from './topics.js';
 
 /** Where a replay starts: SUBSCRIBE user property `eddy-from` (and `eddy sub --from`). */
@@ -22,25 +21,11 @@ export function parseReplayStart(text: string): ReplayStart | undefined {
 }
 
 /**
- * Reads stored messages in batches (a replay's history, or retained messages). `next` returns up
- * to `max` messages, fewer when they are large (an engine bounds a batch's bytes, see
- * READ_BATCH_BYTES), and an empty list once there is nothing more. It may throw when storage
- * cannot be read right now (no descriptor left): the reader is then tried again later.
+ * The query a replay hands to storage: the core decides what belongs in history (`includes`),
+ * the engine where to start reading and which byte limits cut it.
  */
-export interface HistoryReader {
-  next(max: number): Message[];
-}
-
-/** Payload bytes one batch of a reader holds at most (one message, whatever its size, always fits). */
-export const READ_BATCH_BYTES = 8 * 1024 * 1024;
-
-/** What decides whether a stored message belongs in a replay. */
-export interface HistoryQuery {
-  filters: string[];
-  start: ReplayStart;
-  /** Last seq that belongs to history: later messages reach the subscriber live. */
-  untilSeq: number;
-  channels: ChannelPolicies;
+export function historyQuery(filters: string[], start: ReplayStart, untilSeq: number, channels: ChannelPolicyLookup): HistoryQuery {
+  return { filters, start, untilSeq, includes: (message, now) => inHistory(message, filters, start, untilSeq, channels, now) };
 }
 
 /**
@@ -48,16 +33,16 @@ export interface HistoryQuery {
  * retention age, inside the requested start, and a filter matches it. Byte limits are applied by
  * the engine, which knows where the kept history begins.
  */
-export function inHistory(message: Message, query: HistoryQuery, now: number): boolean {
+export function inHistory(message: Message, filters: string[], start: ReplayStart, untilSeq: number, channels: ChannelPolicyLookup, now: number): boolean {
   const seq = message.seq ?? 0;
-  if (seq > query.untilSeq) return false;
-  if (query.start.kind === 'seq' && seq < query.start.seq) return false;
-  if (query.start.kind === 'time' && message.publishedAt < query.start.ms) return false;
-  const retention = query.channels.for(message.topic).retention;
+  if (seq > untilSeq) return false;
+  if (start.kind === 'seq' && seq < start.seq) return false;
+  if (start.kind === 'time' && message.publishedAt < start.ms) return false;
+  const retention = channels.for(message.topic).retention;
   if (!retention) return false;
   if (retention.maxAgeMs !== undefined && message.publishedAt < now - retention.maxAgeMs) return false;
   if (message.expiresAt !== undefined && message.expiresAt <= now) return false;
-  return query.filters.some((f) => topicMatches(f, message.topic));
+  return filters.some((f) => topicMatches(f, message.topic));
 }
 
 /**
@@ -68,6 +53,9 @@ export function inHistory(message: Message, query: HistoryQuery, now: number): b
 export class ReplayRun {
   private buffer: Message[] = [];
   private index = 0;
+  private ended = false;
+  /** The batch being read from storage, while one is. */
+  private batchRead: Promise<void> | undefined;
 
   constructor(
     private readonly reader: HistoryReader,
@@ -75,18 +63,44 @@ export class ReplayRun {
     readonly kind: 'history' | 'retained' = 'history',
   ) {}
 
-
-  /** The next history message, or undefined once history is exhausted. */
+  /** The next message, when one is read already; undefined otherwise (see `exhausted` and `load`). */
   peek(): Message | undefined {
-    if (this.index >= this.buffer.length) {
-      this.buffer = this.reader.next(256);
-      this.index = 0;
-    }
     return this.buffer[this.index];
   }
 
   take(): void {
     this.index++;
+  }
+
+  /** True while a batch is being read from storage. */
+  get loading(): boolean {
+    return this.batchRead !== undefined;
+  }
+
+  /** True once storage had nothing more and every message read was taken. */
+  get exhausted(): boolean {
+    return this.ended && this.index >= this.buffer.length;
+  }
+
+  /**
+   * Reads the next batch, unless one is read already or being read (then it waits for that one).
+   * Rejects when storage cannot be read now; calling it again retries.
+   */
+  load(): Promise<void> {
+    if (this.index < this.buffer.length || this.ended) return Promise.resolve();
+    this.batchRead ??= this.reader.next(256).then(
+      (batch) => {
+        this.batchRead = undefined;
+        this.buffer = batch;
+        this.index = 0;
+        if (batch.length === 0) this.ended = true;
+      },
+      (err: unknown) => {
+        this.batchRead = undefined;
+        throw err;
+      },
+    );
+    return this.batchRead;
   }
 
   /** The QoS and subscription ids a history message is delivered with, as for a live one. */
@@ -98,8 +112,6 @@ export class ReplayRun {
       if (options.qos > qos) qos = options.qos;
       if (options.subscriptionId !== undefined) (subscriptionIds ??= []).push(options.subscriptionId);
     }
-    // A copy without the log position: this record does not name the session's queue.
-    const { logPosition: _position, ...copy } = message;
-    return { message: copy, qos: (message.qos < qos ? message.qos : qos) as QoS, retain: this.kind === 'retained', subscriptionIds };
+    return { message, qos: (message.qos < qos ? message.qos : qos) as QoS, retain: this.kind === 'retained', subscriptionIds };
   }
 }

@@ -1,6 +1,6 @@
 import { TopicTree } from './topic-tree.js';
 import type { Session } from './session.js';
-import type { SubscriptionOptions } from '../storage/types.js';
+import type { SubscriptionOptions } from './storage.js';
 import type { QoS } from './message.js';
 import type { ConsumerGroup } from './group.js';
 

@@ -4,7 +4,7 @@ import type { ReplayRun } from './replay.js';
 import type { Identity } from './admission/identity.js';
 import type { LinkStats } from './admin/link-stats.js';
 import { guarded, type ErrorReporter } from '../util/guard.js';
-import type { InflightDelivery, QueuedDelivery, SessionQueue, SubscriptionOptions, SubscriptionRecord } from '../storage/types.js';
+import type { InflightDelivery, QueuedDelivery, SessionQueue, SubscriptionOptions, SubscriptionRecord } from './storage.js';
 
 /**
  * What a protocol front end provides for a connected session. The core hands it deliveries;
@@ -114,8 +114,8 @@ export class Session {
     private readonly hooks: SessionHooks,
   ) {
     this.clientId = clientId;
-    // A durable queue that could not read from disk asks to be drained again later.
-    queue.wake = () => this.drain();
+    // A durable queue wakes its owner once what it read from storage is ready, or a failed read may be retried.
+    queue.wake = guarded(hooks.report, 'queue wake', () => this.drain());
   }
 
   private onDrop(session: Session, reason: DropReason, message: Message): void {
@@ -361,25 +361,15 @@ export class Session {
     let sent = 0;
     while (this.replays.length > 0) {
       const run = this.replays[0]!;
-      let message: Message | undefined;
-      try {
-        message = run.peek();
-      } catch (err) {
-        // Storage cannot be read right now (no descriptor left): the run waits and tries again.
-        this.hooks.report('stored messages not read; retrying in 1 s', err);
-        this.replayRetry ??= setTimeout(
-          guarded(this.hooks.report, 'replay timer', () => {
-            this.replayRetry = undefined;
-            this.drain();
-          }),
-          1000,
-        );
-        return false;
-      }
+      const message = run.peek();
       if (!message) {
-        this.replays.shift();
-        this.replayHolds--;
-        continue;
+        if (run.exhausted) {
+          this.replays.shift();
+          this.replayHolds--;
+          continue;
+        }
+        this.loadRun(run);
+        return false;
       }
       const delivery = run.deliveryFor(message);
       if (delivery.qos > 0 && !this.hasWindow(link)) return false; // an acknowledgement resumes it
@@ -400,6 +390,27 @@ export class Session {
     return true;
   }
 
+  /**
+   * Reads a run's next batch from storage, then drains again. A read that fails (no descriptor
+   * left, storage unreachable) is tried again a second later; the run keeps its place.
+   */
+  private loadRun(run: ReplayRun): void {
+    if (run.loading) return; // the read under way drains when it is done
+    run.load().then(
+      guarded(this.hooks.report, 'stored messages read', () => this.drain()),
+      (err: unknown) => {
+        this.hooks.report('stored messages not read; retrying in 1 s', err);
+        this.replayRetry ??= setTimeout(
+          guarded(this.hooks.report, 'replay timer', () => {
+            this.replayRetry = undefined;
+            this.drain();
+          }),
+          1000,
+        );
+      },
+    );
+  }
+
   /** Sends queued deliveries while the client's window has room. */
   drain(): void {
     const link = this.link;
@@ -410,7 +421,7 @@ export class Session {
     while (this.queue.pendingCount > 0 && this.hasWindow(link) && !link.congested) {
       if (this.replayHolds > 0) return; // a replay announced but not started yet: history first
       const next = this.queue.shift();
-      if (!next) break; // a durable queue's count of what waits on disk is an estimate
+      if (!next) break; // the rest is being read from storage: the queue wakes this session when it is ready
       if (isExpired(next.message, now)) {
         this.onDrop(this, 'expired', next.message);
         continue;

@@ -1,6 +1,6 @@
 import type { Message } from './message.js';
-import type { HistoryReader } from './replay.js';
-import { RetainedIndex } from './retained-index.js';
+import type { HistoryReader } from './storage.js';
+import { RetainedIndex } from '../util/retained-index.js';
 
 /**
  * Retained messages the broker keeps in memory only: its own `$SYS/…` topics (core/admin/sys-topics.ts).
@@ -32,9 +32,9 @@ export class VolatileRetained {
     if (volatile.length === 0) return stored;
     let storedDone = false;
     return {
-      next: (max) => {
+      next: async (max) => {
         if (!storedDone) {
-          const batch = stored.next(max);
+          const batch = await stored.next(max);
           if (batch.length > 0) return batch;
           storedDone = true;
         }

@@ -76,9 +76,9 @@ export class AdminRoutes {
         },
       },
       groups: {
-        list: { GET: (_req, res, query) => ok(res, model.groups.groups(page(query))) },
+        list: { GET: async (_req, res, query) => ok(res, await model.groups.groups(page(query))) },
         item: {
-          GET: (_req, res, query, id) => (only(query, []), ok(res, model.groups.group(id!))),
+          GET: async (_req, res, query, id) => (only(query, []), ok(res, await model.groups.group(id!))),
           DELETE: async (_req, res, query, id) => {
             only(query, []);
             ok(res, await model.groups.delete(id!));
@@ -90,9 +90,9 @@ export class AdminRoutes {
         item: { GET: (_req, res, query, id) => (only(query, []), ok(res, model.channels.channel(id!))) },
       },
       retained: {
-        list: { GET: (_req, res, query) => ok(res, model.retained.list(page(query))) },
+        list: { GET: async (_req, res, query) => ok(res, await model.retained.list(page(query))) },
         item: {
-          GET: (_req, res, query, id) => (only(query, []), ok(res, model.retained.get(id!))),
+          GET: async (_req, res, query, id) => (only(query, []), ok(res, await model.retained.get(id!))),
           DELETE: async (_req, res, query, id) => {
             only(query, []);
             await model.retained.clear(id!);
@@ -102,9 +102,9 @@ export class AdminRoutes {
       },
       dlq: {
         list: {
-          GET: (_req, res, query) => {
+          GET: async (_req, res, query) => {
             const request = page(query, ['topic']);
-            ok(res, model.deadLetters.list({ ...request, ...topicOf(query) }));
+            ok(res, await model.deadLetters.list({ ...request, ...topicOf(query) }));
           },
         },
         item: {

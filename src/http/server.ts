@@ -200,7 +200,7 @@ export class HttpListener {
       const dlq = this.dlqQuery(query, res);
       if (!dlq) return;
       return this.asAdmin(req, res, async () => {
-        const messages = listDeadLetters(this.broker.deadLetters, dlq.limit, dlq.filter);
+        const messages = await listDeadLetters(this.broker.deadLetters, dlq.limit, dlq.filter);
         sendJson(res, 200, { waiting: this.broker.deadLetters.queue.pendingCount, count: messages.length, messages });
       });
     }

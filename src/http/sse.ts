@@ -2,7 +2,7 @@ import type http from 'node:http';
 import type { Broker } from '../core/broker.js';
 import type { Message } from '../core/message.js';
 import type { Session, SessionLink } from '../core/session.js';
-import type { QueuedDelivery } from '../storage/types.js';
+import type { QueuedDelivery } from '../core/storage.js';
 import { LinkStats } from '../core/admin/link-stats.js';
 
 /** QoS 1 deliveries written but not yet flushed to the socket, per stream: the SSE window. */

@@ -2,7 +2,7 @@ import type { Broker } from '../broker.js';
 import { redriveDeadLetters, viewDeadLetter, type DeadLetterView } from '../dead-letters.js';
 import type { Message } from '../message.js';
 import { topicMatches } from '../topics.js';
-import type { QueuedDelivery } from '../../storage/types.js';
+import type { QueuedDelivery } from '../storage.js';
 import { AdminError, type Page, type PageRequest } from './page.js';
 
 /** `?topic=FILTER`: dead letters whose original topic matches. */
@@ -27,7 +27,7 @@ export class DeadLettersAdmin {
    * deeper page reads what comes before it (doubling the read until the page is full); a filter
    * reads the whole queue, to count what matches.
    */
-  list(query: DeadLetterQuery): Page<DeadLetterView> {
+  async list(query: DeadLetterQuery): Promise<Page<DeadLetterView>> {
     const after = query.after === undefined ? undefined : Number(query.after);
     if (after !== undefined && !Number.isSafeInteger(after)) throw new AdminError('bad-request', `after must be the seq of a dead letter, got ${JSON.stringify(query.after)}`);
     const dlq = this.broker.deadLetters;
@@ -35,7 +35,7 @@ export class DeadLettersAdmin {
     const waiting = dlq.queue.pendingCount + dlq.queue.inflight.size;
     let want = query.filter === undefined ? Math.max(query.limit + 1, 64) : Number.MAX_SAFE_INTEGER;
     for (;;) {
-      const letters = [...[...dlq.queue.inflight.values()].map((d) => d.message), ...dlq.queue.peek(want).map((d) => d.message)];
+      const letters = [...[...dlq.queue.inflight.values()].map((d) => d.message), ...(await dlq.queue.peek(want)).map((d) => d.message)];
       const exhausted = letters.length < want;
       let start = 0;
       if (after !== undefined) {
@@ -86,7 +86,7 @@ export class DeadLettersAdmin {
     let purged = 0;
     let lastMatch = -1;
     while (purged < options.limit && queue.pendingCount > 0) {
-      const delivery = queue.shift();
+      const delivery = await queue.take();
       if (!delivery) break;
       taken.push(delivery);
       if (matches(delivery)) {

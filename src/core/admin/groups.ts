@@ -2,7 +2,7 @@ import type { Broker } from '../broker.js';
 import type { ConsumerGroup } from '../group.js';
 import { DLQ_GROUP } from '../groups.js';
 import { parseSharedFilter } from '../topics.js';
-import { AdminError, pageOf, type Page, type PageRequest } from './page.js';
+import { AdminError, pageOfAsync, type Page, type PageRequest } from './page.js';
 
 /** Members named in a group's view; `members` gives how many there are in all. */
 const MEMBERS_SHOWN = 100;
@@ -34,13 +34,13 @@ export interface GroupView {
   delivered: number;
 }
 
-export function groupView(group: ConsumerGroup, now: number): GroupView {
+export async function groupView(group: ConsumerGroup, now: number): Promise<GroupView> {
   const shared = parseSharedFilter(group.name);
   const ids = [...group.members.keys()].map((s) => s.clientId).sort();
   let connected = 0;
   for (const session of group.members.keys()) if (session.connected) connected++;
   // The head of the queue is its oldest message; a durable queue may read it from disk.
-  const oldest = group.queue.pendingCount > 0 ? group.queue.peek(1)[0]?.message.publishedAt : undefined;
+  const oldest = group.queue.pendingCount > 0 ? (await group.queue.peek(1))[0]?.message.publishedAt : undefined;
   return {
     name: group.name,
     group: shared ? shared.group : group.name,
@@ -69,13 +69,17 @@ export function groupName(name: string): string {
 export class GroupsAdmin {
   constructor(private readonly broker: Broker) {}
 
-  groups(request: PageRequest): Page<GroupView> {
+  groups(request: PageRequest): Promise<Page<GroupView>> {
     const groups = this.broker.groups;
     const now = Date.now();
-    return pageOf(groups.index, request, groups.size, (name) => groupView(groups.get(name)!, now));
+    // A group may end while an earlier one's oldest delivery is read: it is then left out.
+    return pageOfAsync(groups.index, request, groups.size, async (name) => {
+      const group = groups.get(name);
+      return group && groupView(group, now);
+    });
   }
 
-  group(name: string): GroupView {
+  group(name: string): Promise<GroupView> {
     return groupView(this.find(name), Date.now());
   }
 

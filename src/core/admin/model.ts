@@ -1,5 +1,5 @@
 import type { Broker } from '../broker.js';
-import type { SessionQueue } from '../../storage/types.js';
+import type { SessionQueue } from '../storage.js';
 import type { ChannelStats } from './channel-stats.js';
 import { ChannelsAdmin, type DeclaredChannels, type InferredChannel } from './channels.js';
 import { ClientsAdmin } from './clients.js';

@@ -46,3 +46,18 @@ export function pageOf<T>(index: SortedKeys, request: PageRequest, total: number
   }
   return { items, next: null, total };
 }
+
+/** `pageOf` for items that take a read from storage to make (a retained message, a group's oldest delivery). */
+export async function pageOfAsync<T>(index: SortedKeys, request: PageRequest, total: number, view: (key: string) => Promise<T | undefined>): Promise<Page<T>> {
+  const keys = index.keys();
+  const items: T[] = [];
+  let last: string | undefined;
+  for (let i = index.startAfter(request.after); i < keys.length; i++) {
+    const item = await view(keys[i]!);
+    if (item === undefined) continue;
+    if (items.length === request.limit) return { items, next: last!, total };
+    items.push(item);
+    last = keys[i]!;
+  }
+  return { items, next: null, total };
+}

@@ -1,7 +1,7 @@
 import type { Broker } from '../broker.js';
 import type { Message } from '../message.js';
 import type { ChannelStats } from './channel-stats.js';
-import { AdminError, pageOf, type Page, type PageRequest } from './page.js';
+import { AdminError, pageOfAsync, type Page, type PageRequest } from './page.js';
 import { SortedKeys } from './sorted-keys.js';
 
 /** Payload bytes a list item previews. */
@@ -82,16 +82,16 @@ export class RetainedAdmin {
     stats.retainedTouched = (topic) => this.index.touch(topic);
   }
 
-  list(request: PageRequest): Page<RetainedView> {
-    return pageOf(this.index, request, this.broker.storage.retainedCount, (topic) => {
-      const message = this.read(topic);
+  list(request: PageRequest): Promise<Page<RetainedView>> {
+    return pageOfAsync(this.index, request, this.broker.storage.retainedCount, async (topic) => {
+      const message = await this.read(topic);
       return message && retainedView(message);
     });
   }
 
   /** One retained message with its whole payload. */
-  get(topic: string): RetainedView {
-    const message = this.read(topic);
+  async get(topic: string): Promise<RetainedView> {
+    const message = await this.read(topic);
     if (!message) throw new AdminError('not-found', `no retained message on ${JSON.stringify(topic)}`);
     return retainedView(message, Infinity);
   }
@@ -107,8 +107,8 @@ export class RetainedAdmin {
   }
 
   /** A topic is a filter that matches only itself (topic names hold no wildcards). */
-  private read(topic: string): Message | undefined {
+  private async read(topic: string): Promise<Message | undefined> {
     if (this.broker.storage.retainedSize(topic) === undefined) return undefined;
-    return this.broker.storage.retainedMatching(topic).next(1)[0];
+    return (await this.broker.storage.retainedMatching(topic).next(1))[0];
   }
 }

@@ -1,7 +1,7 @@
 import type { Broker } from '../broker.js';
 import type { Session } from '../session.js';
 import { parseSharedFilter } from '../topics.js';
-import type { SubscriptionRecord } from '../../storage/types.js';
+import type { SubscriptionRecord } from '../storage.js';
 import { compareKeys, upperBound } from './sorted-keys.js';
 import { AdminError, type Page, type PageRequest } from './page.js';
 

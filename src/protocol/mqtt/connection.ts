@@ -3,7 +3,7 @@ import mqttPacket, { type IConnectPacket, type IDisconnectPacket, type Packet, t
 import type { Broker } from '../../core/broker.js';
 import type { Session, SessionLink } from '../../core/session.js';
 import { firstUserProperty } from '../../core/message.js';
-import type { QueuedDelivery } from '../../storage/types.js';
+import type { QueuedDelivery } from '../../core/storage.js';
 import type { Logger } from '../../util/logger.js';
 import { ProtocolError } from '../../util/errors.js';
 import { RC, fixedHeaderSize, v3ConnackCode } from './codes.js';

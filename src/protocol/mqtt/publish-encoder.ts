@@ -1,6 +1,6 @@
 import mqttPacket, { type IPublishPacket, type Packet } from 'mqtt-packet';
 import { remainingExpirySeconds, type Message } from '../../core/message.js';
-import type { QueuedDelivery } from '../../storage/types.js';
+import type { QueuedDelivery } from '../../core/storage.js';
 
 const sharedEncodings = new WeakMap<Message, Array<Buffer | undefined>>();
 

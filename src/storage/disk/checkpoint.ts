@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Message } from '../../core/message.js';
-import type { SessionRecord } from '../types.js';
+import type { SessionRecord } from '../../core/storage.js';
 import type { QueueCheckpoint } from './disk-queue.js';
 import type { HistoryIndexState } from './history-index.js';
 import { decodeRecord, RecordType } from './record.js';

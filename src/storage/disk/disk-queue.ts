@@ -1,5 +1,6 @@
-import type { QueuedDelivery } from '../types.js';
-import { MemorySessionQueue } from '../memory.js';
+import type { QueuedDelivery } from '../../core/storage.js';
+import { MemorySessionQueue } from '../memory-queue.js';
+import type { LogPositions } from './log-positions.js';
 import type { SegmentedLog } from './segmented-log.js';
 import { RecordType } from './record.js';
 import { SpillFile } from './spill.js';
@@ -39,11 +40,18 @@ export class DiskSessionQueue extends MemorySessionQueue {
   private retryTimer: NodeJS.Timeout | undefined;
   /** Deliveries that need no durability and did not fit the memory window (see SpillFile). */
   private readonly spill: SpillFile;
+  /** The read from disk under way, if one is: one at a time, so deliveries come back in order. */
+  private refilling: Promise<void> | undefined;
+  /** Durable deliveries pushed while a refill reads (their positions and payload bytes): see `refill`. */
+  private pushedDuringRefill: Array<[position: number, bytes: number]> | undefined;
+  /** Bumped by `clear`: a read that ends after the queue was cleared brings nothing back. */
+  private generation = 0;
 
   constructor(
     id: number,
     readonly clientId: string,
     private readonly log: SegmentedLog,
+    private readonly positions: LogPositions,
     spillDir: string,
   ) {
     super(id);
@@ -71,9 +79,11 @@ export class DiskSessionQueue extends MemorySessionQueue {
   }
 
   override push(delivery: QueuedDelivery, durable: boolean): void {
-    if (durable && (this.diskFrom !== undefined || super.pendingCount >= MEMORY_WINDOW || super.pendingBytes >= MEMORY_WINDOW_BYTES)) {
+    const position = durable ? this.positions.get(delivery.message) : undefined;
+    if (position !== undefined && (this.diskFrom !== undefined || super.pendingCount >= MEMORY_WINDOW || super.pendingBytes >= MEMORY_WINDOW_BYTES)) {
       // Its record names this queue, so it can wait on disk; `diskFrom` keeps log order.
-      this.diskFrom ??= delivery.message.logPosition;
+      this.diskFrom ??= position;
+      this.pushedDuringRefill?.push([position, delivery.message.payload.length]);
       this.onDisk++;
       this.onDiskBytes += delivery.message.payload.length;
       return;
@@ -85,18 +95,26 @@ export class DiskSessionQueue extends MemorySessionQueue {
   }
 
   override shift(): QueuedDelivery | undefined {
-    if (super.pendingCount === 0) {
-      if (this.diskFrom !== undefined) this.refillSafely();
-      else if (this.spill.count > 0) this.refillSafely();
-    }
+    // Memory first; when it is empty and more waits on disk or in the spill file, a read starts
+    // and `wake` tells the owner when it is done. The delivery path never waits for the disk.
+    if (super.pendingCount === 0 && (this.diskFrom !== undefined || this.spill.count > 0)) void this.refillSafely();
     return super.shift();
   }
 
-  override peek(limit: number): QueuedDelivery[] {
-    const found = super.peek(limit);
+  override async take(): Promise<QueuedDelivery | undefined> {
+    for (;;) {
+      const delivery = super.shift();
+      if (delivery || (this.diskFrom === undefined && this.spill.count === 0)) return delivery;
+      // A failed read rejects here: the caller (an admin operation) reports it; the data stays on disk.
+      await this.refill();
+    }
+  }
+
+  override async peek(limit: number): Promise<QueuedDelivery[]> {
+    const found = await super.peek(limit);
     if (found.length < limit && this.diskFrom !== undefined) {
       try {
-        this.peekOnDisk(found, limit);
+        await this.peekOnDisk(found, limit);
       } catch (err) {
         // A listing shows what memory holds; the rest is still safe on disk.
         this.log.reportReadFailure(err, this.clientId);
@@ -105,19 +123,19 @@ export class DiskSessionQueue extends MemorySessionQueue {
     return found;
   }
 
-  private peekOnDisk(found: QueuedDelivery[], limit: number): void {
-    this.log.read(this.diskFrom!, (record, position) => {
+  private async peekOnDisk(found: QueuedDelivery[], limit: number): Promise<void> {
+    await this.log.readAsync(this.diskFrom!, (record) => {
       if (found.length >= limit) return false;
       if (record.type !== RecordType.Message) return;
       const d = record.deliveries.find((x) => x.queueId === this.id);
       if (!d) return;
-      record.message.logPosition = position;
       found.push({ message: record.message, qos: d.qos, retain: d.retain, subscriptionIds: d.subscriptionIds });
     }, REFILL_READ_BYTES);
   }
 
   override clear(): void {
     super.clear();
+    this.generation++;
     this.spill.delete();
     this.diskFrom = undefined;
     this.onDisk = 0;
@@ -130,67 +148,124 @@ export class DiskSessionQueue extends MemorySessionQueue {
   /** Where a restart must start looking for this queue's unacknowledged deliveries. */
   checkpoint(logEnd: number): QueueCheckpoint {
     let cursor = this.diskFrom ?? logEnd;
-    for (const d of this.inflight.values()) if (d.message.logPosition !== undefined && d.message.logPosition < cursor) cursor = d.message.logPosition;
-    for (const d of this.held) if (d.message.logPosition !== undefined && d.message.logPosition < cursor) cursor = d.message.logPosition;
-    for (let i = this.head; i < this.pending.length; i++) {
-      const p = this.pending[i]!.message.logPosition;
+    // Messages without a position (a replay's history, a clean session's) do not hold the cursor back.
+    const lower = (message: QueuedDelivery['message']): void => {
+      const p = this.positions.get(message);
       if (p !== undefined && p < cursor) cursor = p;
-    }
+    };
+    for (const d of this.inflight.values()) lower(d.message);
+    for (const d of this.held) lower(d.message);
+    for (let i = this.head; i < this.pending.length; i++) lower(this.pending[i]!.message);
     return { id: this.id, clientId: this.clientId, cursor, unacked: this.pendingCount + this.inflight.size + this.held.size };
   }
 
   /**
-   * Refills from the log; a read that fails (no descriptor left, an unreadable segment) leaves the
-   * deliveries on disk, where they are safe, and asks the owner to try again a little later.
+   * Refills from the log (or the spill file) and wakes the owner; a read that fails (no descriptor
+   * left, an unreadable segment) leaves the deliveries on disk, where they are safe, and wakes the
+   * owner again a little later. Never rejects.
    */
-  private refillSafely(): void {
+  private async refillSafely(): Promise<void> {
     try {
-      if (this.diskFrom !== undefined) this.refill();
-      else for (const d of this.spill.take(REFILL_BATCH, REFILL_BYTES)) super.push(d, false);
+      await this.refill();
     } catch (err) {
-      if (this.retryTimer) return;
+      // Shutting down: the deliveries stay on disk for the next start.
+      if ((err as { code?: string }).code === 'EDDY_STORAGE_CLOSED' || this.retryTimer) return;
       this.log.reportReadFailure(err, this.clientId);
       this.retryTimer = setTimeout(() => {
         this.retryTimer = undefined;
-        this.wake?.();
+        this.wakeOwner();
       }, READ_RETRY_MS);
       this.retryTimer.unref();
+      return;
+    }
+    this.wakeOwner();
+  }
+
+  private wakeOwner(): void {
+    try {
+      this.wake?.();
+    } catch (err) {
+      // The owner's sending failed: the deliveries are still queued, the next ack or connect drains them.
+      this.log.reportReadFailure(err, `${this.clientId} (wake)`);
     }
   }
 
-  /** Reads the next deliveries for this queue from the log into memory. */
-  private refill(): void {
-    let found = 0;
-    let foundBytes = 0;
-    let resumeAt = this.diskFrom!;
-    let full = false;
-    this.log.read(this.diskFrom!, (record, position, size) => {
-      if (found >= REFILL_BATCH || foundBytes >= REFILL_BYTES) {
-        full = true;
-        return false;
-      }
-      resumeAt = position + size;
-      if (record.type !== RecordType.Message) return;
-      for (const d of record.deliveries) {
-        if (d.queueId !== this.id) continue;
-        record.message.logPosition = position;
-        this.pending.push({ message: record.message, qos: d.qos, retain: d.retain, subscriptionIds: d.subscriptionIds });
-        this.memoryBytes += record.message.payload.length;
-        found++;
-        foundBytes += record.message.payload.length;
-        break;
-      }
-    }, REFILL_READ_BYTES);
-    // The count of what waits on disk is exact while running and an estimate after a crash:
-    // only reaching the end of the log ends disk mode.
-    this.onDisk = Math.max(0, this.onDisk - found);
-    this.onDiskBytes = Math.max(0, this.onDiskBytes - foundBytes);
-    if (!full) {
-      this.onDisk = 0;
-      this.onDiskBytes = 0;
-      this.diskFrom = undefined;
-    } else {
-      this.diskFrom = resumeAt;
+  /** One read at a time; a second caller waits for the read under way. */
+  private refill(): Promise<void> {
+    this.refilling ??= (this.diskFrom !== undefined ? this.refillFromLog() : this.refillFromSpill()).finally(() => (this.refilling = undefined));
+    return this.refilling;
+  }
+
+  private async refillFromSpill(): Promise<void> {
+    const generation = this.generation;
+    let taken: QueuedDelivery[];
+    try {
+      taken = await this.spill.take(REFILL_BATCH, REFILL_BYTES);
+    } catch (err) {
+      // The queue was cleared (its spill file closed) during the read: nothing was lost.
+      if (generation !== this.generation) return;
+      throw err;
     }
+    if (generation !== this.generation) return;
+    for (const d of taken) super.push(d, false);
+  }
+
+  /**
+   * Reads the next deliveries for this queue from the log into memory. Durable deliveries pushed
+   * meanwhile stay counted on disk: those the read passed were found by it, those after where it
+   * stopped are read next time.
+   */
+  private async refillFromLog(): Promise<void> {
+    const generation = this.generation;
+    const from = this.diskFrom!;
+    const found: QueuedDelivery[] = [];
+    let foundBytes = 0;
+    let resumeAt = from;
+    let full = false;
+    this.pushedDuringRefill = [];
+    let pushed: Array<[number, number]>;
+    try {
+      await this.log.readAsync(from, (record, position, size) => {
+        if (found.length >= REFILL_BATCH || foundBytes >= REFILL_BYTES) {
+          full = true;
+          return false;
+        }
+        resumeAt = position + size;
+        if (record.type !== RecordType.Message) return;
+        for (const d of record.deliveries) {
+          if (d.queueId !== this.id) continue;
+          this.positions.set(record.message, position);
+          found.push({ message: record.message, qos: d.qos, retain: d.retain, subscriptionIds: d.subscriptionIds });
+          foundBytes += record.message.payload.length;
+          break;
+        }
+      }, REFILL_READ_BYTES);
+    } finally {
+      pushed = this.pushedDuringRefill;
+      this.pushedDuringRefill = undefined;
+    }
+    if (generation !== this.generation || this.diskFrom === undefined) return;
+    for (const d of found) {
+      this.pending.push(d);
+      this.memoryBytes += d.message.payload.length;
+    }
+    if (full) {
+      // The count of what waits on disk is exact while running and an estimate after a crash.
+      this.onDisk = Math.max(0, this.onDisk - found.length);
+      this.onDiskBytes = Math.max(0, this.onDiskBytes - foundBytes);
+      this.diskFrom = resumeAt;
+      return;
+    }
+    // The read reached the end of the log as it was when it began: only what was pushed after that still waits on disk.
+    let first: number | undefined;
+    this.onDisk = 0;
+    this.onDiskBytes = 0;
+    for (const [position, bytes] of pushed) {
+      if (position < resumeAt) continue;
+      this.onDisk++;
+      this.onDiskBytes += bytes;
+      if (first === undefined || position < first) first = position;
+    }
+    this.diskFrom = first;
   }
 }

@@ -4,9 +4,9 @@ import type { Message } from '../../core/message.js';
 import type { Logger } from '../../util/logger.js';
 import { StorageError } from '../../util/errors.js';
 import { isAlive } from '../../util/process.js';
-import type { DurableDelivery, SessionQueue, SessionRecord, Storage, StorageContext } from '../types.js';
-import { ChannelPolicies } from '../../core/channels.js';
-import { inHistory, READ_BATCH_BYTES, type HistoryQuery, type HistoryReader } from '../../core/replay.js';
+import type { ChannelPolicyLookup, DurableDelivery, HistoryQuery, HistoryReader, SessionQueue, SessionRecord, Storage, StorageContext } from '../../core/storage.js';
+import { NO_CHANNEL_POLICIES, READ_BATCH_BYTES } from '../read-batch.js';
+import { LogPositions } from './log-positions.js';
 import { HistoryIndex } from './history-index.js';
 import { CheckpointWriter, readCheckpoint } from './checkpoint.js';
 import { DiskRetained } from './retained.js';
@@ -63,7 +63,9 @@ export class DiskStorage implements Storage {
   /** Spill files of queues that need no durability: they belong to the sessions of this run only. */
   private readonly spillDir: string;
   private readonly lockFile: string;
-  private channels = new ChannelPolicies();
+  private channels: ChannelPolicyLookup = NO_CHANNEL_POLICIES;
+  /** Where each message this run stored or read for a queue lies in the log (see LogPositions). */
+  private readonly positions = new LogPositions();
   private index!: HistoryIndex;
   private fsyncObserver: ((durationMs: number) => void) | undefined;
 
@@ -170,7 +172,7 @@ export class DiskStorage implements Storage {
     message.seq = ++this.seq;
     const record = encodeMessageRecord(message, deliveries);
     return this.log.append(record).then((position) => {
-      message.logPosition = position;
+      this.positions.set(message, position);
       this.index.note(message, position, record.length);
       if (message.retain) this.retainedMessages.note(message, position, record.length);
     });
@@ -185,21 +187,22 @@ export class DiskStorage implements Storage {
   }
 
   /**
-   * Reads a replay's history from the log, starting at the index point before its start. Reads
-   * are batched and synchronous, like queue refills: recent history is in the page cache.
+   * Reads a replay's history from the log, starting at the index point before its start, in
+   * batches read through the thread pool, like queue refills. The messages it returns carry no log
+   * position: a replay's delivery does not hold back the session's queue cursor.
    */
   history(query: HistoryQuery): HistoryReader {
     let position = this.index.startPosition(query.start, this.log.start);
     const floors = this.index.byteFloors();
     let done = false;
     return {
-      next: (max) => {
+      next: async (max) => {
         if (done) return [];
         const found: Message[] = [];
         let bytes = 0;
         const now = Date.now();
         let full = false;
-        position = this.log.read(position, (record, at) => {
+        position = await this.log.readAsync(position, (record, at) => {
           if (found.length >= max || bytes >= READ_BATCH_BYTES) {
             full = true;
             return false;
@@ -211,8 +214,7 @@ export class DiskStorage implements Storage {
             return false;
           }
           if (at < (floors.get(this.channels.for(message.topic).pattern) ?? 0)) return;
-          if (!inHistory(message, query, now)) return;
-          message.logPosition = at;
+          if (!query.includes(message, now)) return;
           found.push(message);
           bytes += message.payload.length;
         }, 256 * 1024);
@@ -249,7 +251,8 @@ export class DiskStorage implements Storage {
   }
 
   async loadSessions(): Promise<SessionRecord[]> {
-    return [...this.sessions.values()].filter((s) => !s.clientId.startsWith(GROUP_KEY));
+    // The records as saved: the queue id is this engine's own bookkeeping.
+    return [...this.sessions.values()].filter((s) => !s.clientId.startsWith(GROUP_KEY)).map(({ queueId: _queueId, ...record }) => record);
   }
 
   async loadGroups(): Promise<string[]> {
@@ -287,7 +290,7 @@ export class DiskStorage implements Storage {
   }
 
   private createQueue(clientId: string, id: number): DiskSessionQueue {
-    const queue = new DiskSessionQueue(id, clientId, this.log, this.spillDir);
+    const queue = new DiskSessionQueue(id, clientId, this.log, this.positions, this.spillDir);
     this.queues.set(clientId, queue);
     if (id >= this.nextQueueId) this.nextQueueId = id + 1;
     return queue;
@@ -419,7 +422,7 @@ export class DiskStorage implements Storage {
     if (moves.length === 0) return;
     this.compacting = true;
     const copies = moves.map(async ([topic, entry]) => {
-      const message = this.retainedMessages.read(entry);
+      const message = await this.retainedMessages.read(entry);
       const at = await this.log.append(encodeMessageRecord(message, [], true));
       this.retainedMessages.moved(topic, entry, at);
     });

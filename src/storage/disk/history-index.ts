@@ -1,4 +1,4 @@
-import type { ChannelPolicies } from '../../core/channels.js';
+import type { ChannelPolicyLookup } from '../../core/storage.js';
 import type { Message } from '../../core/message.js';
 import type { ReplayStart } from '../../core/replay.js';
 
@@ -25,9 +25,9 @@ export class HistoryIndex {
   private readonly blocks = new Map<number, BlockStats>();
   private lastPoint = -Infinity;
 
-  constructor(private readonly channels: ChannelPolicies) {}
+  constructor(private readonly channels: ChannelPolicyLookup) {}
 
-  static restore(channels: ChannelPolicies, state: HistoryIndexState | undefined): HistoryIndex {
+  static restore(channels: ChannelPolicyLookup, state: HistoryIndexState | undefined): HistoryIndex {
     const index = new HistoryIndex(channels);
     if (state) {
       index.points = state.points;

@@ -1,5 +1,5 @@
 import type { Message, MessageProperties, QoS } from '../../core/message.js';
-import type { DurableDelivery, SessionRecord } from '../types.js';
+import type { DurableDelivery, SessionRecord } from '../../core/storage.js';
 import type { QueueCheckpoint } from './disk-queue.js';
 import { crc32 } from './crc32.js';
 

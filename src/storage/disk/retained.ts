@@ -1,6 +1,7 @@
-import { isExpired, type Message } from '../../core/message.js';
-import { READ_BATCH_BYTES, type HistoryReader } from '../../core/replay.js';
-import { RetainedIndex } from '../../core/retained-index.js';
+import type { Message } from '../../core/message.js';
+import type { HistoryReader } from '../../core/storage.js';
+import { RetainedIndex } from '../../util/retained-index.js';
+import { expiredAt, READ_BATCH_BYTES } from '../read-batch.js';
 import { RecordType } from './record.js';
 import type { SegmentedLog } from './segmented-log.js';
 
@@ -116,8 +117,8 @@ export class DiskRetained {
   }
 
   /** The message of one entry, read from the log. */
-  read(entry: RetainedEntry): Message {
-    const record = this.log().readAt(entry.position, entry.size);
+  async read(entry: RetainedEntry): Promise<Message> {
+    const record = await this.log().readAtAsync(entry.position, entry.size);
     if (record.type !== RecordType.Message) throw new Error(`no message record at ${entry.position}`);
     return record.message;
   }
@@ -131,20 +132,20 @@ export class DiskRetained {
     this.index.match(filter, (topic) => topics.push(topic));
     let next = 0;
     return {
-      next: (max) => {
+      next: async (max) => {
         const batch: Message[] = [];
         let bytes = 0;
         const now = Date.now();
         while (next < topics.length && batch.length < max && bytes < READ_BATCH_BYTES) {
           const entry = this.index.get(topics[next]!);
-          if (!entry || isExpired({ expiresAt: entry.expiresAt } as Message, now)) {
+          if (!entry || expiredAt(entry.expiresAt, now)) {
             next++;
             continue;
           }
           if (batch.length > 0 && bytes + entry.bytes > READ_BATCH_BYTES) break;
           let message: Message;
           try {
-            message = this.read(entry);
+            message = await this.read(entry);
           } catch (err) {
             // `next` stays, so the same topic is read again later; what was read already goes out now.
             if (batch.length > 0) break;

@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Logger } from '../../util/logger.js';
 import { StorageError } from '../../util/errors.js';
 import { decodeRecord, HEADER_BYTES, type LogRecord } from './record.js';
+import { SegmentReaders, type ReadableSegment } from './segment-readers.js';
 
 /** When appended data is fsynced before it is confirmed. */
 export type FsyncPolicy = { kind: 'always' } | { kind: 'interval'; ms: number } | { kind: 'off' };
@@ -30,7 +31,7 @@ export interface SegmentedLogOptions {
   hasRoom?: () => boolean;
 }
 
-interface Segment {
+interface Segment extends ReadableSegment {
   /** Global position of the segment's first byte; also its file name. */
   base: number;
   file: string;
@@ -38,8 +39,6 @@ interface Segment {
   size: number;
   /** The descriptor the tail segment is written (and read) through; undefined for older segments. */
   fd: number | undefined;
-  /** A read-only descriptor of an older segment, kept while recently read (see `readFd`). */
-  readFd?: number;
 }
 
 interface PendingAppend {
@@ -58,8 +57,6 @@ export interface LogStats {
 
 const SEGMENT_NAME = /^(\d{20})\.log$/;
 const READ_CHUNK = 1 << 20;
-/** Older segments kept open for reading: queues and replays read the same few segments again and again. */
-const READ_FDS = 8;
 
 /** The StorageError code for a failed file operation: a full disk, no descriptor left, or another write error. */
 function storageErrorCode(err: unknown): string {
@@ -85,8 +82,8 @@ export class SegmentedLog {
   private dirtySegments = new Set<Segment>();
   /** End of the confirmed records: readers never see a record before its append resolved. */
   private confirmed = 0;
-  /** Older segments with a read descriptor open, least recently read first. */
-  private readonly openForRead: Segment[] = [];
+  /** Read-only descriptors and the reads under way (see SegmentReaders). */
+  private readonly readers = new SegmentReaders();
   /** Set when the disk was full: the next batch starts a new segment, so the full one can be deleted once drained. */
   private rollEarly = false;
   /**
@@ -181,43 +178,60 @@ export class SegmentedLog {
   }
 
   /**
-   * Reads records from `position` up to the confirmed end, calling `visit` for each; `visit` returns
-   * false to stop before that record. Returns the position where reading stopped. A reader that
-   * stops early passes a smaller `chunkBytes`, so it does not read far past where it stops. Reads are synchronous:
-   * they are sequential reads of recently written data, served from the page cache.
+   * Reads records from `position` up to the confirmed end as it was when the read began, calling
+   * `visit` for each; `visit` returns false to stop before that record. Resolves with the position
+   * where reading stopped. A reader that stops early passes a smaller `chunkBytes`, so it does not
+   * read far past where it stops. Each chunk is read through the thread pool (recovery at open is
+   * the only synchronous reader); the segments it reads are pinned meanwhile (not deleted, their
+   * descriptors not closed), so a checkpoint or a roll during the read cannot pull them away.
    */
-  read(position: number, visit: (record: LogRecord, position: number, size: number) => boolean | void, chunkBytes = READ_CHUNK): number {
+  async readAsync(position: number, visit: (record: LogRecord, position: number, size: number) => boolean | void, chunkBytes = READ_CHUNK): Promise<number> {
     let pos = Math.max(position, this.start);
     const limit = this.confirmed;
     let buf = Buffer.allocUnsafe(chunkBytes);
-    for (const segment of this.segments) {
-      if (pos >= limit) break;
-      const size = Math.min(segment.size, limit - segment.base);
-      if (segment.base + size <= pos) continue;
-      const fd = this.readFd(segment);
-      let offset = pos - segment.base;
-      while (offset < size) {
-        const want = Math.min(buf.length, size - offset);
-        const got = fs.readSync(fd, buf, 0, want, offset);
-        let used = 0;
-        while (used < got) {
-          const result = decodeRecord(buf.subarray(0, got), used, this.options.maxRecordBytes);
-          if (result.kind === 'incomplete') break;
-          if (result.kind === 'corrupt') throw new StorageError('EDDY_STORAGE_CORRUPT', `corrupt record at ${segment.base + offset + used}: ${result.reason}`);
-          if (visit(result.record, segment.base + offset + used, result.size) === false) return segment.base + offset + used;
-          used += result.size;
-        }
-        if (used === 0) {
-          // One record larger than the buffer: grow it to fit.
-          const length = buf.readUInt32LE(0) + HEADER_BYTES;
-          buf = Buffer.allocUnsafe(Math.max(length, buf.length * 2));
-          continue;
-        }
-        offset += used;
+    while (pos < limit) {
+      // Closing mid-read fails the read rather than end it early: a queue must not take that for the log's end.
+      if (this.closed) throw new StorageError('EDDY_STORAGE_CLOSED', 'storage is closed');
+      const segment = this.segmentAt(pos);
+      if (!segment) {
+        // At the very end of a segment: the next one starts here.
+        const next = this.segments.find((x) => x.base >= pos);
+        if (!next || next.base >= limit) break;
+        pos = next.base;
+        continue;
       }
-      pos = segment.base + size;
+      const size = Math.min(segment.size, limit - segment.base);
+      const offset = pos - segment.base;
+      const got = await this.readers.read(segment, buf, Math.min(buf.length, size - offset), offset);
+      let used = 0;
+      while (used < got) {
+        const result = decodeRecord(buf.subarray(0, got), used, this.options.maxRecordBytes);
+        if (result.kind === 'incomplete') break;
+        if (result.kind === 'corrupt') throw new StorageError('EDDY_STORAGE_CORRUPT', `corrupt record at ${pos + used}: ${result.reason}`);
+        if (visit(result.record, pos + used, result.size) === false) return pos + used;
+        used += result.size;
+      }
+      if (used === 0) {
+        if (got === 0) throw new StorageError('EDDY_STORAGE_CORRUPT', `short read at ${pos}`);
+        // One record larger than the buffer: grow it to fit.
+        const length = buf.readUInt32LE(0) + HEADER_BYTES;
+        buf = Buffer.allocUnsafe(Math.max(length, buf.length * 2));
+        continue;
+      }
+      pos += used;
     }
     return pos;
+  }
+
+  /** The one record of `size` bytes at `position` (a retained message, a compaction copy), read with one pread. */
+  async readAtAsync(position: number, size: number): Promise<LogRecord> {
+    const segment = this.segmentAt(position);
+    if (!segment || position + size > this.confirmed) throw new StorageError('EDDY_STORAGE_CORRUPT', `no record of ${size} bytes at ${position}`);
+    const buf = Buffer.allocUnsafe(size);
+    const got = await this.readers.read(segment, buf, size, position - segment.base);
+    const result = decodeRecord(buf.subarray(0, got), 0, this.options.maxRecordBytes);
+    if (result.kind !== 'record') throw new StorageError('EDDY_STORAGE_CORRUPT', `no whole record at ${position}: ${result.kind === 'corrupt' ? result.reason : 'short read'}`);
+    return result.record;
   }
 
   /** Logs a read that failed (the first, then every 1000th): the reader keeps its data on disk and retries. */
@@ -226,17 +240,6 @@ export class SegmentedLog {
     if (this.failuresLogged++ % 1000 === 0) {
       this.options.logger.error({ err: (err as Error).message, reader, failures: this.failuresLogged }, 'log read failed; the data stays on disk and is read again later');
     }
-  }
-
-  /** The one record of `size` bytes at `position` (a retained message), read with one pread. */
-  readAt(position: number, size: number): LogRecord {
-    const segment = this.segmentAt(position);
-    if (!segment || position + size > this.confirmed) throw new StorageError('EDDY_STORAGE_CORRUPT', `no record of ${size} bytes at ${position}`);
-    const buf = Buffer.allocUnsafe(size);
-    const got = fs.readSync(this.readFd(segment), buf, 0, size, position - segment.base);
-    const result = decodeRecord(buf.subarray(0, got), 0, this.options.maxRecordBytes);
-    if (result.kind !== 'record') throw new StorageError('EDDY_STORAGE_CORRUPT', `no whole record at ${position}: ${result.kind === 'corrupt' ? result.reason : 'short read'}`);
-    return result.record;
   }
 
   /** The segment holding `position`. */
@@ -248,32 +251,14 @@ export class SegmentedLog {
     return undefined;
   }
 
-  /**
-   * A descriptor to read a segment through: the tail's own, or a cached read-only one. Opening can
-   * fail (EMFILE when descriptors run out); the caller's read then fails and is retried later.
-   */
-  private readFd(segment: Segment): number {
-    if (segment.fd !== undefined) return segment.fd;
-    const cached = this.openForRead.indexOf(segment);
-    if (cached >= 0) {
-      this.openForRead.splice(cached, 1);
-      this.openForRead.push(segment);
-      return segment.readFd!;
-    }
-    segment.readFd = fs.openSync(segment.file, 'r');
-    this.openForRead.push(segment);
-    while (this.openForRead.length > READ_FDS) closeReadFd(this.openForRead.shift()!);
-    return segment.readFd;
-  }
-
   /** Deletes whole segments that end at or before `position` (never the segment being written). */
   deleteBefore(position: number): number {
     let removed = 0;
     while (this.segments.length > 1 && this.segments[1]!.base <= position) {
+      // A segment being read asynchronously stays until a later checkpoint.
+      if (this.readers.isPinned(this.segments[0]!)) break;
       const segment = this.segments.shift()!;
-      const cached = this.openForRead.indexOf(segment);
-      if (cached >= 0) this.openForRead.splice(cached, 1);
-      closeReadFd(segment);
+      this.readers.forget(segment);
       fs.rmSync(segment.file, { force: true });
       removed++;
     }
@@ -289,9 +274,9 @@ export class SegmentedLog {
     for (const segment of this.segments) {
       if (segment.fd !== undefined) fs.closeSync(segment.fd);
       segment.fd = undefined;
-      closeReadFd(segment);
     }
-    this.openForRead.length = 0;
+    // Reads end at their current chunk once `closed` is set; their descriptors close after them.
+    await this.readers.closeAll(this.segments);
   }
 
   private get tail(): Segment {
@@ -472,16 +457,6 @@ export class SegmentedLog {
       fs.closeSync(fd);
     }
   }
-}
-
-function closeReadFd(segment: Segment): void {
-  if (segment.readFd === undefined) return;
-  try {
-    fs.closeSync(segment.readFd);
-  } catch {
-    /* closing a descriptor of a segment on its way out cannot be helped */
-  }
-  segment.readFd = undefined;
 }
 
 function segmentName(base: number): string {

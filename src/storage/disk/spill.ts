@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { QueuedDelivery } from '../types.js';
+import type { QueuedDelivery } from '../../core/storage.js';
 import { decodeRecord, encodeMessageRecord, RecordType } from './record.js';
 
 /** Read this much of a spill file at a time. */
@@ -19,6 +19,8 @@ export class SpillFile {
   private readAt = 0;
   private entries = 0;
   private payloadBytes = 0;
+  /** Bumped by `delete`, so that a read under way when the file went brings nothing back. */
+  private generation = 0;
 
   constructor(private readonly file: string) {}
 
@@ -50,14 +52,23 @@ export class SpillFile {
     return true;
   }
 
-  /** Reads up to `max` deliveries (and about `maxBytes` of payload), oldest first. Throws when the file cannot be read. */
-  take(max: number, maxBytes: number): QueuedDelivery[] {
+  /**
+   * Reads up to `max` deliveries (and about `maxBytes` of payload), oldest first, through the
+   * thread pool. Rejects when the file cannot be read. The queue reads one batch at a time; a
+   * `delete` meanwhile makes the read bring nothing back.
+   */
+  async take(max: number, maxBytes: number): Promise<QueuedDelivery[]> {
     const taken: QueuedDelivery[] = [];
-    if (this.fd === undefined) return taken;
+    const fd = this.fd;
+    if (fd === undefined) return taken;
+    const generation = this.generation;
+    let readAt = this.readAt;
+    const writeAt = this.writeAt;
     let bytes = 0;
     let buf = Buffer.allocUnsafe(READ_BYTES);
-    while (taken.length < max && bytes < maxBytes && this.readAt < this.writeAt) {
-      const got = fs.readSync(this.fd, buf, 0, Math.min(buf.length, this.writeAt - this.readAt), this.readAt);
+    while (taken.length < max && bytes < maxBytes && readAt < writeAt) {
+      const got = await new Promise<number>((resolve, reject) => fs.read(fd, buf, 0, Math.min(buf.length, writeAt - readAt), readAt, (err, n) => (err ? reject(err) : resolve(n))));
+      if (generation !== this.generation) return [];
       let used = 0;
       while (used < got && taken.length < max && bytes < maxBytes) {
         const result = decodeRecord(buf.subarray(0, got), used, Number.MAX_SAFE_INTEGER);
@@ -70,12 +81,14 @@ export class SpillFile {
         used += result.size;
       }
       if (used === 0) {
+        if (got === 0) throw new Error(`spill file ${this.file}: short read at ${readAt}`);
         // One record larger than the buffer: grow it to fit.
         buf = Buffer.allocUnsafe(Math.max(buf.readUInt32LE(0) + 8, buf.length * 2));
         continue;
       }
-      this.readAt += used;
+      readAt += used;
     }
+    this.readAt = readAt;
     this.entries -= taken.length;
     this.payloadBytes -= bytes;
     // Read to the end: the file goes, and its descriptor with it, until the queue spills again.
@@ -93,6 +106,7 @@ export class SpillFile {
       }
     }
     this.fd = undefined;
+    this.generation++;
     fs.rmSync(this.file, { force: true });
     this.readAt = this.writeAt = this.entries = this.payloadBytes = 0;
   }

@@ -1,11 +1,56 @@
-import type { Message, QoS } from '../core/message.js';
-import type { ChannelPolicies } from '../core/channels.js';
-import type { HistoryQuery, HistoryReader } from '../core/replay.js';
+/**
+ * The storage contract: what the broker core needs from a storage engine, in the core's own
+ * domain types. Engines (src/storage/*) import these types and nothing else of the core at run
+ * time, so an engine can live behind a network (NATS JetStream) as well as on local disk.
+ * Every engine passes test/storage-contract (storageContract(name, factory)).
+ *
+ * Synchronous members are those every engine answers from this process: counters it keeps, the
+ * deliveries in flight (the broker node that sent them holds them), the memory window of a queue.
+ * Whatever may be a read of stored contents (a network round trip for a remote engine, a disk read
+ * for the local one) is asynchronous: history, retained messages, a queue's backlog.
+ */
+import type { Message, QoS } from './message.js';
+import type { ChannelPolicy } from './channels.js';
+import type { ReplayStart } from './replay.js';
+
+/** The channel policies storage consults (core's ChannelPolicies; a reload is seen at the next lookup). */
+export interface ChannelPolicyLookup {
+  /** The policy for a topic: the first configured pattern that matches it. */
+  for(topic: string): ChannelPolicy;
+  /** Policies that keep history, in configuration order. */
+  readonly retained: ChannelPolicy[];
+}
 
 /** What the broker tells storage when it opens it. */
 export interface StorageContext {
   /** Which channels keep history (retention) for replay. */
-  channels: ChannelPolicies;
+  channels: ChannelPolicyLookup;
+}
+
+/**
+ * Reads stored messages in batches (a replay's history, or retained messages). `next` resolves to
+ * up to `max` messages, fewer when they are large (an engine bounds a batch's bytes), and to an
+ * empty list once there is nothing more. It rejects when storage cannot be read right now (no
+ * descriptor left, a remote engine unreachable): the reader is then asked again later.
+ */
+export interface HistoryReader {
+  next(max: number): Promise<Message[]>;
+}
+
+/** What decides whether a stored message belongs in a replay. */
+export interface HistoryQuery {
+  /** The subscription's filters; an engine may use them to narrow its read. */
+  filters: string[];
+  /** Where the replay starts; an engine seeks to it (by seq or time) before reading. */
+  start: ReplayStart;
+  /** Last seq that belongs to history: later messages reach the subscriber live. */
+  untilSeq: number;
+  /**
+   * The core's verdict on one stored message: its channel keeps history, it is inside the
+   * retention age and the start, not expired, and a filter matches it. Byte limits (maxBytes) are
+   * the engine's to apply, as it knows where the kept history begins.
+   */
+  includes(message: Message, now: number): boolean;
 }
 
 /** Options of one subscription, as MQTT 5 defines them (3.1.1 uses only qos). */
@@ -69,14 +114,16 @@ export interface DurableDelivery {
 export interface SessionQueue {
   /** Names this queue in durable deliveries. */
   readonly id: number;
+  /** Deliveries not yet sent, in memory and in storage (after a crash, an estimate; at least 1 while any may wait in storage). */
   readonly pendingCount: number;
   /** Payload bytes of the pending deliveries, in memory and on disk (after a crash, an estimate). */
   readonly pendingBytes: number;
   /** Payload bytes of the deliveries in flight. */
   readonly inflightBytes: number;
   /**
-   * Set by the queue's owner (a session or group): called when the queue could not read what waits
-   * on disk (no descriptor left) and a later attempt may succeed, so the owner sends again.
+   * Set by the queue's owner (a session or group): called when deliveries read from storage are
+   * ready to be shifted, and again after a failed read (no descriptor left) once a retry may
+   * succeed, so the owner sends again. The engine calls it from I/O callbacks and guards the call.
    */
   wake?: () => void;
   /**
@@ -84,10 +131,16 @@ export interface SessionQueue {
    * durable engine may keep it on disk only and read it back when its turn comes.
    */
   push(delivery: QueuedDelivery, durable: boolean): void;
-  /** Takes the oldest pending delivery. */
+  /**
+   * Takes the oldest pending delivery that is ready in memory: the delivery path's call, never a
+   * wait. Undefined when none is ready; if more waits in storage (`pendingCount` > 0), the engine
+   * starts reading it and calls `wake` once some can be taken.
+   */
   shift(): QueuedDelivery | undefined;
-  /** Up to `limit` pending deliveries, oldest first, without taking them (for listing dead letters). */
-  peek(limit: number): QueuedDelivery[];
+  /** Takes the oldest pending delivery, reading it from storage when it is not in memory; undefined once none is left. */
+  take(): Promise<QueuedDelivery | undefined>;
+  /** Up to `limit` pending deliveries, oldest first, without taking them (listing dead letters, a group's oldest). */
+  peek(limit: number): Promise<QueuedDelivery[]>;
   /** Puts a delivery back in front: it goes out next (a returned or retried delivery). */
   unshift(delivery: QueuedDelivery): void;
   /**
@@ -135,7 +188,7 @@ export interface Storage {
    * only an index in memory and reads each message from its log). Expired ones are left out.
    */
   retainedMatching(filter: string): HistoryReader;
-  /** How many retained messages are kept. */
+  /** How many retained messages are kept (the engine keeps the count: no read). */
   readonly retainedCount: number;
   /** Payload bytes of all retained messages. */
   readonly retainedBytes: number;
