@@ -60,10 +60,22 @@ describe('flow control', { concurrency: false }, () => {
     const sub = await connectClient(server.url, { protocolVersion: 4 });
     let got = 0;
     let inOrder = true;
+    // On a fast machine the subscriber may keep up by itself. So that the test always exercises the
+    // throttle, it stops reading once, after 20,000 messages, until the broker says it slowed the
+    // publisher down: the flood (about 32 MB) is far more than the output buffer, the queue and the
+    // socket buffers hold, so without a throttle messages would drop here.
+    let paused: Promise<void> | undefined;
     sub.on('message', (_t, payload) => {
       if (payload.readUInt32BE(0) !== got) inOrder = false;
       got++;
+      if (got === 20_000) paused = pauseUntilThrottled();
     });
+    const pauseUntilThrottled = async (): Promise<void> => {
+      sub.stream.pause();
+      const until = Date.now() + 30_000;
+      while (Date.now() < until && ((await server.health()).throttledPublishers as number) === 0) await sleep(50);
+      sub.stream.resume();
+    };
     await sub.subscribeAsync('flood', { qos: 0 });
     const pub = await connectClient(server.url, { protocolVersion: 4 });
     const total = 300_000;
@@ -76,6 +88,7 @@ describe('flow control', { concurrency: false }, () => {
     }
     const deadline = Date.now() + 60_000;
     while (got < total && Date.now() < deadline) await sleep(100);
+    await paused;
     const health = await server.health();
     assert.equal(got, total, `delivered ${got} of ${total}; dropped ${JSON.stringify(health.dropped)}`);
     assert.equal(inOrder, true);

@@ -63,7 +63,7 @@ export class DeadLettersAdmin {
     if (options.seq !== undefined) {
       const queue = this.broker.deadLetters.queue;
       const seq = options.seq;
-      if (!queue.peek(Number.MAX_SAFE_INTEGER).some((d) => d.message.seq === seq)) throw new AdminError('not-found', `no dead letter with seq ${seq} is waiting`);
+      if (!(await queue.peek(Number.MAX_SAFE_INTEGER)).some((d) => d.message.seq === seq)) throw new AdminError('not-found', `no dead letter with seq ${seq} is waiting`);
     }
     const admission = this.broker.admission;
     const mayRedrive = (m: Message): boolean => admission.originalPublisherMay(m.originUser, m.origin ?? '', m.topic);
