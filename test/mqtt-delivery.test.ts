@@ -47,7 +47,7 @@ async function received(pub: MqttClient, sub: MqttClient, topics: string[], end:
 }
 
 for (const engine of ENGINES) {
-  describe(`MQTT delivery ({engine} engine)`, () => {
+  describe(`MQTT delivery (${engine} engine)`, () => {
     let server: EddyServer;
     const t = tracker();
     before(async () => {

@@ -63,7 +63,7 @@ async function rawSubscribe(client: RawClient, topic: string, qos: 0 | 1 | 2): P
 }
 
 for (const engine of ENGINES) {
-  describe(`sessions ({engine} engine)`, () => {
+  describe(`sessions (${engine} engine)`, () => {
     let server: EddyServer;
     const t = tracker();
     before(async () => {

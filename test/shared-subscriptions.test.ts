@@ -30,7 +30,7 @@ const range = (prefix: string, n: number): string[] => Array.from({ length: n },
 const sorted = (l: string[]): string[] => [...l].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
 
 for (const engine of ENGINES) {
-  describe(`shared subscriptions ({engine} engine)`, () => {
+  describe(`shared subscriptions (${engine} engine)`, () => {
     let server: EddyServer;
     const t = tracker();
     before(async () => {
