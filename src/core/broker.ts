@@ -2,35 +2,28 @@ import type { Logger } from '../util/logger.js';
 import type { ErrorReporter } from '../util/guard.js';
 import { Admission, parseAcl, type Identity } from './admission/index.js';
 import { StorageError } from '../util/errors.js';
-import { isExpired, type Message, type QoS } from './message.js';
+import type { Message, QoS } from './message.js';
 import { Router, type Target } from './router.js';
 import { Session, type DropReason, type SessionHooks, type SessionLink, type WillMessage } from './session.js';
 import type { ConsumerGroup } from './group.js';
-import { DLQ_GROUP_NAME, GroupRegistry } from './groups.js';
-import { ChannelPolicies, DLQ_PREFIX, type ChannelPolicy } from './channels.js';
+import { GroupRegistry } from './groups.js';
+import { ChannelPolicies, type ChannelPolicy } from './channels.js';
 import { DEFAULT_REDELIVERY, Redelivery, type RedeliveryOptions } from './redelivery.js';
-import { historyQuery, ReplayRun, type ReplayStart } from './replay.js';
+import type { ReplayStart } from './replay.js';
 import type { MessageObserver } from './observer.js';
 import { KeyedTimers } from './timers.js';
 import { identityRefusal, invalidLetter, PublishChecks, type PublishRefusal, type PublishValidator, type TrafficRecorder } from './validation.js';
-import { isValidTopicFilter, parseSharedFilter, showTopic, topicMatches, topicOverLimits } from './topics.js';
+import { showTopic, topicOverLimits } from './topics.js';
 import { DEFAULT_LIMITS, type AccessRules, type BrokerLimits } from './limits.js';
 import { IndexedMap } from './admin/sorted-keys.js';
 import { VolatileRetained } from './volatile-retained.js';
-import type { DurableDelivery, HistoryReader, SessionQueue, SessionRecord, Storage, SubscriptionOptions, SubscriptionRecord } from './storage.js';
+import { expiryLeftMs, NEVER_EXPIRES, sessionRecord } from './session-record.js';
+import { mayReceive, Subscriptions, type SubscribeOutcome, type SubscribeRequest } from './subscriptions.js';
+import type { DurableDelivery, SessionQueue, Storage } from './storage.js';
+import { Reason } from './reasons.js';
 
-const NEVER_EXPIRES = 0xffffffff;
-
-/** MQTT 5 reason codes the core decides on (the front ends map them to 3.1.1 where needed). */
-export const Reason = {
-  Success: 0x00,
-  UnspecifiedError: 0x80,
-  NotAuthorized: 0x87,
-  TopicFilterInvalid: 0x8f,
-  SharedSubscriptionsNotSupported: 0x9e,
-  ImplementationSpecificError: 0x83,
-  NoSubscriptionExisted: 0x11,
-} as const;
+export { Reason };
+export type { SubscribeRequest, SubscribeOutcome } from './subscriptions.js';
 
 export interface OpenSessionRequest {
   clientId: string;
@@ -48,23 +41,6 @@ export type PublishAdmissionRefusal =
   | { kind: 'not-authorized'; reason: string; unauthenticated?: boolean }
   | { kind: 'rate'; reason: string }
   | PublishRefusal;
-
-export interface SubscribeRequest extends SubscriptionOptions {
-  filter: string;
-}
-
-export interface SubscribeOutcome {
-  /** One MQTT 5 reason code (granted QoS or failure) per request. */
-  codes: number[];
-  /** A promise while the change is not yet durable: answer SUBACK after it. */
-  stored: Promise<void> | void;
-  /** Sends retained messages, or starts a replay; the front end calls it once SUBACK is written. */
-  afterSuback: () => void;
-  /** For a replay: the last seq sent as history (later messages arrive live). */
-  replayUntil?: number;
-  /** Why a request was refused, when the core knows better than the reason code says. */
-  reason?: string;
-}
 
 export interface BrokerStats {
   connections: number;
@@ -117,9 +93,6 @@ export interface BrokerOptions {
   admission?: Admission;
 }
 
-
-
-
 /**
  * The broker core: sessions, routing, retained messages and wills. Front ends call it with
  * protocol-neutral requests; all state it keeps across restarts goes through `Storage`.
@@ -141,6 +114,8 @@ export class Broker {
   readonly validator: PublishValidator | undefined;
   readonly strict: boolean;
   private readonly checks: PublishChecks;
+  /** SUBSCRIBE and UNSUBSCRIBE, for every front end. */
+  private readonly subscriptions: Subscriptions;
   readonly stats: BrokerStats = {
     connections: 0,
     messagesIn: 0,
@@ -216,7 +191,8 @@ export class Broker {
       () => this.stats.dropped.expired++,
       this.reportInternalError,
     );
-    this.groups = new GroupRegistry(storage, this.router, this.redelivery, this.log, (session, topic) => this.mayReceive(session.identity, topic));
+    this.groups = new GroupRegistry(storage, this.router, this.redelivery, this.log, (session, topic) => mayReceive(this, session.identity, topic));
+    this.subscriptions = new Subscriptions(this, this.log);;
   }
 
   /** Restores persistent sessions and their subscriptions from storage. */
@@ -225,7 +201,7 @@ export class Broker {
     await this.groups.restore();
     const now = Date.now();
     for (const record of await this.storage.loadSessions()) {
-      const left = this.expiryLeftMs(record, now);
+      const left = expiryLeftMs(record, now);
       if (left !== undefined && left <= 0) {
         await this.storage.deleteSession(record.clientId);
         continue;
@@ -234,7 +210,7 @@ export class Broker {
       const session = this.newSession(record.clientId, this.admission.restored(record.clientId, record.user, record.authMethod ?? 'none', tokenAcl));
       session.expiryInterval = record.expiryInterval;
       session.disconnectedAt = record.disconnectedAt ?? now;
-      for (const sub of record.subscriptions) this.addSubscription(session, sub);
+      for (const sub of record.subscriptions) this.subscriptions.add(session, sub);
       if (left !== undefined) this.scheduleExpiry(session, left);
     }
     await this.groups.settle();
@@ -284,7 +260,7 @@ export class Broker {
     session.expiryInterval = Math.min(request.expiryInterval, this.limits.maxSessionExpiry);
     session.will = request.will;
     session.link = link;
-    if (session.persistent) this.persist(this.storage.saveSession(this.recordOf(session)), session.clientId);
+    if (session.persistent) this.persist(this.storage.saveSession(sessionRecord(session)), session.clientId);
     this.stats.connections++;
     return { session, sessionPresent };
   }
@@ -303,7 +279,7 @@ export class Broker {
       this.endSession(session);
       return;
     }
-    const record = this.recordOf(session);
+    const record = sessionRecord(session);
     record.disconnectedAt = Date.now();
     this.persist(this.storage.saveSession(record), session.clientId);
     if (session.expiryInterval !== NEVER_EXPIRES) this.scheduleExpiry(session, session.expiryInterval * 1000);
@@ -328,7 +304,7 @@ export class Broker {
     const routed = this.router.route(message.topic, message.origin);
     // The right to receive is checked for every delivery, whatever filter matched (design note:
     // `subscribe` is the right to receive those topics): a wildcard cannot reach a denied topic.
-    const targets = routed.targets.filter((t) => this.mayReceive(t.session.identity, message.topic));
+    const targets = routed.targets.filter((t) => mayReceive(this, t.session.identity, message.topic));
     const groups = routed.groups.filter((g) => g.pinned || g.anyMemberMayReceive(message.topic));
     if (message.qos === 0 && !message.retain && !this.channels.for(message.topic).retention) {
       this.accept(message, targets, groups);
@@ -500,166 +476,15 @@ export class Broker {
   /**
    * Adds subscriptions; returns one MQTT 5 reason code (granted QoS or failure) per request,
    * `stored` (a promise while the change is not yet durable: answer SUBACK after it), and
-   * `sendRetained`, which the front end calls after it has written the SUBACK.
+   * `afterSuback`, which the front end calls after it has written the SUBACK.
    */
   subscribe(session: Session, requests: SubscribeRequest[], replay?: ReplayStart): SubscribeOutcome {
-    const codes: number[] = [];
-    const retainedFor: Array<{ filter: string; options: SubscriptionOptions }> = [];
-    const replayed = new Map<string, SubscriptionOptions>();
-    let reason: string | undefined;
-    for (const request of requests) {
-      const shared = parseSharedFilter(request.filter);
-      if (shared === null || !isValidTopicFilter(request.filter)) {
-        codes.push(Reason.TopicFilterInvalid);
-        continue;
-      }
-      const overLimits = this.topicOverLimits(request.filter);
-      if (overLimits) {
-        codes.push(Reason.TopicFilterInvalid);
-        reason = `${showTopic(request.filter)}: ${overLimits}`;
-        continue;
-      }
-      const inner = shared ? shared.filter : request.filter;
-      if (shared && shared.group === DLQ_GROUP_NAME) {
-        codes.push(Reason.NotAuthorized);
-        reason = `${request.filter}: the group ${DLQ_GROUP_NAME} is the broker's own (it keeps dead letters; eddy dlq redrive moves them)`;
-        continue;
-      }
-      const decision = this.admission.subscription(session.identity, inner);
-      if (decision === 'denied-quietly') {
-        // 0x80, not 0x87: a --deny-subscribe rule does not reveal why (MQTT 5 §3.9.3), as Paho's interop suite expects.
-        codes.push(Reason.UnspecifiedError);
-        continue;
-      }
-      if (decision === 'denied') {
-        codes.push(Reason.NotAuthorized);
-        reason = `${showTopic(request.filter)}: not authorized: the ACL allows nothing this filter matches`;
-        continue;
-      }
-      const secured = identityRefusal(this.validator?.requiredIdentity(inner, 'receive'), session.identity.method, 'receive');
-      if (secured) {
-        codes.push(Reason.NotAuthorized);
-        reason = `${showTopic(request.filter)}: ${secured}`;
-        continue;
-      }
-      if (this.strict && this.validator && !inner.startsWith('$') && !this.validator.filterIsDeclared(inner)) {
-        codes.push(Reason.TopicFilterInvalid);
-        reason = `${request.filter}: no AsyncAPI document declares a channel this filter matches (--strict)`;
-        continue;
-      }
-      if (replay && shared) {
-        codes.push(Reason.ImplementationSpecificError);
-        reason = `eddy-from applies to non-shared subscriptions only, not ${request.filter}`;
-        continue;
-      }
-      const { filter, ...options } = request;
-      const existed = session.subscriptions.has(filter);
-      this.addSubscription(session, request);
-      codes.push(request.qos);
-      if (replay) {
-        // History replaces retained messages: it already holds them, in order.
-        replayed.set(filter, options);
-        continue;
-      }
-      // Shared subscriptions get no retained messages (MQTT 5 §4.8.2).
-      if (!shared && (options.retainHandling === 0 || (options.retainHandling === 1 && !existed))) {
-        retainedFor.push({ filter, options });
-      }
-    }
-    const stored = this.storeSubscriptions(session);
-    let replayUntil: number | undefined;
-    let startReplay: (() => void) | undefined;
-    if (replay && replayed.size > 0) {
-      // Everything up to this seq was routed before the subscription existed, so it is history;
-      // everything after reaches the subscription live. Live deliveries wait until history is sent.
-      const untilSeq = this.storage.lastSeq;
-      replayUntil = untilSeq;
-      session.holdForReplay();
-      startReplay = () => {
-        this.storage.settled().then(() => {
-          const reader = this.storage.history(historyQuery([...replayed.keys()], replay, untilSeq, this.channels));
-          session.startRun(new ReplayRun(this.receivable(session, reader), replayed));
-        }, (err: Error) => this.log.error({ clientId: session.clientId, err: err.message }, 'replay not started'));
-      };
-    }
-    const afterSuback = (): void => {
-      for (const { filter, options } of retainedFor) this.sendRetained(session, filter, options);
-      startReplay?.();
-    };
-    return { codes, stored, afterSuback, replayUntil, reason };
+    return this.subscriptions.subscribe(session, requests, replay);
   }
 
   /** Removes subscriptions; returns 0x00 or 0x11 (no subscription existed) per filter, and `stored` as for subscribe. */
   unsubscribe(session: Session, filters: string[]): { codes: number[]; stored: Promise<void> | void } {
-    const codes = filters.map((filter) => {
-      if (!session.subscriptions.delete(filter)) return Reason.NoSubscriptionExisted;
-      this.removeSubscription(session, filter);
-      return Reason.Success;
-    });
-    const stored = session.persistent ? this.storage.saveSession(this.recordOf(session)) : undefined;
-    return { codes, stored };
-  }
-
-  /**
-   * The durable part of a subscribe: the session record, and the queue of any consumer group that a
-   * persistent member made durable. Resolves once both are stored.
-   */
-  private storeSubscriptions(session: Session): Promise<void> | void {
-    if (!session.persistent) return undefined;
-    const pending: Array<Promise<void> | void> = [this.storage.saveSession(this.recordOf(session))];
-    for (const group of session.groups) pending.push(this.groups.save(group));
-    const promises = pending.filter((p): p is Promise<void> => p instanceof Promise);
-    return promises.length === 0 ? undefined : Promise.all(promises).then(() => undefined);
-  }
-
-  private addSubscription(session: Session, record: SubscriptionRecord): void {
-    const shared = parseSharedFilter(record.filter);
-    const { filter, ...options } = record;
-    session.subscriptions.set(filter, { ...record });
-    if (!shared) return this.router.add(session, filter, options);
-    this.groups.join(session, filter, shared.filter, options);
-  }
-
-  private removeSubscription(session: Session, filter: string): void {
-    const shared = parseSharedFilter(filter);
-    if (!shared) {
-      this.router.remove(session, filter);
-      return;
-    }
-    this.groups.leave(session, filter);
-  }
-
-  /**
-   * Sends a new subscription its retained messages, read in batches and paced by the client's
-   * window and socket like a replay, so that many large retained messages never sit in memory at once.
-   */
-  private sendRetained(session: Session, filter: string, options: SubscriptionOptions): void {
-    session.holdForReplay();
-    const retained = this.volatileRetained.withStored(filter, this.storage.retainedMatching(filter));
-    session.startRun(new ReplayRun(this.receivable(session, retained), new Map([[filter, options]]), 'retained'));
-  }
-
-  /** Stored messages the session may receive (retained, replayed): the same right as for live ones. */
-  private receivable(session: Session, reader: HistoryReader): HistoryReader {
-    if (session.identity.acl.allowsEverything && session.identity.method === 'none') return reader;
-    return {
-      // A batch the session may receive none of is skipped, not taken for the end of the run.
-      next: async (max) => {
-        for (;;) {
-          const batch = await reader.next(max);
-          if (batch.length === 0) return batch;
-          const allowed = batch.filter((m) => this.mayReceive(session.identity, m.topic));
-          if (allowed.length > 0) return allowed;
-        }
-      },
-    };
-  }
-
-  /** The right to receive a message on `topic`: the ACL's, and what the AsyncAPI documents' `security` requires. */
-  private mayReceive(identity: Identity, topic: string): boolean {
-    if (!this.admission.mayReceive(identity, topic)) return false;
-    // Asked for every delivery: with no authentication configured (method none) there is nothing to look up.
-    return identity.method === 'none' || identityRefusal(this.validator?.requiredIdentity(topic, 'receive'), identity.method, 'receive') === undefined;
+    return this.subscriptions.unsubscribe(session, filters);
   }
 
   private newSession(clientId: string, identity: Identity): Session {
@@ -684,7 +509,7 @@ export class Broker {
   }
 
   private endSession(session: Session): void {
-    for (const filter of session.subscriptions.keys()) this.removeSubscription(session, filter);
+    for (const filter of session.subscriptions.keys()) this.subscriptions.remove(session, filter);
     session.subscriptions.clear();
     this.sessions.delete(session.clientId);
     this.expiries.cancel(session.clientId);
@@ -719,23 +544,6 @@ export class Broker {
     });
   }
 
-  private expiryLeftMs(record: SessionRecord, now: number): number | undefined {
-    if (record.expiryInterval === NEVER_EXPIRES) return undefined;
-    const since = record.disconnectedAt ?? now;
-    return since + record.expiryInterval * 1000 - now;
-  }
-
-  private recordOf(session: Session): SessionRecord {
-    const record: SessionRecord = {
-      clientId: session.clientId,
-      expiryInterval: session.expiryInterval,
-      subscriptions: [...session.subscriptions.values()],
-      authMethod: session.identity.method,
-    };
-    if (session.identity.user !== undefined) record.user = session.identity.user;
-    if (session.identity.tokenAcl) record.tokenAcl = session.identity.tokenAcl;
-    return record;
-  }
 }
 
 function effectiveQos(message: Message, qos: QoS): QoS {
