@@ -16,13 +16,6 @@ export class ApiError extends Error {
   }
 }
 
-/** A page of an admin list. */
-export interface Page<T> {
-  items: T[];
-  next: string | null;
-  total: number;
-}
-
 const CREDENTIALS_KEY = 'eddy-console-authorization';
 
 let authorization: string | null = sessionStorage.getItem(CREDENTIALS_KEY);

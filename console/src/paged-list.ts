@@ -3,7 +3,8 @@
 // on screen (from the cursor of the row before them), so 10,000 clients cost a page, not a scan.
 
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { get, type Page } from './api.js';
+import type { Page } from '../../src/core/admin/views.js';
+import { get } from './api.js';
 
 export interface PagedList<T> {
   items: T[];

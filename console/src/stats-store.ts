@@ -3,41 +3,17 @@
 // (they refresh the rows on screen when a sample arrives), so the console never polls on its own.
 
 import { useEffect, useState } from 'preact/hooks';
+import type { StatsSnapshot } from '../../src/core/admin/views.js';
 import { ApiError, stream } from './api.js';
-
-export interface Percentiles {
-  count: number;
-  p50: number | null;
-  p90: number | null;
-  p99: number | null;
-}
-
-/** One snapshot, as GET /v1/admin/stats answers (docs/http.md). */
-export interface Stats {
-  time: string;
-  uptime: number;
-  version: string;
-  connections: number;
-  sessions: number;
-  subscriptions: number;
-  groups: number;
-  messages: { in: number; out: number; inPerSecond: number; outPerSecond: number; dropped: number };
-  bytes: { in: number; out: number; inPerSecond: number; outPerSecond: number };
-  storage: { engine: string; bytesUsed: number | null; retained: number; retainedBytes: number; storedMessages: number; storedBytes: number };
-  deadLetters: number;
-  /** `fsync` is null without a disk engine (--memory). */
-  latency: { fsync: Percentiles | null; delivery: Percentiles | null };
-  heapUsed: number;
-}
 
 /** Samples kept for the charts: ten minutes at one a second. */
 const HISTORY = 600;
 
-type Listener = (latest: Stats) => void;
+type Listener = (latest: StatsSnapshot) => void;
 
 class StatsStore {
-  readonly history: Stats[] = [];
-  latest: Stats | undefined;
+  readonly history: StatsSnapshot[] = [];
+  latest: StatsSnapshot | undefined;
   error: string | undefined;
   private readonly listeners = new Set<Listener>();
   private abort: AbortController | undefined;
@@ -51,7 +27,7 @@ class StatsStore {
         try {
           await stream('/v1/admin/stats/stream', (event) => {
             if (event.event !== 'stats') return;
-            this.add(JSON.parse(event.data) as Stats);
+            this.add(JSON.parse(event.data) as StatsSnapshot);
           }, abort.signal);
         } catch (err) {
           if (abort.signal.aborted) return;
@@ -76,7 +52,7 @@ class StatsStore {
     return () => this.listeners.delete(listener);
   }
 
-  private add(stats: Stats): void {
+  private add(stats: StatsSnapshot): void {
     this.error = undefined;
     this.latest = stats;
     this.history.push(stats);
@@ -95,7 +71,7 @@ class StatsStore {
 export const statsStore = new StatsStore();
 
 /** The latest snapshot, re-rendering on each one. */
-export function useStats(): Stats | undefined {
+export function useStats(): StatsSnapshot | undefined {
   const [stats, setStats] = useState(statsStore.latest);
   useEffect(() => statsStore.subscribe(setStats), []);
   return stats;

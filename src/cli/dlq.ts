@@ -1,5 +1,5 @@
 import { ConfigError, EddyError } from '../util/errors.js';
-import type { DeadLetterView } from '../core/dead-letters.js';
+import type { DeadLetterView } from '../core/admin/views.js';
 import { parseFlags, parseInteger } from './args.js';
 import { HTTP_AUTH_FLAGS, HTTP_AUTH_HELP, httpTarget, requestJson } from './http-request.js';
 

@@ -3,26 +3,10 @@ import { DLQ_PREFIX } from './channels.js';
 import type { ConsumerGroup } from './group.js';
 import { firstUserProperty, type Message, type UserProperties } from './message.js';
 import { topicMatches } from './topics.js';
+import type { DeadLetterView, RedriveResult } from './admin/views.js';
 
 /** The user properties a dead letter carries (README "Eddy's MQTT user properties"). */
 const DLQ_PROPERTIES = ['eddy-dlq-reason', 'eddy-delivery-count', 'eddy-original-topic', 'eddy-original-seq', 'eddy-group', 'eddy-client-id'];
-
-/** One dead letter as `GET /v1/dlq` and `eddy dlq list` show it. */
-export interface DeadLetterView {
-  seq: number | undefined;
-  topic: string;
-  originalTopic: string;
-  reason: string | undefined;
-  deliveryCount: number | undefined;
-  group: string | undefined;
-  clientId: string | undefined;
-  deadLetteredAt: string;
-  contentType: string | undefined;
-  /** UTF-8 text when the payload is valid UTF-8, base64 otherwise (see `encoding`). */
-  payload: string;
-  encoding: 'utf8' | 'base64';
-  headers: UserProperties;
-}
 
 function property(message: Message, key: string): string | undefined {
   return firstUserProperty(message.properties.userProperties, key);
@@ -73,7 +57,7 @@ export async function redriveDeadLetters(
   dlq: ConsumerGroup,
   publish: (message: Message) => Promise<void>,
   options: { limit: number; filter?: string; mayRedrive?: (original: Message) => boolean; /** Only the dead letter with this seq. */ seq?: number },
-): Promise<{ redriven: number; failed: number; refused: number; error?: string }> {
+): Promise<RedriveResult> {
   const skipped: QueuedDelivery[] = [];
   const taken: QueuedDelivery[] = [];
   let refused = 0;

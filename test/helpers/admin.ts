@@ -1,4 +1,5 @@
 import mqtt, { type IClientOptions, type IConnackPacket, type IPublishPacket, type MqttClient } from 'mqtt';
+import type { Page as WirePage } from '../../src/core/admin/views.js';
 import type { EddyServer } from '../../src/server.js';
 
 /** One answer of the admin API: the status, the JSON body, and the headers. */
@@ -8,12 +9,8 @@ export interface Answer<T = Record<string, unknown>> {
   headers: Headers;
 }
 
-/** A page of an admin list. */
-export interface Page<T = Record<string, unknown>> {
-  items: T[];
-  next: string | null;
-  total: number;
-}
+/** A page of an admin list (the broker's own wire shape), of untyped items unless told. */
+export type Page<T = Record<string, unknown>> = WirePage<T>;
 
 /** Calls `/v1/admin/<path>` on the broker's HTTP port. */
 export async function admin<T = Record<string, unknown>>(server: EddyServer, path: string, init: { method?: string; authorization?: string } = {}): Promise<Answer<T>> {

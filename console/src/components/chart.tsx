@@ -2,18 +2,18 @@
 
 import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
-import type { Stats } from '../stats-store.js';
+import type { StatsSnapshot } from '../../../src/core/admin/views.js';
 
 export interface Series {
   label: string;
-  value: (s: Stats) => number | null;
+  value: (s: StatsSnapshot) => number | null;
   color: string;
 }
 
 export interface ChartProps {
   title: string;
   series: Series[];
-  history: Stats[];
+  history: StatsSnapshot[];
   /** Formats the y axis and the legend's values. */
   format?: (v: number) => string;
   testId?: string;
@@ -22,7 +22,7 @@ export interface ChartProps {
 const WIDTH = 460;
 const HEIGHT = 180;
 
-function columns(history: Stats[], series: Series[]): uPlot.AlignedData {
+function columns(history: StatsSnapshot[], series: Series[]): uPlot.AlignedData {
   const xs = history.map((s) => Date.parse(s.time) / 1000);
   return [xs, ...series.map((line) => history.map((s) => line.value(s)))];
 }

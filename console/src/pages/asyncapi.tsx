@@ -3,9 +3,9 @@
 // declared operations and from observed traffic (the admin channels' publishers and receivers).
 
 import { useEffect, useMemo, useState } from 'preact/hooks';
-import { get, type Page } from '../api.js';
+import type { ChannelView, Page } from '../../../src/core/admin/views.js';
+import { get } from '../api.js';
 import { liveDocument, messagesOf, operationChannel, resolveRef, type AsyncApiDocument, type Json } from '../asyncapi-doc.js';
-import type { ChannelRow } from './channel-tree.js';
 import { cursorBefore } from '../paged-list.js';
 
 /** Channels rendered at once; a filter narrows a larger document. */
@@ -62,7 +62,7 @@ interface Flow {
 }
 
 /** Declared operations (by document title) and observed traffic (client ids, groups), per channel address or topic. */
-function flowsOf(doc: AsyncApiDocument, observed: ChannelRow[]): Flow[] {
+function flowsOf(doc: AsyncApiDocument, observed: ChannelView[]): Flow[] {
   const flows = new Map<string, { senders: Set<string>; receivers: Set<string> }>();
   const at = (channel: string) => {
     let flow = flows.get(channel);
@@ -136,7 +136,7 @@ function FlowMap(props: { flows: Flow[] }) {
 
 export function AsyncApiPage() {
   const [doc, setDoc] = useState<AsyncApiDocument>();
-  const [observed, setObserved] = useState<ChannelRow[]>([]);
+  const [observed, setObserved] = useState<ChannelView[]>([]);
   const [observedTotal, setObservedTotal] = useState(0);
   const [error, setError] = useState<string>();
   const [filter, setFilter] = useState('');
@@ -148,7 +148,7 @@ export function AsyncApiPage() {
     const timer = setTimeout(() => {
       const cursor = cursorBefore(filter);
       const after = cursor === undefined ? '' : `&after=${encodeURIComponent(cursor)}`;
-      get<Page<ChannelRow>>(`/v1/admin/channels?limit=200${after}`).then(
+      get<Page<ChannelView>>(`/v1/admin/channels?limit=200${after}`).then(
         (page) => (setObserved(page.items.filter((c) => c.channel.startsWith(filter))), setObservedTotal(page.total)),
         (err: Error) => setError(err.message),
       );

@@ -1,22 +1,7 @@
 // The topic tree of the Channels page, built from the pages of /v1/admin/channels loaded so far
 // (topics split at `/`), and flattened into the rows the virtual table shows.
 
-export interface ChannelRow {
-  channel: string;
-  declared: string | null;
-  observed: boolean;
-  messagesIn: number;
-  messagesOut: number;
-  bytesIn: number;
-  bytesOut: number;
-  rateIn: number;
-  rateOut: number;
-  lastMessageAt: string | null;
-  publishers: string[];
-  morePublishers: boolean;
-  receivers: { count: number; clients: string[]; groups: string[] };
-  schema: { declared: Array<{ name: string; contentType: string; schema: unknown }> } | { inferred: { contentType: string | undefined; schema: unknown } } | null;
-}
+import type { ChannelView } from '../../../src/core/admin/views.js';
 
 export interface TreeNode {
   /** This level's name. */
@@ -26,7 +11,7 @@ export interface TreeNode {
   depth: number;
   children: Map<string, TreeNode>;
   /** The channel whose topic is exactly this path, if there is one. */
-  channel: ChannelRow | undefined;
+  channel: ChannelView | undefined;
   /** Channels at or under this node (of those loaded). */
   channels: number;
   rateIn: number;
@@ -37,7 +22,7 @@ function node(name: string, path: string, depth: number): TreeNode {
   return { name, path, depth, children: new Map(), channel: undefined, channels: 0, rateIn: 0, rateOut: 0 };
 }
 
-export function buildTree(channels: Iterable<ChannelRow>): TreeNode {
+export function buildTree(channels: Iterable<ChannelView>): TreeNode {
   const root = node('', '', -1);
   for (const channel of channels) {
     const levels = channel.channel.split('/');

@@ -7,9 +7,10 @@ import { usePagedList } from '../paged-list.js';
 import { useStatsTick } from '../stats-store.js';
 import { VirtualTable, type Column } from '../components/virtual-table.js';
 import { count, rate, showPayload, time, type ShownPayload } from '../format.js';
-import { buildTree, filterOf, flatten, type ChannelRow, type TreeNode } from './channel-tree.js';
+import type { ChannelView } from '../../../src/core/admin/views.js';
+import { buildTree, filterOf, flatten, type TreeNode } from './channel-tree.js';
 
-const key = (c: ChannelRow): string => c.channel;
+const key = (c: ChannelView): string => c.channel;
 /** Channels read on their own as the tree scrolls; past this many, a button reads the next page. */
 const AUTO_LOAD = 5000;
 /** Messages the tail keeps on screen. */
@@ -69,10 +70,10 @@ function LiveTail(props: { filter: string }) {
 }
 
 function ChannelDetail(props: { name: string }) {
-  const [channel, setChannel] = useState<ChannelRow>();
+  const [channel, setChannel] = useState<ChannelView>();
   const [error, setError] = useState<string>();
   const load = useCallback(() => {
-    get<ChannelRow>(itemPath('channels', props.name)).then(
+    get<ChannelView>(itemPath('channels', props.name)).then(
       (c) => (setChannel(c), setError(undefined)),
       (err: Error) => setError(err.message),
     );
@@ -113,7 +114,7 @@ function ChannelDetail(props: { name: string }) {
 
 export function ChannelsPage(props: { selected: string | undefined; select: (name: string) => void }) {
   const [prefix, setPrefix] = useState('');
-  const list = usePagedList<ChannelRow>({ path: '/v1/admin/channels', key, prefix, pageSize: 1000 });
+  const list = usePagedList<ChannelView>({ path: '/v1/admin/channels', key, prefix, pageSize: 1000 });
   const [expanded, setExpanded] = useState<Set<string>>(new Set());
   const tree = useMemo(() => buildTree(list.items), [list.items]);
   // A search shows its matches opened up.

@@ -3,33 +3,16 @@
 
 import { useState } from 'preact/hooks';
 import { itemPath, request } from '../api.js';
+import type { ClientView } from '../../../src/core/admin/views.js';
 import { ActionButton, ListPage } from '../components/list-page.js';
 import type { Column } from '../components/virtual-table.js';
 import { bytes, count, time } from '../format.js';
 
-export interface ClientRow {
-  clientId: string;
-  user: string | null;
-  address: string;
-  transport: string;
-  protocol: string;
-  protocolVersion?: string;
-  connectedAt: string;
-  keepAlive: number;
-  persistent: boolean;
-  inflight: number;
-  queued: number;
-  messagesIn: number;
-  messagesOut: number;
-  bytesIn: number;
-  bytesOut: number;
-}
-
-const key = (c: ClientRow): string => c.clientId;
+const key = (c: ClientView): string => c.clientId;
 
 export function ClientsPage() {
   const [notice, setNotice] = useState<string>();
-  const columns: Column<ClientRow>[] = [
+  const columns: Column<ClientView>[] = [
     { title: 'client id', width: 'minmax(10rem, 2fr)', render: (c) => <span class="mono">{c.clientId}</span> },
     { title: 'user', width: '7rem', render: (c) => c.user ?? <span class="muted">–</span> },
     { title: 'protocol', width: '7rem', render: (c) => `${c.protocol}${c.protocolVersion ? ` ${c.protocolVersion}` : ''}` },
@@ -59,7 +42,7 @@ export function ClientsPage() {
   return (
     <div>
       {notice ? <p class="notice" data-testid="notice">{notice}</p> : null}
-      <ListPage<ClientRow> path="/v1/admin/clients" itemKey={key} columns={columns} searchLabel="client id starts with…" noun="clients" testId="clients" />
+      <ListPage<ClientView> path="/v1/admin/clients" itemKey={key} columns={columns} searchLabel="client id starts with…" noun="clients" testId="clients" />
     </div>
   );
 }

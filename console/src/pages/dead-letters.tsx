@@ -3,31 +3,12 @@
 
 import { useState } from 'preact/hooks';
 import { request } from '../api.js';
+import type { DeadLetterView, PurgeResult, RedriveResult } from '../../../src/core/admin/views.js';
 import { ActionButton, ListPage } from '../components/list-page.js';
 import type { Column } from '../components/virtual-table.js';
 import { time } from '../format.js';
 
-interface DeadLetterRow {
-  seq: number;
-  topic: string;
-  originalTopic: string;
-  reason: string | undefined;
-  deliveryCount: number | undefined;
-  group: string | undefined;
-  clientId: string | undefined;
-  deadLetteredAt: string;
-  payload: string;
-  encoding: 'utf8' | 'base64';
-}
-
-const key = (d: DeadLetterRow): string => String(d.seq);
-
-interface RedriveResult {
-  redriven: number;
-  failed: number;
-  refused: number;
-  error?: string;
-}
+const key = (d: DeadLetterView): string => String(d.seq);
 
 function redriveSummary(r: RedriveResult): string {
   return `${r.redriven} redriven${r.refused ? `, ${r.refused} refused (the original publisher may not publish there)` : ''}${r.failed ? `, ${r.failed} failed: ${r.error ?? ''}` : ''}`;
@@ -39,7 +20,7 @@ export function DeadLettersPage() {
   const [notice, setNotice] = useState<string>();
   const [version, setVersion] = useState(0);
   const query = applied ? `?topic=${encodeURIComponent(applied)}` : '';
-  const columns: Column<DeadLetterRow>[] = [
+  const columns: Column<DeadLetterView>[] = [
     { title: 'seq', width: '5rem', align: 'right', render: (d) => d.seq },
     { title: 'original topic', width: 'minmax(10rem, 2fr)', render: (d) => <span class="mono">{d.originalTopic}</span> },
     { title: 'reason', width: 'minmax(8rem, 1fr)', render: (d) => d.reason ?? '–' },
@@ -86,13 +67,13 @@ export function DeadLettersPage() {
           danger
           testId="purge"
           confirm={`Remove every dead letter ${scope || ''} for good?`}
-          run={() => request<{ purged: number; moved: number }>('POST', `/v1/admin/dlq/purge${query}`)}
-          onDone={(r) => (setNotice(`${(r as { purged: number }).purged} purged`), setVersion((v) => v + 1))}
+          run={() => request<PurgeResult>('POST', `/v1/admin/dlq/purge${query}`)}
+          onDone={(r) => (setNotice(`${(r as PurgeResult).purged} purged`), setVersion((v) => v + 1))}
           onError={setNotice}
         />
       </form>
       {notice ? <p class="notice" data-testid="notice">{notice}</p> : null}
-      <ListPage<DeadLetterRow> key={`${applied}#${version}`} path={`/v1/admin/dlq${query}`} itemKey={key} numericKeys columns={columns} noun="dead letters" testId="dlq" />
+      <ListPage<DeadLetterView> key={`${applied}#${version}`} path={`/v1/admin/dlq${query}`} itemKey={key} numericKeys columns={columns} noun="dead letters" testId="dlq" />
     </div>
   );
 }

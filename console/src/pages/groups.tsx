@@ -2,37 +2,19 @@
 
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { get, itemPath, request } from '../api.js';
+import type { GroupView } from '../../../src/core/admin/views.js';
 import { ActionButton, ListPage } from '../components/list-page.js';
 import type { Column } from '../components/virtual-table.js';
 import { bytes, count, duration, rate, time } from '../format.js';
 import { useStatsTick } from '../stats-store.js';
 
-interface GroupRow {
-  name: string;
-  group: string;
-  filter: string;
-  brokerOwned: boolean;
-  durable: boolean;
-  members: number;
-  connectedMembers: number;
-  memberIds: string[];
-  waiting: number;
-  waitingBytes: number;
-  inflight: number;
-  retrying: number;
-  lag: number;
-  oldestWaitingAt: string | null;
-  deliveryRate: number;
-  delivered: number;
-}
-
-const key = (g: GroupRow): string => g.name;
+const key = (g: GroupView): string => g.name;
 
 function GroupDetail(props: { name: string; onGone: () => void }) {
-  const [group, setGroup] = useState<GroupRow>();
+  const [group, setGroup] = useState<GroupView>();
   const [error, setError] = useState<string>();
   const load = useCallback(() => {
-    get<GroupRow>(itemPath('groups', props.name)).then(
+    get<GroupView>(itemPath('groups', props.name)).then(
       (g) => (setGroup(g), setError(undefined)),
       (err: Error) => setError(err.message),
     );
@@ -84,7 +66,7 @@ function GroupDetail(props: { name: string; onGone: () => void }) {
 }
 
 export function GroupsPage(props: { selected: string | undefined; select: (name: string | undefined) => void }) {
-  const columns: Column<GroupRow>[] = [
+  const columns: Column<GroupView>[] = [
     { title: 'group', width: 'minmax(12rem, 2fr)', render: (g) => <span class="mono">{g.name}</span> },
     { title: 'members', width: '6rem', align: 'right', render: (g) => `${g.connectedMembers}/${g.members}` },
     { title: 'waiting', width: '6rem', align: 'right', render: (g) => count(g.waiting) },
@@ -94,7 +76,7 @@ export function GroupsPage(props: { selected: string | undefined; select: (name:
   ];
   return (
     <div class="split">
-      <ListPage<GroupRow>
+      <ListPage<GroupView>
         path="/v1/admin/groups"
         itemKey={key}
         columns={columns}

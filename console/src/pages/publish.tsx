@@ -4,7 +4,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, get, itemPath, request } from '../api.js';
 import { channelByAddress, examplePayload, liveDocument, messagesOf, type Json } from '../asyncapi-doc.js';
-import type { ChannelRow } from './channel-tree.js';
+import type { ChannelView } from '../../../src/core/admin/views.js';
 
 interface Outcome {
   ok: boolean;
@@ -34,7 +34,7 @@ export function PublishPage(props: { channel: string | undefined }) {
     setTopic(props.channel);
     let gone = false;
     void (async () => {
-      const [doc, channel] = await Promise.all([liveDocument(0), get<ChannelRow>(itemPath('channels', props.channel!)).catch(() => undefined)]);
+      const [doc, channel] = await Promise.all([liveDocument(0), get<ChannelView>(itemPath('channels', props.channel!)).catch(() => undefined)]);
       if (gone) return;
       const found = channelByAddress(doc, channel?.declared ?? props.channel!) ?? channelByAddress(doc, props.channel!);
       if (!found) return setHint('No AsyncAPI channel describes this topic: any payload goes.');

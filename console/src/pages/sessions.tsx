@@ -3,27 +3,14 @@
 
 import { useState } from 'preact/hooks';
 import { itemPath, request } from '../api.js';
+import type { SessionView } from '../../../src/core/admin/views.js';
 import { ActionButton, ListPage } from '../components/list-page.js';
 import type { Column } from '../components/virtual-table.js';
 import { bytes, count, duration, time } from '../format.js';
 
-interface SessionRow {
-  clientId: string;
-  user: string | null;
-  connected: boolean;
-  persistent: boolean;
-  expiryInterval: number | null;
-  disconnectedAt: string | null;
-  expiresAt: string | null;
-  expiresIn: number | null;
-  subscriptions: number;
-  groups: string[];
-  queue: { waiting: number; waitingBytes: number; inflight: number; retrying: number };
-}
+const key = (s: SessionView): string => s.clientId;
 
-const key = (s: SessionRow): string => s.clientId;
-
-function expiry(s: SessionRow): string {
+function expiry(s: SessionView): string {
   if (!s.persistent) return 'ends with its connection';
   if (s.expiryInterval === null) return 'never expires';
   if (s.connected) return `${duration(s.expiryInterval)} after disconnect`;
@@ -32,7 +19,7 @@ function expiry(s: SessionRow): string {
 
 export function SessionsPage() {
   const [notice, setNotice] = useState<string>();
-  const columns: Column<SessionRow>[] = [
+  const columns: Column<SessionView>[] = [
     { title: 'client id', width: 'minmax(10rem, 2fr)', render: (s) => <span class="mono">{s.clientId}</span> },
     { title: 'state', width: '6rem', render: (s) => <span class={s.connected ? 'badge ok' : 'badge'}>{s.connected ? 'connected' : 'offline'}</span> },
     { title: 'user', width: '7rem', render: (s) => s.user ?? <span class="muted">–</span> },
@@ -61,7 +48,7 @@ export function SessionsPage() {
   return (
     <div>
       {notice ? <p class="notice" data-testid="notice">{notice}</p> : null}
-      <ListPage<SessionRow> path="/v1/admin/sessions" itemKey={key} columns={columns} searchLabel="client id starts with…" noun="sessions" testId="sessions" />
+      <ListPage<SessionView> path="/v1/admin/sessions" itemKey={key} columns={columns} searchLabel="client id starts with…" noun="sessions" testId="sessions" />
     </div>
   );
 }

@@ -1,14 +1,8 @@
 import type { Broker } from '../broker.js';
 import type { ChannelRecord, ChannelStats } from './channel-stats.js';
-import { AdminError, type Page, type PageRequest } from './page.js';
+import { AdminError, type PageRequest } from './page.js';
 import { compareKeys } from './sorted-keys.js';
-
-/** One message a declared channel accepts: its name, content type and payload schema. */
-export interface DeclaredMessage {
-  name: string;
-  contentType: string;
-  schema: unknown;
-}
+import type { ChannelView, DeclaredMessage, InferredChannel, Page } from './views.js';
 
 /** A channel the AsyncAPI documents declare. */
 export interface DeclaredChannel {
@@ -29,12 +23,6 @@ export interface DeclaredChannels {
   channelOf(topic: string): DeclaredChannel | undefined;
 }
 
-/** A schema inferred from an undeclared channel's payloads (the live document's, asyncapi/observed.ts). */
-export interface InferredChannel {
-  contentType: string | undefined;
-  schema: unknown;
-}
-
 export interface ChannelSources {
   declared: () => DeclaredChannels | undefined;
   inferred: (topic: string) => InferredChannel | undefined;
@@ -43,31 +31,6 @@ export interface ChannelSources {
 /** Clients and groups named in a list item; the detail view names up to DETAIL_NAMES. */
 const LIST_NAMES = 10;
 const DETAIL_NAMES = 1000;
-
-/** One channel, declared or observed in traffic, as `GET /v1/admin/channels` lists it. */
-export interface ChannelView {
-  /** The topic, or a declared address (`user/{userId}/signedup`) that no traffic was seen on as such. */
-  channel: string;
-  /** The address of the declared channel it belongs to; null for an undeclared one. */
-  declared: string | null;
-  /** Seen in traffic since the broker started. */
-  observed: boolean;
-  messagesIn: number;
-  messagesOut: number;
-  bytesIn: number;
-  bytesOut: number;
-  /** Messages per second over the last ten seconds. */
-  rateIn: number;
-  rateOut: number;
-  lastMessageAt: string | null;
-  /** Client ids that published on it (observed), and whether there were more than listed. */
-  publishers: string[];
-  morePublishers: boolean;
-  /** Who receives it: sessions whose subscriptions match it, and consumer groups. */
-  receivers: { count: number; clients: string[]; groups: string[] };
-  /** The declared messages' schemas, or the one inferred from traffic. */
-  schema: { declared: DeclaredMessage[] } | { inferred: InferredChannel } | null;
-}
 
 /**
  * The channels view: the declared channels (AsyncAPI addresses) and every topic seen in traffic,

@@ -1,53 +1,11 @@
 import type { Broker } from '../broker.js';
 import type { Session } from '../session.js';
-import { AdminError, pageOf, type Page, type PageRequest } from './page.js';
+import { AdminError, pageOf, type PageRequest } from './page.js';
+import type { ClientView, Page, SessionView } from './views.js';
 
 /** MQTT 5 DISCONNECT reason 0x98: the connection was closed by an administrator. */
 export const ADMINISTRATIVE_ACTION = 0x98;
 const NEVER_EXPIRES = 0xffffffff;
-
-/** One connected client, as `GET /v1/admin/clients` lists it. */
-export interface ClientView {
-  clientId: string;
-  user: string | null;
-  /** `host:port` the client connects from. */
-  address: string;
-  transport: string;
-  /** `mqtt` (any transport) or `sse` (an HTTP event stream of GET /v1/subscribe). */
-  protocol: string;
-  /** `3.1`, `3.1.1` or `5.0` for MQTT; null for SSE. */
-  protocolVersion: string | null;
-  connectedAt: string | null;
-  /** Seconds; 0 when the client asked for none. */
-  keepAlive: number;
-  persistent: boolean;
-  /** Deliveries sent and not yet acknowledged. */
-  inflight: number;
-  /** Deliveries waiting to be sent. */
-  queued: number;
-  messagesIn: number;
-  messagesOut: number;
-  bytesIn: number;
-  bytesOut: number;
-}
-
-/** One session, connected or waiting offline, as `GET /v1/admin/sessions` lists it. */
-export interface SessionView {
-  clientId: string;
-  user: string | null;
-  connected: boolean;
-  persistent: boolean;
-  /** Seconds the session outlives its connection; null for never. */
-  expiryInterval: number | null;
-  /** For an offline session: when it disconnected, when it ends and the seconds left (null: never). */
-  disconnectedAt: string | null;
-  expiresAt: string | null;
-  expiresIn: number | null;
-  subscriptions: number;
-  /** The consumer groups (`$share/…`) it is a member of. */
-  groups: string[];
-  queue: { waiting: number; waitingBytes: number; inflight: number; retrying: number };
-}
 
 const MQTT_VERSIONS: Record<number, string> = { 3: '3.1', 4: '3.1.1', 5: '5.0' };
 

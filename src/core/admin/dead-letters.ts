@@ -1,9 +1,10 @@
 import type { Broker } from '../broker.js';
-import { redriveDeadLetters, viewDeadLetter, type DeadLetterView } from '../dead-letters.js';
+import { redriveDeadLetters, viewDeadLetter } from '../dead-letters.js';
 import type { Message } from '../message.js';
 import { topicMatches } from '../topics.js';
 import type { QueuedDelivery } from '../storage.js';
-import { AdminError, type Page, type PageRequest } from './page.js';
+import { AdminError, type PageRequest } from './page.js';
+import type { DeadLetterView, Page, PurgeResult, RedriveResult } from './views.js';
 
 /** `?topic=FILTER`: dead letters whose original topic matches. */
 export interface DeadLetterQuery extends PageRequest {
@@ -59,7 +60,7 @@ export class DeadLettersAdmin {
    * publish): the oldest `limit` that match `filter`, or the one with seq `seq` (not-found when it
    * is not waiting: gone, or being redriven right now).
    */
-  async redrive(options: { limit: number; filter?: string; seq?: number }): Promise<{ redriven: number; failed: number; refused: number; error?: string }> {
+  async redrive(options: { limit: number; filter?: string; seq?: number }): Promise<RedriveResult> {
     if (options.seq !== undefined) {
       const queue = this.broker.deadLetters.queue;
       const seq = options.seq;
@@ -79,7 +80,7 @@ export class DeadLettersAdmin {
    * and only then are the originals let go. A crash in between duplicates a kept letter, never
    * loses one. Dead letters being redriven right now are not touched.
    */
-  async purge(options: { limit: number; filter?: string }): Promise<{ purged: number; moved: number }> {
+  async purge(options: { limit: number; filter?: string }): Promise<PurgeResult> {
     const queue = this.broker.deadLetters.queue;
     const matches = (d: QueuedDelivery): boolean => options.filter === undefined || topicMatches(options.filter, originalTopic(d.message));
     const taken: QueuedDelivery[] = [];

@@ -2,37 +2,11 @@ import type { Broker } from '../broker.js';
 import type { ConsumerGroup } from '../group.js';
 import { DLQ_GROUP } from '../groups.js';
 import { parseSharedFilter } from '../topics.js';
-import { AdminError, pageOfAsync, type Page, type PageRequest } from './page.js';
+import { AdminError, pageOfAsync, type PageRequest } from './page.js';
+import type { GroupView, Page } from './views.js';
 
 /** Members named in a group's view; `members` gives how many there are in all. */
 const MEMBERS_SHOWN = 100;
-
-/** One consumer group, as `GET /v1/admin/groups` lists it. */
-export interface GroupView {
-  /** `$share/{group}/{filter}`: what the broker keys groups by, and what DELETE takes. */
-  name: string;
-  group: string;
-  filter: string;
-  /** The broker's own dead-letter group: it cannot be deleted. */
-  brokerOwned: boolean;
-  /** Its queue is on disk (a member session is persistent). */
-  durable: boolean;
-  members: number;
-  connectedMembers: number;
-  /** Client ids of the first MEMBERS_SHOWN members, in order. */
-  memberIds: string[];
-  waiting: number;
-  waitingBytes: number;
-  inflight: number;
-  /** Deliveries waiting out a retry backoff after a nack. */
-  retrying: number;
-  /** Age in seconds of the oldest waiting message (0 when none waits). */
-  lag: number;
-  oldestWaitingAt: string | null;
-  /** Deliveries to members per second, over the last ten seconds. */
-  deliveryRate: number;
-  delivered: number;
-}
 
 export async function groupView(group: ConsumerGroup, now: number): Promise<GroupView> {
   const shared = parseSharedFilter(group.name);

@@ -1,16 +1,16 @@
 import type { Broker } from '../broker.js';
 import type { SessionQueue } from '../storage.js';
 import type { ChannelStats } from './channel-stats.js';
-import { ChannelsAdmin, type DeclaredChannels, type InferredChannel } from './channels.js';
+import { ChannelsAdmin, type DeclaredChannels } from './channels.js';
 import { ClientsAdmin } from './clients.js';
 import { DeadLettersAdmin } from './dead-letters.js';
 import { GroupsAdmin } from './groups.js';
 import type { LatencyHistograms } from './percentiles.js';
 import { RetainedAdmin } from './retained.js';
 import { StatsSampler } from './stats.js';
-import { listSubscriptions, type SubscriptionQuery, type SubscriptionView } from './subscriptions.js';
+import { listSubscriptions, type SubscriptionQuery } from './subscriptions.js';
 import { DEFAULT_SYS_INTERVAL_SECONDS, SysTopics } from './sys-topics.js';
-import type { Page } from './page.js';
+import type { InferredChannel, Page, SubscriptionView } from './views.js';
 
 export interface AdminModelOptions {
   /** The per-topic traffic recorder, which the broker was given as an observer. */

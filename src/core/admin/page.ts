@@ -1,12 +1,6 @@
 import { EddyError } from '../../util/errors.js';
 import type { SortedKeys } from './sorted-keys.js';
-
-/** Every list of the admin API: one page of items, the cursor of the next page (null on the last), and how many there are in all. */
-export interface Page<T> {
-  items: T[];
-  next: string | null;
-  total: number;
-}
+import type { Page } from './views.js';
 
 /** `?limit=&after=`: at most `limit` items, starting after the item whose cursor is `after`. */
 export interface PageRequest {

@@ -1,3 +1,5 @@
+import type { Percentiles } from './views.js';
+
 /** A histogram's counts at one moment: per bucket (not cumulative), and one more for values past the last bound. */
 export interface HistogramCounts {
   /** Upper bounds, ascending, in seconds. */
@@ -10,15 +12,6 @@ export interface HistogramCounts {
 export interface LatencyHistograms {
   fsync: HistogramCounts;
   delivery: HistogramCounts;
-}
-
-export interface Percentiles {
-  /** Observations in the interval. */
-  count: number;
-  /** Seconds; estimated within their bucket (linear), the last bound for values past it. */
-  p50: number;
-  p90: number;
-  p99: number;
 }
 
 /**

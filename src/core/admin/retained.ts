@@ -1,28 +1,12 @@
 import type { Broker } from '../broker.js';
 import type { Message } from '../message.js';
 import type { ChannelStats } from './channel-stats.js';
-import { AdminError, pageOfAsync, type Page, type PageRequest } from './page.js';
+import { AdminError, pageOfAsync, type PageRequest } from './page.js';
 import { SortedKeys } from './sorted-keys.js';
+import type { Page, RetainedView } from './views.js';
 
 /** Payload bytes a list item previews. */
 const PREVIEW_BYTES = 64;
-
-/** One retained message, as `GET /v1/admin/retained` lists it. */
-export interface RetainedView {
-  topic: string;
-  /** Payload bytes. */
-  bytes: number;
-  qos: number;
-  seq: number | null;
-  publishedAt: string;
-  expiresAt: string | null;
-  contentType: string | null;
-  /** The first PREVIEW_BYTES of the payload (the whole payload for `GET /v1/admin/retained/<topic>`). */
-  payload: string;
-  /** `utf8` when the bytes shown are UTF-8 text, else `base64`. */
-  encoding: 'utf8' | 'base64';
-  truncated: boolean;
-}
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 

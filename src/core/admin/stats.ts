@@ -1,6 +1,7 @@
 import type { Broker } from '../broker.js';
 import type { ChannelStats } from './channel-stats.js';
-import { percentilesBetween, type LatencyHistograms, type Percentiles } from './percentiles.js';
+import { percentilesBetween, type LatencyHistograms } from './percentiles.js';
+import type { StatsSnapshot } from './views.js';
 
 /** How often the counters are sampled: the resolution of the per-second rates. */
 export const SAMPLE_INTERVAL_MS = 1000;
@@ -19,32 +20,6 @@ interface Sample {
 export interface StoreTotals {
   messages: number;
   bytes: number;
-}
-
-/** One snapshot of the live stats (`GET /v1/admin/stats`, one a second on `/v1/admin/stats/stream`). */
-export interface StatsSnapshot {
-  time: string;
-  /** Seconds since the broker started. */
-  uptime: number;
-  version: string;
-  connections: number;
-  /** The most connections seen open at once at a sample (`$SYS/broker/clients/maximum`). */
-  maxConnections: number;
-  sessions: number;
-  subscriptions: number;
-  groups: number;
-  /** Publishes routed and deliveries written, in all and per second over the last sample interval. */
-  messages: { in: number; out: number; inPerSecond: number; outPerSecond: number; dropped: number };
-  /** Protocol bytes read from and written to clients. */
-  bytes: { in: number; out: number; inPerSecond: number; outPerSecond: number };
-  /** Payload bytes of the messages routed and written. */
-  payloadBytes: { in: number; out: number };
-  storage: { engine: string; bytesUsed: number | null; retained: number; retainedBytes: number; storedMessages: number; storedBytes: number };
-  deadLetters: number;
-  /** Over the last sample interval, in seconds: fsyncs of the disk engine, and publish to delivery. */
-  latency: { fsync: Percentiles | null; delivery: Percentiles | null };
-  /** Heap in use, bytes. */
-  heapUsed: number;
 }
 
 /**

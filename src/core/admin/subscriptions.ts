@@ -3,22 +3,8 @@ import type { Session } from '../session.js';
 import { parseSharedFilter } from '../topics.js';
 import type { SubscriptionRecord } from '../storage.js';
 import { compareKeys, upperBound } from './sorted-keys.js';
-import { AdminError, type Page, type PageRequest } from './page.js';
-
-/** One subscription of one session, as `GET /v1/admin/subscriptions` lists it. */
-export interface SubscriptionView {
-  clientId: string;
-  /** The filter as the client sent it (`$share/…` included). */
-  filter: string;
-  /** For a shared subscription, the consumer group's name (`mailer` of `$share/mailer/…`). */
-  group: string | null;
-  qos: number;
-  noLocal: boolean;
-  retainAsPublished: boolean;
-  retainHandling: number;
-  subscriptionId: number | null;
-  connected: boolean;
-}
+import { AdminError, type PageRequest } from './page.js';
+import type { Page, SubscriptionView } from './views.js';
 
 /** `?client=` and `?filter=`: one session's subscriptions, or every session's with exactly this filter. */
 export interface SubscriptionQuery extends PageRequest {
