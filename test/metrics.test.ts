@@ -215,6 +215,10 @@ describe('GET /metrics', () => {
     assert.ok(count >= before + 3, `one fsync per sequential publish at least (${before} → ${count})`);
     assert.equal(m.value('eddy_fsync_duration_seconds_bucket', { le: '+Inf' }), count);
     assert.ok(m.value('eddy_fsync_duration_seconds_sum')! > 0);
+    // Group commit: each fsync's batch size; the sequential publishes confirmed one record each at least.
+    const batches = m.value('eddy_fsync_batch_records_count')!;
+    assert.ok(batches >= 3 && batches <= count, `batches observed: ${batches} of ${count} fsyncs`);
+    assert.ok(m.value('eddy_fsync_batch_records_sum')! >= 3);
   });
 
   it('keeps a registry per broker: two brokers in one process count separately', async () => {

@@ -219,5 +219,5 @@ export interface Storage {
   readonly failures?: number;
 
   /** Engines that fsync report each fsync's duration in milliseconds to `observer` (metrics). Call before `open`. */
-  observeFsync?(observer: (durationMs: number) => void): void;
+  observeFsync?(observer: (durationMs: number, records?: number) => void): void;
 }

@@ -9,6 +9,8 @@ import type { OriginStats } from './origin-policy.js';
 import { ChannelTraffic, FastHistogram, type ChannelCounts } from './metric-types.js';
 
 /** fdatasync durations, in seconds: from a fast NVMe (~50 µs) to a struggling disk. */
+/** Records per fsync: one alone up to the thousands a flood packs in. */
+const BATCH_BUCKETS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
 const FSYNC_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 /** Publish to delivery, in seconds: sub-millisecond live fan-out up to a minute in a queue. */
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -29,8 +31,17 @@ export class BrokerMetrics implements MessageObserver {
     this.registry,
   );
   private readonly fsyncDuration = new FastHistogram('eddy_fsync_duration_seconds', 'Duration of each fdatasync of the disk engine log', FSYNC_BUCKETS, this.registry);
-  /** For `Storage.observeFsync`: milliseconds in, seconds recorded. */
-  readonly fsyncObserved = (durationMs: number): void => this.fsyncDuration.observe(durationMs / 1000);
+  private readonly fsyncRecords = new FastHistogram(
+    'eddy_fsync_batch_records',
+    'Records confirmed by each fdatasync of the disk engine log under fsync always (group commit batch size)',
+    BATCH_BUCKETS,
+    this.registry,
+  );
+  /** For `Storage.observeFsync`: milliseconds in, seconds recorded; and the records the fsync confirmed. */
+  readonly fsyncObserved = (durationMs: number, records?: number): void => {
+    this.fsyncDuration.observe(durationMs / 1000);
+    if (records !== undefined) this.fsyncRecords.observe(records);
+  };
 
   constructor() {
     this.trafficCounter('eddy_messages_in_total', 'Messages received for routing, by channel family (first topic level)', (c) => c.messagesIn);

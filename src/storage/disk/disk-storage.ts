@@ -67,7 +67,7 @@ export class DiskStorage implements Storage {
   /** Where each message this run stored or read for a queue lies in the log (see LogPositions). */
   private readonly positions = new LogPositions();
   private index!: HistoryIndex;
-  private fsyncObserver: ((durationMs: number) => void) | undefined;
+  private fsyncObserver: ((durationMs: number, records?: number) => void) | undefined;
 
   constructor(private readonly options: DiskStorageOptions) {
     this.lockFile = path.join(options.dir, 'LOCK');
@@ -83,7 +83,7 @@ export class DiskStorage implements Storage {
     return this.log?.stats.failures ?? 0;
   }
 
-  observeFsync(observer: (durationMs: number) => void): void {
+  observeFsync(observer: (durationMs: number, records?: number) => void): void {
     this.fsyncObserver = observer;
   }
 

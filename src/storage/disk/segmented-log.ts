@@ -5,6 +5,8 @@ import type { Logger } from '../../util/logger.js';
 import { StorageError } from '../../util/errors.js';
 import { decodeRecord, HEADER_BYTES, type LogRecord } from './record.js';
 import { SegmentReaders, type ReadableSegment } from './segment-readers.js';
+import { SyncPipeline } from './sync-pipeline.js';
+import { SEGMENT_NAME, segmentName, storageErrorCode, syncDirectory, writeAllSync } from './log-files.js';
 
 /** When appended data is fsynced before it is confirmed. */
 export type FsyncPolicy = { kind: 'always' } | { kind: 'interval'; ms: number } | { kind: 'off' };
@@ -23,8 +25,8 @@ export interface SegmentedLogOptions {
   logger: Logger;
   /** Largest record body accepted when reading; anything larger is treated as corruption. */
   maxRecordBytes: number;
-  /** Called with each fsync's duration in milliseconds (metrics). */
-  onFsync?: (durationMs: number) => void;
+  /** Called after each fsync with its duration in milliseconds and, under `fsync always`, the records it confirmed (metrics). */
+  onFsync?: (durationMs: number, records?: number) => void;
   /** Called when a write found the disk full (ENOSPC): the owner can free space (see DiskStorage). */
   onFull?: () => void;
   /** While the disk is full, asked before each append: true once there is room to write again. */
@@ -47,6 +49,16 @@ interface PendingAppend {
   reject: (err: Error) => void;
 }
 
+/** Appends written to a segment together, waiting to be confirmed. */
+interface SegmentWrite {
+  segment: Segment;
+  /** Offset in the segment of the first record. */
+  offset: number;
+  bytes: number;
+  count: number;
+  appends: PendingAppend[];
+}
+
 export interface LogStats {
   fsyncs: number;
   appended: number;
@@ -55,21 +67,14 @@ export interface LogStats {
   failures: number;
 }
 
-const SEGMENT_NAME = /^(\d{20})\.log$/;
 const READ_CHUNK = 1 << 20;
 
-/** The StorageError code for a failed file operation: a full disk, no descriptor left, or another write error. */
-function storageErrorCode(err: unknown): string {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') return 'EDDY_STORAGE_FULL';
-  if (code === 'EMFILE' || code === 'ENFILE') return 'EDDY_STORAGE_UNAVAILABLE';
-  return 'EDDY_STORAGE_WRITE';
-}
-
 /**
- * An append-only log split into segment files, with group commit: every append made while a
- * write+fsync is under way joins the next batch, so one fsync confirms many records. A record is
- * confirmed (its promise resolves with its position) only after the fsync policy is satisfied.
+ * An append-only log split into segment files, with group commit: the appends of one event-loop
+ * turn are written together, and under `fsync always` confirmed by the next fdatasync that starts
+ * after them (SyncPipeline: writes go on while an fsync runs, and one fsync covers all written
+ * meanwhile). A record is confirmed (its promise resolves with its position) only after the fsync
+ * policy is satisfied.
  */
 export class SegmentedLog {
   readonly stats: LogStats = { fsyncs: 0, appended: 0, lastFsyncMs: 0, failures: 0 };
@@ -93,6 +98,18 @@ export class SegmentedLog {
   private full = false;
   /** Write failures logged (the first of a kind and then every 1000th). */
   private failuresLogged = 0;
+  /** `fsync always`: written appends waiting for the fsync that confirms them. */
+  private readonly syncs = new SyncPipeline<Segment, SegmentWrite>({
+    sync: async (segments) => {
+      for (const segment of segments) await this.sync(segment, false);
+    },
+    confirm: (writes) => {
+      for (const write of writes) this.confirmWrite(write);
+    },
+    fail: (writes, err) => this.syncFailed(writes, err),
+    observe: (durationMs, records) => this.options.onFsync?.(durationMs, records),
+    report: (err) => this.options.logger.error({ err: (err as Error).message }, 'internal error in the log sync pipeline'),
+  });
 
   private constructor(
     private readonly dir: string,
@@ -268,6 +285,7 @@ export class SegmentedLog {
   async close(): Promise<void> {
     if (this.closed) return;
     while (this.flushing || this.pending.length > 0) await new Promise((r) => setTimeout(r, 1));
+    await this.syncs.drained();
     this.closed = true;
     clearInterval(this.intervalTimer);
     await this.syncDirty();
@@ -333,10 +351,10 @@ export class SegmentedLog {
       }
       const before = segment.size;
       try {
-        await writeAll(segment.fd!, part.map((p) => p.record), before);
+        // A synchronous write: it copies into the page cache, a matter of microseconds, where an
+        // asynchronous one costs a thread-pool round trip per batch; the fsync stays asynchronous.
+        writeAllSync(segment.fd!, part.map((p) => p.record), before);
         segment.size = before + bytes;
-        if (this.options.fsync.kind === 'always') await this.sync(segment);
-        else this.dirtySegments.add(segment);
       } catch (err) {
         // Cut whatever part of the batch reached the file, so the log stays a sequence of whole records.
         try {
@@ -362,22 +380,55 @@ export class SegmentedLog {
         }
         continue;
       }
-      let position = segment.base + before;
-      this.confirmed = segment.base + segment.size;
-      for (const p of part) {
-        p.resolve(position);
-        position += p.record.length;
+      const write: SegmentWrite = { segment, offset: before, bytes, count: part.length, appends: part };
+      if (this.options.fsync.kind === 'always') {
+        this.syncs.add(write);
+      } else {
+        this.dirtySegments.add(segment);
+        this.confirmWrite(write);
       }
-      this.stats.appended += part.length;
     }
   }
 
-  private async sync(segment: Segment): Promise<void> {
+  /** Resolves a write's appends with their positions: readers may see them from now on. */
+  private confirmWrite(write: SegmentWrite): void {
+    let position = write.segment.base + write.offset;
+    for (const p of write.appends) {
+      p.resolve(position);
+      position += p.record.length;
+    }
+    this.confirmed = Math.max(this.confirmed, write.segment.base + write.offset + write.bytes);
+    this.stats.appended += write.count;
+  }
+
+  /**
+   * An fsync failed: its writes, and every write after them, are refused and cut off the file, so
+   * that a record a client was told failed cannot come back after a restart. Every one of them is in
+   * the tail segment: a roll waits for the pipeline to drain first.
+   */
+  private syncFailed(writes: SegmentWrite[], err: unknown): void {
+    const first = writes[0];
+    if (!first) return;
+    const segment = first.segment;
+    if (segment.fd !== undefined) {
+      try {
+        fs.ftruncateSync(segment.fd, first.offset);
+      } catch {
+        /* the records stay refused; a restart's scan keeps what is whole */
+      }
+      segment.size = Math.min(segment.size, first.offset);
+    }
+    const error = new StorageError(storageErrorCode(err), `cannot fsync ${segment.file}: ${(err as Error).message}`, err);
+    this.refuse(writes.flatMap((w) => w.appends), error, 'fsync');
+  }
+
+  /** fdatasync of one segment; `observe` false when the sync pipeline reports it with its record count. */
+  private async sync(segment: Segment, observe = true): Promise<void> {
     const started = performance.now();
     await new Promise<void>((resolve, reject) => fs.fdatasync(segment.fd!, (err) => (err ? reject(err) : resolve())));
     this.stats.fsyncs++;
     this.stats.lastFsyncMs = performance.now() - started;
-    this.options.onFsync?.(this.stats.lastFsyncMs);
+    if (observe) this.options.onFsync?.(this.stats.lastFsyncMs);
   }
 
   private async syncDirty(): Promise<void> {
@@ -390,6 +441,8 @@ export class SegmentedLog {
 
   private async roll(): Promise<void> {
     const old = this.tail;
+    // No fsync may be running on the descriptor about to close, and what waits for one is in `old`.
+    await this.syncs.drained();
     if (this.dirtySegments.has(old)) {
       await this.sync(old);
       this.dirtySegments.delete(old);
@@ -456,40 +509,5 @@ export class SegmentedLog {
     } finally {
       fs.closeSync(fd);
     }
-  }
-}
-
-function segmentName(base: number): string {
-  return `${String(base).padStart(20, '0')}.log`;
-}
-
-async function writeAll(fd: number, buffers: Buffer[], position: number): Promise<void> {
-  let pos = position;
-  let pendingBuffers = buffers;
-  while (pendingBuffers.length > 0) {
-    const written = await new Promise<number>((resolve, reject) =>
-      fs.writev(fd, pendingBuffers, pos, (err, n) => (err ? reject(err) : resolve(n))),
-    );
-    pos += written;
-    // A short write leaves the rest of the batch to write.
-    let skip = written;
-    const rest: Buffer[] = [];
-    for (const b of pendingBuffers) {
-      if (skip >= b.length) skip -= b.length;
-      else {
-        rest.push(skip > 0 ? b.subarray(skip) : b);
-        skip = 0;
-      }
-    }
-    pendingBuffers = rest;
-  }
-}
-
-export function syncDirectory(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
   }
 }
