@@ -60,7 +60,9 @@ export async function startBroker(name: BrokerName, opts: StartOptions): Promise
 /** `eddy` runs the memory engine; `eddy-disk` the durable one (fsync always) in a fresh temp dir, removed on stop. */
 async function startEddy(opts: StartOptions, disk: boolean): Promise<RunningBroker> {
   const name: BrokerName = disk ? 'eddy-disk' : 'eddy';
-  const nodeFlags = opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', opts.profDir] : [];
+  // EDDY_BENCH_NODE_FLAGS: extra Node flags for the Eddy process only (e.g. --trace-gc), which NODE_OPTIONS would also give the bench.
+  const extraFlags = (process.env['EDDY_BENCH_NODE_FLAGS'] ?? '').split(' ').filter(Boolean);
+  const nodeFlags = [...extraFlags, ...(opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', opts.profDir] : [])];
   const dataDir = disk ? mkdtempSync(path.join(os.tmpdir(), 'eddy-bench-disk-')) : undefined;
   const storage = dataDir ? ['--data-dir', dataDir, '--fsync', 'always'] : ['--memory'];
   const aclDir = opts.aclRules ? aclFiles(opts.aclRules) : undefined;

@@ -3,8 +3,14 @@ import { remainingExpirySeconds, type Message } from '../../core/message.js';
 import type { QueuedDelivery } from '../../storage/types.js';
 import { encodeAckFast, encodePublishFast, type EncodedPublish } from './fast-path/encode.js';
 
-/** One encoding of a message per protocol version, retain flag and QoS, shared by all its subscribers. */
-const sharedEncodings = new WeakMap<Message, Array<EncodedPublish | undefined>>();
+/**
+ * The encodings of the message delivered last, per protocol version, retain flag and QoS, shared by
+ * all its subscribers. The broker hands one message to all its subscribers in one go, so one entry
+ * serves a fan-out; a WeakMap keyed by message cost more (its set, and GC work per entry) than it
+ * saved for a message with one subscriber.
+ */
+let sharedMessage: Message | undefined;
+const sharedEncodings = new Array<EncodedPublish | undefined>(12);
 /**
  * Above this size a shared QoS>0 PUBLISH goes out as a copied head (header, topic, packet id,
  * properties) and the shared payload as a second chunk of the same writev, instead of one copy of
@@ -58,12 +64,11 @@ export class PublishEncoder {
    */
   private shared(delivery: QueuedDelivery): EncodedPublish | undefined {
     const slot = (this.protocolVersion === 5 ? 6 : 0) + (delivery.retain ? 3 : 0) + delivery.qos;
-    let cache = sharedEncodings.get(delivery.message);
-    if (!cache) {
-      cache = new Array<EncodedPublish | undefined>(12);
-      sharedEncodings.set(delivery.message, cache);
+    if (sharedMessage !== delivery.message) {
+      sharedMessage = delivery.message;
+      sharedEncodings.fill(undefined);
     }
-    return (cache[slot] ??= this.encodeShared(delivery));
+    return (sharedEncodings[slot] ??= this.encodeShared(delivery));
   }
 
   private encodeShared(delivery: QueuedDelivery): EncodedPublish | undefined {
