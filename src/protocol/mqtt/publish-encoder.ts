@@ -6,8 +6,10 @@ import { encodeAckFast, encodePublishFast, type EncodedPublish } from './fast-pa
 /**
  * The encodings of the message delivered last, per protocol version, retain flag and QoS, shared by
  * all its subscribers. The broker hands one message to all its subscribers in one go, so one entry
- * serves a fan-out; a WeakMap keyed by message cost more (its set, and GC work per entry) than it
- * saved for a message with one subscriber.
+ * serves a fan-out. (A WeakMap keyed by message, as before, kept every message and its encodings
+ * alive through young-generation GCs, ephemerons being cleared only by a full GC: at QoS 1 that
+ * made each scavenge copy megabytes, 4 ms median instead of 0.4 ms, and promoted them to the old
+ * generation, six full GCs per 200,000 messages instead of one.)
  */
 let sharedMessage: Message | undefined;
 const sharedEncodings = new Array<EncodedPublish | undefined>(12);
