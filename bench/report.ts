@@ -60,6 +60,7 @@ export const METHOD = [
   'Broker CPU µs/msg = the broker process\'s utime + stime (/proc/<pid>/stat, all threads; Aedes runs in its own process) from the first publish to the last delivery, over the unique messages delivered.',
   'Peak RSS = VmHWM of /proc/<pid>/status, reset (clear_refs 5) when publishing starts, so it is the peak of that workload.',
   'Pairs workloads: publisher i -> subscriber i on a topic of its own, each pair in its own client process (bench/client-worker.ts); all start on one signal, counts add up, msg/s is over the union of their spans, latency histograms are merged.',
+  'Every broker has TCP_NODELAY on its sockets (Eddy always; Mosquitto set_tcp_nodelay true; Aedes net/tls noDelay), as the bench clients do.',
   'conns: publishers on a timer at a fixed rate each, so msg/s is set by the bench; what it measures is broker CPU and memory with many connections, and latency.',
 ];
 
