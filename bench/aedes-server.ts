@@ -11,8 +11,9 @@ const [host = '127.0.0.1', certFile, keyFile] = process.argv.slice(2);
 
 const aedes = await Aedes.createBroker();
 const server = certFile && keyFile
-  ? tls.createServer({ cert: readFileSync(certFile), key: readFileSync(keyFile), minVersion: 'TLSv1.2' }, aedes.handle)
-  : net.createServer(aedes.handle);
+  // TCP_NODELAY like Eddy's and Mosquitto's (set_tcp_nodelay) sockets, so that no broker's latency carries Nagle delays.
+  ? tls.createServer({ cert: readFileSync(certFile), key: readFileSync(keyFile), minVersion: 'TLSv1.2', noDelay: true }, aedes.handle)
+  : net.createServer({ noDelay: true }, aedes.handle);
 
 server.listen(0, host, () => {
   const addr = server.address() as net.AddressInfo;

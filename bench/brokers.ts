@@ -16,6 +16,8 @@ export interface RunningBroker {
   url: string;
   pid: number;
   version: string;
+  /** The configuration it runs with, where it has a file of its own (Mosquitto), to print with the results. */
+  config?: string;
   stop(): Promise<void>;
 }
 
@@ -26,6 +28,10 @@ export interface StartOptions {
   aclRules?: number;
   /** Serve MQTT over TLS with this certificate (PEM files), and nothing else. */
   tls?: { cert: string; key: string };
+  /** Eddy: its --max-connections (the many-connections workload needs more than a few). */
+  maxConnections?: number;
+  /** Eddy: run bin/eddy.js of this (built) checkout instead of this one's. */
+  eddyRoot?: string;
 }
 
 /** Thrown when a broker cannot be run here at all (not installed), as opposed to failing to start. */
@@ -54,7 +60,9 @@ export async function startBroker(name: BrokerName, opts: StartOptions): Promise
 /** `eddy` runs the memory engine; `eddy-disk` the durable one (fsync always) in a fresh temp dir, removed on stop. */
 async function startEddy(opts: StartOptions, disk: boolean): Promise<RunningBroker> {
   const name: BrokerName = disk ? 'eddy-disk' : 'eddy';
-  const nodeFlags = opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', opts.profDir] : [];
+  // EDDY_BENCH_NODE_FLAGS: extra Node flags for the Eddy process only (e.g. --trace-gc), which NODE_OPTIONS would also give the bench.
+  const extraFlags = (process.env['EDDY_BENCH_NODE_FLAGS'] ?? '').split(' ').filter(Boolean);
+  const nodeFlags = [...extraFlags, ...(opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', opts.profDir] : [])];
   const dataDir = disk ? mkdtempSync(path.join(os.tmpdir(), 'eddy-bench-disk-')) : undefined;
   const storage = dataDir ? ['--data-dir', dataDir, '--fsync', 'always'] : ['--memory'];
   const aclDir = opts.aclRules ? aclFiles(opts.aclRules) : undefined;
@@ -65,10 +73,12 @@ async function startEddy(opts: StartOptions, disk: boolean): Promise<RunningBrok
   };
   // With TLS the plain port is open too, and unused: the workloads connect to mqtts only.
   const tls = opts.tls ? ['--tls-cert', opts.tls.cert, '--tls-key', opts.tls.key, '--tls-port', '0'] : [];
+  const root = opts.eddyRoot ?? repoRoot;
+  const limits = opts.maxConnections ? ['--max-connections', String(Math.max(opts.maxConnections, 10_000))] : [];
   const child = spawn(process.execPath, [
-    ...nodeFlags, path.join(repoRoot, 'bin/eddy.js'), 'broker',
-    '--host', '127.0.0.1', '--port', '0', '--http-port', '0', ...storage, ...tls, '--log-level', 'warn', ...security,
-  ], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    ...nodeFlags, path.join(root, 'bin/eddy.js'), 'broker',
+    '--host', '127.0.0.1', '--port', '0', '--http-port', '0', ...storage, ...tls, '--log-level', 'warn', ...security, ...limits,
+  ], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   // Writing the CPU profile happens during shutdown and can take a while for a long run.
   const graceMs = opts.cpuProf ? 30_000 : 5_000;
   let addr: { host: string; port: number; secure: boolean };
@@ -78,7 +88,8 @@ async function startEddy(opts: StartOptions, disk: boolean): Promise<RunningBrok
     removeDir();
     throw err;
   }
-  const broker = adopt(name, child, packageVersion(repoRoot), addr, graceMs);
+  const version = packageVersion(root) + (opts.eddyRoot ? ` (from ${opts.eddyRoot})` : '');
+  const broker = adopt(name, child, version, addr, graceMs);
   return { ...broker, stop: () => broker.stop().finally(removeDir) };
 }
 
@@ -111,19 +122,29 @@ async function startMosquitto(opts: StartOptions): Promise<RunningBroker> {
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'eddy-bench-mosquitto-'));
   const conf = path.join(dir, 'mosquitto.conf');
-  // Queue/inflight limits stay at Mosquitto's defaults on purpose: we compare stock brokers.
-  // Only logging is narrowed, because per-connection notices cost Mosquitto CPU that the others don't spend.
-  writeFileSync(conf, [
+  // Queue and in-flight limits are lifted so that Mosquitto drops nothing (its defaults, 1000 queued
+  // and 20 in flight per client, shed QoS 0 and hold back QoS 1 where Eddy and Aedes do not).
+  // Logging is narrowed, because per-connection notices cost Mosquitto CPU that the others don't spend.
+  const text = [
     `listener ${port} 127.0.0.1`,
     // TLS on the same listener; Mosquitto's default minimum is TLS 1.2 too.
     ...(opts.tls ? [`certfile ${opts.tls.cert}`, `keyfile ${opts.tls.key}`] : []),
     'allow_anonymous true',
     'persistence false',
+    'max_queued_messages 0',
+    'max_queued_bytes 0',
+    'max_inflight_messages 0',
+    'max_inflight_bytes 0',
+    'max_connections -1',
+    // Eddy sets TCP_NODELAY on its sockets; Mosquitto does not by default, and Nagle's delays would
+    // then count against it in every latency column.
+    'set_tcp_nodelay true',
     'log_dest stderr',
     'log_type error',
     'log_type warning',
     '',
-  ].join('\n'));
+  ].join('\n');
+  writeFileSync(conf, text);
   const child = spawn(bin, ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
   track(child, 'mosquitto');
   try {
@@ -137,6 +158,7 @@ async function startMosquitto(opts: StartOptions): Promise<RunningBroker> {
   const broker = adopt('mosquitto', child, mosquittoVersion(bin), { host: '127.0.0.1', port, secure: opts.tls !== undefined }, 5_000);
   return {
     ...broker,
+    config: text,
     async stop() {
       await broker.stop();
       rmSync(dir, { recursive: true, force: true });

@@ -15,6 +15,13 @@ export interface Options {
   fanoutWindow: number;
   fanoutSubscribers: number;
   faninPublishers: number;
+  parallelPairs: number;
+  connPairs: number;
+  connRate: number;
+  connProcesses: number;
+  connSeconds: number;
+  /** Another Eddy checkout (built) to run as `eddy`/`eddy-disk`, e.g. to compare a build before a change. */
+  eddyRoot: string | undefined;
   payloadBytes: number;
   timeoutMs: number;
   settleMs: number;
@@ -33,12 +40,18 @@ export const USAGE = `Usage: node dist/bench/run.js [options]
   --warmup N          unmeasured deliveries before each workload, 0 = none      [messages/10]
   --brokers LIST      comma-separated: eddy,eddy-disk,mosquitto,aedes            [all]
                       (eddy = memory engine; eddy-disk = disk engine, fsync always, temp dir)
-  --workloads LIST    comma-separated: qos0,qos1,fanout,fanin                    [all]
+  --workloads LIST    comma-separated: qos0,qos1,fanout,fanin,pairs-qos1,pairs-qos0,conns [all]
   --window N          QoS 1 workload: most unacked publishes in flight           [100]
   --qos0-window N     QoS 0 workloads: most messages in flight to each subscriber [1000]
   --fanout-window N   fan-out: most messages in flight to each subscriber        [100]
   --fanout-subs N     subscribers in the fan-out workload                        [50]
   --fanin-pubs N      publishers in the fan-in workload                          [20]
+  --pairs N           pairs-qos1/pairs-qos0: publisher/subscriber pairs, one client process each [4]
+  --conns N           conns: publishers (and as many subscribers)                [1000]
+  --conn-rate N       conns: msg/s per publisher                                 [10]
+  --conn-procs N      conns: client processes the connections are spread over    [4]
+  --conn-seconds S    conns: how long each publisher sends                       [10]
+  --eddy-root DIR     run eddy/eddy-disk from another (built) checkout, e.g. the code before a change
   --payload N         payload bytes (>= 14)                                      [100]
   --timeout S         seconds per workload before reporting a partial result     [60]
   --settle S          seconds without deliveries after publishing = rest dropped [2]
@@ -66,6 +79,12 @@ export function parseOptions(argv: string[]): Options | 'help' {
       'fanout-window': { type: 'string' },
       'fanout-subs': { type: 'string' },
       'fanin-pubs': { type: 'string' },
+      pairs: { type: 'string' },
+      conns: { type: 'string' },
+      'conn-rate': { type: 'string' },
+      'conn-procs': { type: 'string' },
+      'conn-seconds': { type: 'string' },
+      'eddy-root': { type: 'string' },
       payload: { type: 'string' },
       timeout: { type: 'string' },
       settle: { type: 'string' },
@@ -91,6 +110,12 @@ export function parseOptions(argv: string[]): Options | 'help' {
     fanoutWindow: int('fanout-window', values['fanout-window'], 100),
     fanoutSubscribers: int('fanout-subs', values['fanout-subs'], 50),
     faninPublishers: Math.min(int('fanin-pubs', values['fanin-pubs'], 20), 65_535),
+    parallelPairs: int('pairs', values.pairs, 4),
+    connPairs: int('conns', values.conns, 1000),
+    connRate: int('conn-rate', values['conn-rate'], 10),
+    connProcesses: int('conn-procs', values['conn-procs'], 4),
+    connSeconds: int('conn-seconds', values['conn-seconds'], 10),
+    eddyRoot: values['eddy-root'],
     payloadBytes: Math.max(int('payload', values.payload, 100), 14),
     timeoutMs: seconds('timeout', values.timeout, 60),
     settleMs: seconds('settle', values.settle, 2),

@@ -13,7 +13,23 @@ export interface BrokerStatus {
   version?: string;
   url?: string;
   reason?: string;
+  /** Mosquitto: its configuration file, printed with the results. */
+  config?: string;
 }
+
+/** Eddy's figure divided by the other broker's, per row; null when either is missing. */
+export interface RowRatios {
+  /** msg/s: above 1 is better for Eddy. */
+  throughput: number | null;
+  /** Broker CPU µs per delivered message: below 1 is better for Eddy. */
+  cpuPerMsg: number | null;
+  /** p99 latency: below 1 is better for Eddy. */
+  p99: number | null;
+  /** Peak resident memory during the row. */
+  peakRss: number | null;
+}
+
+export type RatioKey = 'eddyVsMosquitto' | 'eddyVsAedes' | 'eddyDiskVsMosquitto' | 'eddyDiskVsAedes';
 
 export interface Report {
   generatedAt: string;
@@ -24,8 +40,8 @@ export interface Report {
   brokers: Partial<Record<BrokerName, BrokerStatus>>;
   workloads: Array<Workload & { payloadBytes: number }>;
   results: Record<string, Partial<Record<BrokerName, WorkloadResult>>>;
-  /** Throughput (msg/s) of Eddy (memory engine; eddyDisk* = disk engine) divided by the other broker's; null when either is missing. */
-  ratios: Record<string, Record<'eddyVsMosquitto' | 'eddyVsAedes' | 'eddyDiskVsMosquitto' | 'eddyDiskVsAedes', number | null>>;
+  /** Eddy (memory engine; eddyDisk* = disk engine) against the other brokers, per workload. */
+  ratios: Record<string, Record<RatioKey, RowRatios>>;
 }
 
 const CLIENT_BOUND_PCT = 90;
@@ -41,14 +57,33 @@ export const METHOD = [
   'Each workload is preceded by an unmeasured --warmup run on fresh connections.',
   'QoS 1 publisher keeps at most --window publishes without PUBACK in flight.',
   'Fan-in uses QoS 0.',
+  'Broker CPU µs/msg = the broker process\'s utime + stime (/proc/<pid>/stat, all threads; Aedes runs in its own process) from the first publish to the last delivery, over the unique messages delivered.',
+  'Peak RSS = VmHWM of /proc/<pid>/status, reset (clear_refs 5) when publishing starts, so it is the peak of that workload.',
+  'Pairs workloads: publisher i -> subscriber i on a topic of its own, each pair in its own client process (bench/client-worker.ts); all start on one signal, counts add up, msg/s is over the union of their spans, latency histograms are merged.',
+  'Every broker has TCP_NODELAY on its sockets (Eddy always; Mosquitto set_tcp_nodelay true; Aedes net/tls noDelay), as the bench clients do.',
+  'conns: publishers on a timer at a fixed rate each, so msg/s is set by the bench; what it measures is broker CPU and memory with many connections, and latency.',
 ];
 
-export function throughputRatio(eddy?: WorkloadResult, other?: WorkloadResult): number | null {
-  if (!eddy || !other || !eddy.msgPerSec || !other.msgPerSec) return null;
-  return Math.round((eddy.msgPerSec / other.msgPerSec) * 1000) / 1000;
+function ratio(a: number | null | undefined, b: number | null | undefined): number | null {
+  if (a === null || a === undefined || b === null || b === undefined || a === 0 || b === 0) return null;
+  return Math.round((a / b) * 1000) / 1000;
 }
 
-export function writeJson(file: string, report: Report): void {
+export function ratios(eddy?: WorkloadResult, other?: WorkloadResult): RowRatios {
+  return {
+    throughput: ratio(eddy?.msgPerSec, other?.msgPerSec),
+    cpuPerMsg: ratio(eddy?.brokerCpuUsPerMsg, other?.brokerCpuUsPerMsg),
+    p99: ratio(eddy?.latencyMs?.p99, other?.latencyMs?.p99),
+    peakRss: ratio(eddy?.brokerPeakRssBytes, other?.brokerPeakRssBytes),
+  };
+}
+
+/** Just the ratios, written next to the full JSON (`<name>-ratios.json`). */
+export function ratiosJson(report: Report): Record<string, unknown> {
+  return { generatedAt: report.generatedAt, environment: report.environment, brokers: report.brokers, ratios: report.ratios };
+}
+
+export function writeJson(file: string, report: unknown): void {
   mkdirSync(path.dirname(file), { recursive: true });
   writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
 }
@@ -75,32 +110,51 @@ export function markdown(report: Report, brokers: BrokerName[]): string {
   }
   lines.push('');
 
-  const header = ['workload'];
-  for (const b of brokers) header.push(`${b} msg/s`, `${b} latency`, `${b} delivered`);
-  header.push('Eddy/Mosquitto', 'Eddy/Aedes');
+  const header = ['workload', 'broker', 'msg/s', 'latency ms p50/p99/max', 'broker CPU µs/msg', 'broker CPU %', 'peak RSS MB', 'delivered'];
   lines.push(`| ${header.join(' | ')} |`);
-  lines.push(`|${header.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`);
-
+  lines.push(`|${header.map((_, i) => (i < 2 ? ' --- ' : ' ---: ')).join('|')}|`);
   for (const w of report.workloads) {
-    const row = [w.id];
     const byBroker = report.results[w.id] ?? {};
     for (const b of brokers) {
       const r = byBroker[b];
       if (!r) {
-        row.push('n/a', 'n/a', 'n/a');
+        lines.push(`| ${w.id} | ${b} | n/a | n/a | n/a | n/a | n/a | n/a |`);
         continue;
       }
       const flag = r.timedOut ? ' (timeout)' : r.error ? ' (error)' : '';
       const bound = r.cpuPercent.client >= CLIENT_BOUND_PCT ? CLIENT_BOUND_MARK : '';
-      row.push(
+      lines.push(`| ${[
+        w.id, b,
         fmtInt(r.msgPerSec) + bound + flag,
         r.latencyMs ? `${fmtMs(r.latencyMs.p50)}/${fmtMs(r.latencyMs.p99)}/${fmtMs(r.latencyMs.max)}` : 'n/a',
+        r.brokerCpuUsPerMsg !== null ? r.brokerCpuUsPerMsg.toFixed(2) : 'n/a',
+        r.cpuPercent.broker !== null ? `${r.cpuPercent.broker}%` : 'n/a',
+        r.brokerPeakRssBytes !== null ? `${(r.brokerPeakRssBytes / 1048576).toFixed(0)}${r.peakRssScope === 'workload' ? '' : '*'}` : 'n/a',
         fmtPct(r.deliveryRatio) + (r.duplicates ? ` +${r.duplicates} dup` : ''),
-      );
+      ].join(' | ')} |`);
     }
-    const ratio = report.ratios[w.id];
-    row.push(fmtRatio(ratio?.eddyVsMosquitto ?? null), fmtRatio(ratio?.eddyVsAedes ?? null));
-    lines.push(`| ${row.join(' | ')} |`);
+  }
+  const pairs: Array<[RatioKey, string]> = [
+    ['eddyVsMosquitto', 'eddy/mosquitto'], ['eddyDiskVsMosquitto', 'eddy-disk/mosquitto'],
+    ['eddyVsAedes', 'eddy/aedes'], ['eddyDiskVsAedes', 'eddy-disk/aedes'],
+  ];
+  const shown = pairs.filter(([k]) => report.workloads.some((w) => report.ratios[w.id]?.[k]?.throughput != null));
+  if (shown.length > 0) {
+    lines.push('', 'Ratios (msg/s: higher is better for Eddy; CPU/msg and p99: lower is better for Eddy):', '');
+    const rh = ['workload', ...shown.flatMap(([, n]) => [`${n} msg/s`, `${n} CPU/msg`, `${n} p99`])];
+    lines.push(`| ${rh.join(' | ')} |`);
+    lines.push(`|${rh.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`);
+    for (const w of report.workloads) {
+      const r = report.ratios[w.id];
+      lines.push(`| ${[w.id, ...shown.flatMap(([k]) => [fmtRatio(r?.[k]?.throughput ?? null), fmtRatio(r?.[k]?.cpuPerMsg ?? null), fmtRatio(r?.[k]?.p99 ?? null)])].join(' | ')} |`);
+    }
+  }
+  const mosquitto = report.brokers.mosquitto;
+  if (mosquitto?.config) {
+    lines.push('', 'Mosquitto configuration (the listener port is chosen per run):', '', '```', mosquitto.config.trimEnd(), '```');
+  }
+  if (report.workloads.some((w) => brokers.some((b) => report.results[w.id]?.[b]?.peakRssScope === 'broker-lifetime'))) {
+    lines.push('', '* peak RSS since the broker started (VmHWM could not be reset).');
   }
   return lines.join('\n') + '\n';
 }

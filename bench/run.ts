@@ -8,7 +8,8 @@ import { BROKER_NAMES, BrokerUnavailable, killAllBrokersSync, startBroker, type 
 import { parseOptions, USAGE, type Options } from './options.js';
 import { resultsDir } from './paths.js';
 import { fmtInt, note, progressReporter, resultLine } from './progress.js';
-import { environment, markdown, METHOD, throughputRatio, writeJson, type Report } from './report.js';
+import { environment, markdown, METHOD, ratios, ratiosJson, writeJson, type Report } from './report.js';
+import { runParallel } from './parallel.js';
 import { runWorkload } from './runner.js';
 import { defineWorkloads } from './workloads.js';
 
@@ -35,6 +36,8 @@ async function main(argv: string[]): Promise<number> {
   const defs = defineWorkloads({
     qos1Window: opts.window, qos0Window: opts.qos0Window, fanoutWindow: opts.fanoutWindow,
     fanoutSubscribers: opts.fanoutSubscribers, faninPublishers: opts.faninPublishers,
+    parallelPairs: opts.parallelPairs, connPairs: opts.connPairs, connRate: opts.connRate,
+    connProcesses: opts.connProcesses, connSeconds: opts.connSeconds,
   });
   const workloads = opts.workloads.map((k) => defs[k]);
   const report: Report = {
@@ -69,7 +72,10 @@ async function main(argv: string[]): Promise<number> {
   for (const name of opts.brokers) {
     note(`[${name}] starting`);
     try {
-      current = await startBroker(name, { cpuProf: opts.cpuProf, profDir, aclRules: opts.aclRules, ...(serverCert ? { tls: serverCert } : {}) });
+      current = await startBroker(name, {
+        cpuProf: opts.cpuProf, profDir, aclRules: opts.aclRules, ...(serverCert ? { tls: serverCert } : {}),
+        maxConnections: 2 * opts.connPairs + 100, ...(opts.eddyRoot ? { eddyRoot: path.resolve(opts.eddyRoot) } : {}),
+      });
     } catch (err) {
       const skipped = err instanceof BrokerUnavailable;
       failed ||= !skipped;
@@ -78,7 +84,7 @@ async function main(argv: string[]): Promise<number> {
       continue;
     }
     const broker = current;
-    report.brokers[name] = { status: 'ok', version: broker.version, url: broker.url };
+    report.brokers[name] = { status: 'ok', version: broker.version, url: broker.url, ...(broker.config ? { config: broker.config } : {}) };
     note(`[${name}] ${broker.version} listening at ${broker.url} (pid ${broker.pid})`);
     try {
       for (const w of workloads) {
@@ -88,12 +94,14 @@ async function main(argv: string[]): Promise<number> {
           settleMs: opts.settleMs, protocolVersion: opts.protocolVersion, tag: `${runTag}-${name}`,
           ...(ca ? { ca } : {}),
         };
-        if (opts.warmup > 0) {
-          const warm = await runWorkload(broker.url, w, { ...cfg, messages: opts.warmup, tag: `${cfg.tag}-warm` },
+        // Pairs run over several client processes; the timed workload has no warm-up (it is long and slow already).
+        const run = w.processes && w.processes > 1 ? runParallel : runWorkload;
+        if (opts.warmup > 0 && !w.ratePerPublisher) {
+          const warm = await run(broker.url, w, { ...cfg, messages: opts.warmup, tag: `${cfg.tag}-warm` },
             null, progressReporter(name, `${w.id} warm-up`));
           note(`[${name}] ${w.id} warm-up ... ${fmtInt(warm.msgPerSec)} msg/s${warm.error ? ` (${warm.error})` : ''}`);
         }
-        const result = await runWorkload(broker.url, w, cfg, broker.pid, progressReporter(name, w.id));
+        const result = await run(broker.url, w, cfg, broker.pid, progressReporter(name, w.id));
         report.results[w.id]![name] = result;
         // Partial results are still reported, but a stuck or erroring broker must fail the run.
         failed ||= result.error !== undefined;
@@ -110,13 +118,14 @@ async function main(argv: string[]): Promise<number> {
   for (const w of workloads) {
     const r = report.results[w.id]!;
     report.ratios[w.id] = {
-      eddyVsMosquitto: throughputRatio(r.eddy, r.mosquitto), eddyVsAedes: throughputRatio(r.eddy, r.aedes),
-      eddyDiskVsMosquitto: throughputRatio(r['eddy-disk'], r.mosquitto), eddyDiskVsAedes: throughputRatio(r['eddy-disk'], r.aedes),
+      eddyVsMosquitto: ratios(r.eddy, r.mosquitto), eddyVsAedes: ratios(r.eddy, r.aedes),
+      eddyDiskVsMosquitto: ratios(r['eddy-disk'], r.mosquitto), eddyDiskVsAedes: ratios(r['eddy-disk'], r.aedes),
     };
   }
   report.wallClockSec = Math.round((Date.now() - started) / 100) / 10;
   const jsonPath = path.resolve(opts.json ?? path.join(resultsDir, opts.tls ? 'latest-tls.json' : 'latest.json'));
   writeJson(jsonPath, report);
+  writeJson(jsonPath.replace(/\.json$/, '') + '-ratios.json', ratiosJson(report));
   note(`results written to ${path.relative(process.cwd(), jsonPath)} (${report.wallClockSec} s)`);
   // Columns in a fixed order (Eddy first) whatever order --brokers ran them in.
   process.stdout.write(markdown(report, BROKER_NAMES.filter((b) => opts.brokers.includes(b))));

@@ -8,8 +8,8 @@ import { setImmediate as yieldToIo } from 'node:timers/promises';
 import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import { decodePayload, encodePayload, HEADER_BYTES } from './payload.js';
-import { publishCounts, type Workload } from './workloads.js';
-import { readProcessCpuMs } from './cpu.js';
+import { expectedDeliveries, publishCounts, type Workload } from './workloads.js';
+import { readPeakRssBytes, readProcessCpuMs, resetPeakRss } from './cpu.js';
 import { Waiters } from './waiters.js';
 
 export interface RunConfig {
@@ -24,6 +24,12 @@ export interface RunConfig {
   tag: string;
   /** With --tls: the CA the clients verify the broker's certificate with. */
   ca?: Buffer;
+  /** Awaited once every client is connected and subscribed, right before the first publish (a client process waits for the others here). */
+  beforePublish?: () => Promise<void>;
+  /** Awaited after the last delivery (or the deadline), before the clients disconnect, so that another process can take the broker's figures first. */
+  afterMeasure?: () => Promise<void>;
+  /** Adds the latency histogram (hdr, compressed base64) to the result, so results of several processes can be merged. */
+  exportHistogram?: boolean;
 }
 
 export interface Progress {
@@ -58,8 +64,18 @@ export interface WorkloadResult {
   msgPerSec: number;
   publishMsgPerSec: number;
   latencyMs: LatencyMs | null;
-  /** Percent of one core over durationMs; client = this bench process. */
+  /** Percent of one core over durationMs; client = this bench process (with several client processes: the busiest). */
   cpuPercent: { client: number; broker: number | null };
+  /** Broker CPU time (utime + stime from /proc) between first publish and last delivery, per unique delivery, in µs. */
+  brokerCpuUsPerMsg: number | null;
+  /** The broker's peak resident memory (VmHWM) during the workload (since broker start where it cannot be reset). */
+  brokerPeakRssBytes: number | null;
+  /** `workload`: VmHWM was reset (clear_refs) when publishing began; otherwise it is the peak since the broker started. */
+  peakRssScope: 'workload' | 'broker-lifetime';
+  /** Wall-clock (epoch ms, sub-ms precision) of the first publish and the last delivery, to merge client processes. */
+  firstPublishAtEpochMs: number;
+  lastDeliveryAtEpochMs: number;
+  histogram?: string;
   timedOut: boolean;
   error?: string;
 }
@@ -80,11 +96,15 @@ export async function runWorkload(url: string, w: Workload, cfg: RunConfig, brok
   const counts = publishCounts(w, cfg.messages);
   const offsets = counts.map((_, i) => counts.slice(0, i).reduce((a, b) => a + b, 0));
   const publishTarget = counts.reduce((a, b) => a + b, 0);
-  const expected = publishTarget * w.subscribers;
+  const expected = expectedDeliveries(w, counts);
   const topic = `eddy-bench/${cfg.tag}/${w.id}`;
+  /** Pairs: publisher and subscriber i share a topic of their own. */
+  const topicOf = (i: number): string => (w.pairs ? `${topic}/${i}` : topic);
+  /** Subscribers each message of one publisher goes to. */
+  const fanout = w.pairs ? 1 : w.subscribers;
 
   const hist = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
-  const seen = Array.from({ length: w.subscribers }, () => new Uint8Array(publishTarget));
+  const seen = Array.from({ length: w.subscribers }, (_, s) => new Uint8Array(w.pairs ? counts[s]! : publishTarget));
   const sent = new Array<number>(w.publishers).fill(0);
   const recvByPub = new Array<number>(w.publishers).fill(0);
   const presumedLost = new Array<number>(w.publishers).fill(0);
@@ -141,8 +161,8 @@ export async function runWorkload(url: string, w: Workload, cfg: RunConfig, brok
   const onDelivery = (sub: number, payload: Buffer): void => {
     const d = decodePayload(payload);
     const pubIdx = d ? d.publisher : -1;
-    if (!d || pubIdx >= w.publishers || d.seq >= counts[pubIdx]!) return;
-    const idx = offsets[pubIdx]! + d.seq;
+    if (!d || pubIdx >= w.publishers || d.seq >= counts[pubIdx]! || (w.pairs && pubIdx !== sub)) return;
+    const idx = w.pairs ? d.seq : offsets[pubIdx]! + d.seq;
     const marks = seen[sub]!;
     if (marks[idx]) {
       duplicates++;
@@ -160,7 +180,7 @@ export async function runWorkload(url: string, w: Workload, cfg: RunConfig, brok
 
   const publishQos0 = async (client: MqttClient, p: number): Promise<void> => {
     const count = counts[p]!;
-    const outstanding = (): number => sent[p]! - (recvByPub[p]! + presumedLost[p]!) / w.subscribers;
+    const outstanding = (): number => sent[p]! - (recvByPub[p]! + presumedLost[p]!) / fanout;
     // Refill only once half the window drained, so a full window costs one wait, not one per delivery.
     const lowWater = Math.floor(w.window / 2);
     const stream = client.stream as unknown as Writable;
@@ -168,13 +188,13 @@ export async function runWorkload(url: string, w: Workload, cfg: RunConfig, brok
       if (outstanding() >= w.window) {
         const ok = await waiters.wait(() => outstanding() <= lowWater, STALL_MS);
         if (!ok && !aborted && performance.now() - lastDeliveryByPub[p]! >= STALL_MS) {
-          presumedLost[p] = sent[p]! * w.subscribers - recvByPub[p]!;
+          presumedLost[p] = sent[p]! * fanout - recvByPub[p]!;
         }
         continue;
       }
       const n = Math.min(count - sent[p]!, BURST, Math.ceil(w.window - outstanding()));
       for (let i = 0; i < n; i++) {
-        client.publish(topic, encodePayload(cfg.payloadBytes, p, sent[p]!), { qos: 0 });
+        client.publish(topicOf(p), encodePayload(cfg.payloadBytes, p, sent[p]!), { qos: 0 });
         sent[p]!++;
       }
       if (stream.writableNeedDrain) await bounded(new Promise((r) => stream.once('drain', r)));
@@ -192,7 +212,7 @@ export async function runWorkload(url: string, w: Workload, cfg: RunConfig, brok
         while (!aborted && inflight < w.window && sent[p]! < count) {
           const seq = sent[p]!++;
           inflight++;
-          client.publish(topic, encodePayload(cfg.payloadBytes, p, seq), { qos: 1 }, (err) => {
+          client.publish(topicOf(p), encodePayload(cfg.payloadBytes, p, seq), { qos: 1 }, (err) => {
             if (err) return abort(`publisher ${p}: ${err.message}`);
             inflight--;
             acked++;
@@ -205,8 +225,45 @@ export async function runWorkload(url: string, w: Workload, cfg: RunConfig, brok
     }));
   };
 
+  // Every publisher on a timer: publisher p's k-th message is due at start + (p/n + k) periods, so
+  // the publishers' sends are spread over each period instead of all landing on one tick.
+  const publishAtRate = (pubs: MqttClient[]): Promise<void> => bounded(new Promise<void>((resolve) => {
+    const periodMs = 1000 / w.ratePerPublisher!;
+    const start = performance.now();
+    let inflight = 0;
+    let allSent = false;
+    const tick = (): void => {
+      if (aborted) return clearInterval(timer);
+      const elapsed = performance.now() - start;
+      allSent = true;
+      for (let p = 0; p < pubs.length; p++) {
+        const due = Math.min(counts[p]!, Math.floor((elapsed - (p / pubs.length) * periodMs) / periodMs) + 1);
+        while (sent[p]! < due) {
+          const seq = sent[p]!++;
+          if (w.qos === 0) {
+            pubs[p]!.publish(topicOf(p), encodePayload(cfg.payloadBytes, p, seq), { qos: 0 });
+            continue;
+          }
+          inflight++;
+          pubs[p]!.publish(topicOf(p), encodePayload(cfg.payloadBytes, p, seq), { qos: 1 }, (err) => {
+            if (err) return abort(`publisher ${p}: ${err.message}`);
+            inflight--;
+            acked++;
+            if (allSent && inflight === 0) resolve();
+          });
+        }
+        if (sent[p]! < counts[p]!) allSent = false;
+      }
+      if (!allSent) return;
+      clearInterval(timer);
+      if (inflight === 0) resolve();
+    };
+    const timer = setInterval(tick, 5);
+  }));
+
   // Taken when publishing starts, so connecting 50 clients does not count as broker load.
   let cpuAtStart = { client: process.cpuUsage(), broker: null as number | null };
+  let peakRssResettable = false;
   const ticker = setInterval(() => onProgress({
     published: sent.reduce((a, b) => a + b, 0), delivered, expected,
     elapsedMs: firstPublishAt ? performance.now() - firstPublishAt : 0,
@@ -216,16 +273,19 @@ export async function runWorkload(url: string, w: Workload, cfg: RunConfig, brok
     const subs: MqttClient[] = [];
     for (let s = 0; s < w.subscribers; s++) subs.push(await connect(`sub${s}`));
     await bounded(Promise.all(subs.map(async (c, s) => {
-      const granted = await c.subscribeAsync(topic, { qos: w.qos });
+      const granted = await c.subscribeAsync(topicOf(s), { qos: w.qos });
       if (granted.some((g) => g.qos !== w.qos)) throw new Error(`sub${s}: broker granted ${JSON.stringify(granted)}`);
       c.on('message', (_t, payload) => onDelivery(s, payload));
     })));
     const pubs: MqttClient[] = [];
     for (let p = 0; p < w.publishers; p++) pubs.push(await connect(`pub${p}`));
 
+    if (cfg.beforePublish) await bounded(cfg.beforePublish());
+    if (brokerPid) peakRssResettable = resetPeakRss(brokerPid);
     cpuAtStart = { client: process.cpuUsage(), broker: brokerPid ? readProcessCpuMs(brokerPid) : null };
     firstPublishAt = performance.now();
-    await Promise.all(pubs.map((c, p) => (w.qos === 1 ? publishQos1(c, p) : publishQos0(c, p))));
+    if (w.ratePerPublisher) await publishAtRate(pubs);
+    else await Promise.all(pubs.map((c, p) => (w.qos === 1 ? publishQos1(c, p) : publishQos0(c, p))));
     publishDoneAt = performance.now();
 
     while (!aborted && delivered < expected) {
@@ -243,6 +303,9 @@ export async function runWorkload(url: string, w: Workload, cfg: RunConfig, brok
   const durationMs = lastDeliveryAt > firstPublishAt && firstPublishAt > 0 ? lastDeliveryAt - firstPublishAt : 0;
   const clientCpu = process.cpuUsage(cpuAtStart.client);
   const brokerCpuEnd = brokerPid ? readProcessCpuMs(brokerPid) : null;
+  const brokerPeakRss = brokerPid ? readPeakRssBytes(brokerPid) : null;
+  const brokerCpuMs = cpuAtStart.broker !== null && brokerCpuEnd !== null ? brokerCpuEnd - cpuAtStart.broker : null;
+  if (cfg.afterMeasure) await Promise.race([cfg.afterMeasure(), new Promise((r) => setTimeout(r, cfg.timeoutMs).unref())]);
   await teardown(clients);
 
   const published = sent.reduce((a, b) => a + b, 0);
@@ -255,7 +318,7 @@ export async function runWorkload(url: string, w: Workload, cfg: RunConfig, brok
     expected,
     delivered,
     duplicates,
-    deliveryRatio: published ? delivered / (published * w.subscribers) : 0,
+    deliveryRatio: published ? delivered / (published * fanout) : 0,
     durationMs: round(durationMs, 1),
     msgPerSec: durationMs > 0 ? Math.round(delivered / (durationMs / 1000)) : 0,
     publishMsgPerSec: firstPublishAt && publishSpan > 0 ? Math.round(published / (publishSpan / 1000)) : 0,
@@ -268,10 +331,16 @@ export async function runWorkload(url: string, w: Workload, cfg: RunConfig, brok
     } : null,
     cpuPercent: {
       client: pct((clientCpu.user + clientCpu.system) / 1000),
-      broker: cpuAtStart.broker !== null && brokerCpuEnd !== null ? pct(brokerCpuEnd - cpuAtStart.broker) : null,
+      broker: brokerCpuMs !== null ? pct(brokerCpuMs) : null,
     },
+    brokerCpuUsPerMsg: brokerCpuMs !== null && delivered > 0 ? round((brokerCpuMs * 1000) / delivered, 2) : null,
+    brokerPeakRssBytes: brokerPeakRss,
+    peakRssScope: peakRssResettable ? 'workload' : 'broker-lifetime',
+    firstPublishAtEpochMs: firstPublishAt ? performance.timeOrigin + firstPublishAt : 0,
+    lastDeliveryAtEpochMs: lastDeliveryAt ? performance.timeOrigin + lastDeliveryAt : 0,
     timedOut,
   };
+  if (cfg.exportHistogram && delivered > 0) result.histogram = hdr.encodeIntoCompressedBase64(hist);
   if (timedOut) result.error = `timed out after ${cfg.timeoutMs} ms (partial result)`;
   else if (error) result.error = error;
   hist.destroy();

@@ -1,3 +1,5 @@
+import { isUtf8 } from 'node:buffer';
+
 /** MQTT 5 reason codes used by the front end (spec §2.4), named for readability at call sites. */
 export const RC = {
   Success: 0x00,
@@ -57,15 +59,9 @@ export function v3ConnackCode(reason: number): number {
   }
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
+/** Without a throw for invalid input (a fatal TextDecoder throws, which costs far more than the check). */
 export function isValidUtf8(payload: Buffer): boolean {
-  try {
-    utf8.decode(payload);
-    return true;
-  } catch {
-    return false;
-  }
+  return isUtf8(payload);
 }
 
 /** Bytes of the fixed header for a packet whose remaining length is `length`. */

@@ -11,7 +11,8 @@ import { checkConnect, credentialsOf, openConnected, type CheckedConnect } from 
 import type { ConnectRefusal, Identity } from '../../core/admission/index.js';
 import { isLoopback } from '../../util/host.js';
 import { countBy } from './properties.js';
-import { PublishEncoder } from './publish-encoder.js';
+import { PublishEncoder, type PublishBytes } from './publish-encoder.js';
+import { decodeFast, isFastPathType } from './fast-path/decode.js';
 import type { PacketContext } from './handlers/context.js';
 import { PublishHandler } from './handlers/publish.js';
 import { SubscribeHandler } from './handlers/subscribe.js';
@@ -78,6 +79,8 @@ export class MqttConnection implements SessionLink {
   /** Packets received while the CONNECT is being authenticated, handled after it. */
   private early: Packet[] | undefined;
   private connectTimer: NodeJS.Timeout | undefined;
+  /** The CONNECT was decoded: the protocol version is known, and PUBLISH and the acks take the fast path. */
+  private connectSeen = false;
   /** Publishers waiting for this connection to drain (see throttleFor). */
   private drainWaiters: Array<() => void> = [];
   slow = false;
@@ -228,9 +231,14 @@ export class MqttConnection implements SessionLink {
     };
   }
 
-  /** One whole packet, framed: repeated MQTT 5 properties are refused, then mqtt-packet decodes it. */
+  /**
+   * One whole packet, framed. PUBLISH and the acks are decoded by the fast path (which also refuses
+   * repeated MQTT 5 properties); every other packet has repeated properties refused, then
+   * mqtt-packet decodes it. A ProtocolError thrown here closes the connection (InboundReader.read).
+   */
   frame(bytes: Buffer): void {
     if (this.closed) return;
+    if (this.connectSeen && isFastPathType(bytes[0]!)) return this.onPacket(decodeFast(bytes, this.protocolVersion));
     if (!this.session) {
       // The CONNECT's protocol level decides how a refusal of it is encoded (a v5 CONNACK carries the reason).
       const level = connectLevel(bytes);
@@ -304,6 +312,7 @@ export class MqttConnection implements SessionLink {
 
   private onConnect(packet: IConnectPacket): void {
     clearTimeout(this.connectTimer);
+    this.connectSeen = true;
     this.protocolVersion = packet.protocolVersion ?? 4;
     this.encoder.protocolVersion = this.protocolVersion;
     if (this.overLimit) return this.refuseConnect(packet, RC.ServerBusy, `connection limit ${this.broker.limits.maxConnections} reached`);
@@ -405,7 +414,8 @@ export class MqttConnection implements SessionLink {
     const { message } = delivery;
     const bytes = this.encoder.publish(delivery, packetId, dup);
     if (!bytes) return true;
-    if (bytes.length > this.clientMaxPacketSize) return false;
+    const size = Buffer.isBuffer(bytes) ? bytes.length : bytes[0].length + bytes[1].length;
+    if (size > this.clientMaxPacketSize) return false;
     this.write(bytes);
     this.broker.stats.messagesOut++;
     this.stats.messagesOut++;
@@ -459,14 +469,21 @@ export class MqttConnection implements SessionLink {
   }
 
   /** Writes made in one tick go out in one syscall: cork now, uncork on the next tick. */
-  private write(bytes: Buffer): void {
+  private write(bytes: PublishBytes): void {
     if (!this.corked) {
       this.corked = true;
       this.stream.cork();
       scheduleFlush(this);
     }
-    this.stats.sent(bytes.length);
-    this.stream.write(bytes);
+    if (Buffer.isBuffer(bytes)) {
+      this.stats.sent(bytes.length);
+      this.stream.write(bytes);
+      return;
+    }
+    // A head and the shared payload: two chunks of the same corked writev.
+    this.stats.sent(bytes[0].length + bytes[1].length);
+    this.stream.write(bytes[0]);
+    this.stream.write(bytes[1]);
   }
 
   flush(): void {
