@@ -128,12 +128,13 @@ describe('JetStream connection on a 3-node cluster', () => {
     await waitUntil(async () => conn.counters.reconnects > before && !conn.closed, 'the client to reconnect');
     assert.notEqual(conn.server.name, `n${onNode}`);
     assert.ok(events.includes('disconnect') && events.includes('reconnect'), events.join(','));
-    const consumer = await conn.js.consumers.get(DEFAULT_STREAM_NAME, 'reconnect-reader');
+    // The consumer's own Raft group may have had its leader on the killed node: it answers once it elected another.
+    const consumer = await waitUntil(() => conn.js.consumers.get(DEFAULT_STREAM_NAME, 'reconnect-reader'), 'the consumer to answer after the node kill');
     const msg = await waitUntil(async () => (await consumer.next({ expires: 2000 })) ?? undefined, 'the message from the durable consumer');
     assert.equal(msg.seq, ack.seq);
     assert.equal(decode(msg.data), 'across a reconnect');
     await msg.ackAck();
-    const info = await consumer.info();
+    const info = await waitUntil(() => consumer.info(), 'consumer info');
     assert.equal(info.num_ack_pending, 0);
     assert.equal(info.ack_floor.stream_seq, ack.seq);
   });
