@@ -1,19 +1,22 @@
 import { isAlive } from '../util/process.js';
 import { readFileSync } from 'node:fs';
 
-/** The parent pid of `pid` as the kernel sees it now (Linux /proc), or undefined where that cannot be read. */
-function parentOf(pid: number | 'self'): number | undefined {
+/**
+ * The parent pid of `pid` as the kernel sees it now (Linux /proc); `gone` when there is no such
+ * process; undefined where that cannot be read: no /proc, or not now (no file descriptor left,
+ * EMFILE, which a broker under load may well be short of: that is no sign of anyone's exit).
+ */
+function parentOf(pid: number | 'self'): number | 'gone' | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // `pid (comm) state ppid …`; comm may itself hold spaces and parentheses.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const ppid = Number(fields[1]);
     return Number.isInteger(ppid) ? ppid : undefined;
-  } catch {
-    return undefined;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'gone' : undefined;
   }
 }
-
 
 /**
  * The parent and grandparent as they were when this module was loaded, at the start of the CLI:
@@ -22,7 +25,8 @@ function parentOf(pid: number | 'self'): number | undefined {
  */
 const ANCESTORS_AT_START = ((): { parent: number; grandparent: number | undefined } => {
   const parent = process.ppid;
-  return { parent, grandparent: parentOf(parent) };
+  const grandparent = parentOf(parent);
+  return { parent, grandparent: typeof grandparent === 'number' ? grandparent : undefined };
 })();
 
 /** Whether this process was started by npm (npx eddy, npm exec, npm run): npm sets these for its scripts. */
@@ -45,8 +49,12 @@ export function watchAncestors(onGone: (what: string) => void, intervalMs = 500)
   const timer = setInterval(() => {
     const now = parentOf('self');
     let gone: string | undefined;
-    if (now !== undefined ? now !== parent : !isAlive(parent)) gone = `parent process ${parent} exited`;
-    else if (grandparent !== undefined && parentOf(parent) !== grandparent) gone = `process ${grandparent}, which started the parent process ${parent}, exited`;
+    if (now === undefined && process.platform === 'linux') return; // /proc unreadable just now (EMFILE): look again next time
+    if (typeof now === 'number' ? now !== parent : !isAlive(parent)) gone = `parent process ${parent} exited`;
+    else if (grandparent !== undefined) {
+      const above = parentOf(parent);
+      if (above !== undefined && above !== grandparent) gone = `process ${grandparent}, which started the parent process ${parent}, exited`;
+    }
     if (gone === undefined) return;
     clearInterval(timer);
     onGone(gone);
