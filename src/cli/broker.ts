@@ -18,7 +18,8 @@ export const BROKER_HELP = `Usage: eddy broker [options]
 Runs the Eddy broker: MQTT 3.1.1/5.0 over TCP, MQTT over WebSocket at /mqtt on the HTTP port,
 and with --tls-cert/--tls-key MQTT over TLS (and optionally HTTPS/WSS).
 When listening it prints:  eddy ready mqtt=HOST:PORT http=HOST:PORT [mqtts=HOST:PORT] [https=HOST:PORT]
-SIGTERM/SIGINT stop it gracefully; SIGHUP reloads the AsyncAPI documents, channel policies and TLS files.
+SIGTERM/SIGINT stop it gracefully; SIGHUP reloads the AsyncAPI documents, channel policies,
+the password file, ACL and JWT keys, and the TLS files.
 Paths in the config file are relative to the file; paths in flags, to the working directory.
 
 Options:

@@ -8,9 +8,9 @@ import type { HttpConnectionStats } from './connection-guard.js';
 import type { OriginStats } from './origin-policy.js';
 import { ChannelTraffic, FastHistogram, type ChannelCounts } from './metric-types.js';
 
-/** fdatasync durations, in seconds: from a fast NVMe (~50 µs) to a struggling disk. */
 /** Records per fsync: one alone up to the thousands a flood packs in. */
 const BATCH_BUCKETS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
+/** fdatasync durations, in seconds: from a fast NVMe (~50 µs) to a struggling disk. */
 const FSYNC_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 /** Publish to delivery, in seconds: sub-millisecond live fan-out up to a minute in a queue. */
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -99,7 +99,7 @@ export class BrokerMetrics implements MessageObserver {
     this.counter('eddy_acl_publish_denied_total', 'Publishes the ACL refused (0x87, HTTP 403)', () => auth.publishDenied);
     this.counter('eddy_acl_subscribe_denied_total', 'Subscriptions the ACL refused (0x87; 0x80 for --deny-subscribe)', () => auth.subscribeDenied);
     this.counter('eddy_acl_receive_denied_total', 'Deliveries the ACL kept from a subscriber whose filter matched a topic it may not receive', () => auth.receiveDenied);
-    this.counter('eddy_rate_limited_total', 'Publishes refused by a rate quota (0x96, HTTP 429)', () => auth.rateLimited);
+    this.counter('eddy_rate_limited_total', 'Publishes refused by a rate quota (0x97, HTTP 429; a QoS 0 flood ends the connection with 0x96)', () => auth.rateLimited);
     this.counter('eddy_internal_errors_total', 'Exceptions caught in a callback: the connection or timer concerned was closed or skipped, the broker went on', () => stats.internalErrors);
   }
 

@@ -9,7 +9,7 @@ import { serverVersion } from './features.js';
  * Once connected it never gives up: a NATS node that dies is replaced by another from the list (and
  * from the servers the cluster gossips), for as long as Eddy runs; requests made while reconnecting
  * wait in the client's buffer and fail by their own timeouts. Only the first connection has a
- * deadline, so that `eddy serve --cluster` with a wrong URL says so instead of waiting forever.
+ * deadline, so that `eddy broker --cluster` with a wrong URL says so instead of waiting forever.
  */
 
 export interface ClusterConnectionOptions {
