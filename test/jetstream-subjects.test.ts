@@ -168,6 +168,16 @@ describe('topic ↔ subject mapping', () => {
     assert.equal(topicKey('café'), 'm.caf=C3=A9');
     assert.equal(topicKey('$SYS/x'), 's.=24SYS.x');
     assert.deepEqual(topicKeyFilters('a/+/#'), ['m.a.*', 'm.a.*.>']);
+    assert.deepEqual(filterSubjects('a/+/#'), ['eddy.m.a.*', 'eddy.m.a.*.>']);
+    assert.deepEqual(['/a', 'a/', 'v1.2/x*y/>', '100%/a b', 'café/日本', '$DLQ/orders', 'a/$b'].map(topicKey), [
+      'm.=.a',
+      'm.a.=',
+      'm.v1=2E2.x=2Ay.=3E',
+      'm.100=25.a=20b',
+      'm.caf=C3=A9.=E6=97=A5=E6=9C=AC',
+      's.=24DLQ.orders',
+      'm.a.=24b',
+    ]);
     assert.equal(clientKey(''), '=');
     assert.equal(clientKey('sensor-1'), 'sensor-1');
   });

@@ -6,8 +6,8 @@ import { UnsupportedServerError } from './errors.js';
  * version"). nats.js checks some of these itself (filter_subjects, compression, priority groups) and
  * refuses with an error; others it sends regardless, and an older server silently ignores the field or
  * header: a 2.9 server drops `allow_msg_ttl` from a stream config and stores a `Nats-TTL` message
- * forever, and stores an "atomic" batch one message at a time. So Eddy code that relies on one of
- * these must call requireFeature first.
+ * forever (test/jetstream-server-features.test.ts shows it). So Eddy code that relies on one of these
+ * must call requireFeature first, not trust the server's reply.
  */
 export const JETSTREAM_FEATURES = {
   'kv': '2.6.2',

@@ -18,6 +18,12 @@ export interface ConfirmedPublishOptions {
   msgID: string;
   /** Overall deadline for the PubAck, across retries (default 5 s). */
   timeoutMs?: number;
+  /**
+   * Wait for one attempt's PubAck before re-sending (default 2 s). A stream whose leader just died
+   * drops publishes silently (its followers hear them but only a leader answers) until it elects a
+   * new one, so one attempt per deadline would wait out the whole deadline for nothing.
+   */
+  attemptTimeoutMs?: number;
   headers?: MsgHdrs;
 }
 
@@ -29,21 +35,27 @@ function isNoResponders(err: unknown): boolean {
   return err instanceof errors.NoRespondersError || cause instanceof errors.NoRespondersError || (err instanceof errors.RequestError && err.isNoResponders());
 }
 
+function isTimeout(err: unknown): boolean {
+  return err instanceof errors.TimeoutError || (err instanceof Error && err.cause instanceof errors.TimeoutError);
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export async function publishConfirmed(conn: ClusterConnection, subject: string, payload: Uint8Array, options: ConfirmedPublishOptions): Promise<PubAck> {
   const timeoutMs = options.timeoutMs ?? 5_000;
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
-  // No responders comes back at once while a stream elects its leader (a second or two after a
-  // node loss), so it is retried, with the same msgID, until the deadline; a timeout has used the
-  // time up already.
+  const attemptTimeoutMs = options.attemptTimeoutMs ?? 2_000;
+  // While a stream elects a leader (a few seconds after a node loss) a publish gets no answer, or
+  // no responders at once; both are retried with the same msgID until the deadline. The msgID makes
+  // a retry of a message that was stored after all come back as a duplicate, not a second copy.
   for (let attempt = 0; ; attempt++) {
     if (conn.closed) throw new ConnectionClosedError(`publish to ${subject}: the cluster connection is closed`);
     const left = deadline - Date.now();
     if (left <= 0) break;
     try {
-      return await conn.js.publish(subject, payload, { msgID: options.msgID, timeout: left, headers: options.headers, retries: 1 });
+      const timeout = Math.max(1, Math.min(left, attemptTimeoutMs));
+      return await conn.js.publish(subject, payload, { msgID: options.msgID, timeout, headers: options.headers, retries: 1 });
     } catch (err) {
       lastError = err;
       if (err instanceof errors.ClosedConnectionError || conn.closed) {
@@ -52,9 +64,7 @@ export async function publishConfirmed(conn: ClusterConnection, subject: string,
       if (err instanceof JetStreamApiError) {
         throw new PublishRefusedError(subject, err.code, err.message, { cause: err });
       }
-      if (err instanceof errors.TimeoutError || (err instanceof Error && err.cause instanceof errors.TimeoutError)) {
-        throw new PublishTimeoutError(subject, options.msgID, 'timeout', timeoutMs, { cause: err });
-      }
+      if (isTimeout(err)) continue;
       if (!isNoResponders(err)) throw err;
       await sleep(Math.min(50 * 2 ** Math.min(attempt, 4), Math.max(0, deadline - Date.now())));
     }
