@@ -1,6 +1,6 @@
 import type { Consumer, JsMsg } from '@nats-io/jetstream';
 import type { Message } from '../../core/message.js';
-import type { QueuedDelivery } from '../../core/storage.js';
+import type { InflightDelivery, QueuedDelivery } from '../../core/storage.js';
 import { MemorySessionQueue } from '../memory-queue.js';
 import { decodeDelivery } from './envelope.js';
 
@@ -149,6 +149,33 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
       if (got === 0) break;
     }
     return super.peek(limit);
+  }
+
+  /**
+   * The broker sends a delivery straight away, without `push`, when the session has room: the entry
+   * is then one that went straight to memory (`direct`), attached to its consumer delivery for the ack.
+   */
+  override setInflight(delivery: InflightDelivery): void {
+    super.setInflight(delivery);
+    const seq = this.noted.get(delivery.message);
+    if (seq === undefined) return;
+    this.noted.delete(delivery.message);
+    if (seq <= this.barrier) return;
+    if (this.acceptedBeforePush.delete(seq)) {
+      // Its consumer delivery came first and was queued: that copy must not go out a second time.
+      const fetched = this.outstanding.get(seq);
+      if (fetched) {
+        const at = this.pending.findIndex((d, i) => i >= this.head && d.message === fetched.message);
+        if (at >= this.head) {
+          this.memoryBytes -= fetched.message.payload.length;
+          this.pending.splice(at, 1);
+        }
+        fetched.message = delivery.message;
+      }
+      return;
+    }
+    this.direct.set(seq, delivery.message);
+    this.refillSoon();
   }
 
   override deleteInflight(packetId: number): void {

@@ -100,12 +100,36 @@ export class JetStreamStorage implements Storage {
     return this.state;
   }
 
-  /** The cluster as /healthz shows it: connection, server, replicas of each stream. */
+  /** /healthz `storageConnection`: kept from the connection's events, no round trip. */
+  connectionStatus(): { state: ConnectionState; server?: string; servers: string[]; reconnects: number; disconnects: number; lastError?: string; replicas: number } {
+    const conn = this.conn;
+    return {
+      state: this.state,
+      server: conn && !conn.closed ? conn.nc.getServer() : undefined,
+      servers: this.options.servers,
+      reconnects: conn?.counters.reconnects ?? 0,
+      disconnects: conn?.counters.disconnects ?? 0,
+      lastError: conn?.counters.lastError,
+      replicas: this.replicas,
+    };
+  }
+
+  /** The cluster in detail (a round trip per stream): connection, server, replicas of each stream. */
   async clusterStatus(): Promise<ClusterStatus | undefined> {
     return this.conn ? clusterStatus(this.conn, [this.names.messages, this.names.queues]) : undefined;
   }
 
   async open(context?: StorageContext): Promise<void> {
+    try {
+      await this.connectAndLoad(context);
+    } catch (err) {
+      // One line for `eddy broker` (an EddyError), the typed cluster error kept as the cause.
+      if (err instanceof ClusterStoreError) throw new StorageError('EDDY_CLUSTER_UNREACHABLE', `cluster store not opened: ${err.message}`, err);
+      throw err;
+    }
+  }
+
+  private async connectAndLoad(context?: StorageContext): Promise<void> {
     if (context) this.channels = context.channels;
     const conn = await ClusterConnection.open({
       servers: this.options.servers,
