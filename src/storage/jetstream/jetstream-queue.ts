@@ -241,15 +241,21 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
     this.sweepTimer.unref();
   }
 
-  /** Acknowledges every fetched entry whose delivery is no longer pending, in flight or held. */
+  /**
+   * Acknowledges fetched entries whose deliveries are no longer pending, in flight or held, oldest
+   * first, up to the first one still owed: the work queue deletes what is acknowledged, and a queue's
+   * position is a cursor (as on the disk engine), so after a restart everything from the oldest one
+   * still owed comes back, in order, including deliveries done after it (MQTT allows the duplicate).
+   */
   private sweep(): void {
     if (this.outstanding.size === 0) return;
     const live = new Set<Message>();
     for (let i = this.head; i < this.pending.length; i++) live.add(this.pending[i]!.message);
     for (const d of this.inflight.values()) live.add(d.message);
     for (const d of this.held) live.add(d.message);
+    // Map order is fetch order, which is stream order.
     for (const [seq, o] of this.outstanding) {
-      if (live.has(o.message)) continue;
+      if (live.has(o.message)) break;
       this.outstanding.delete(seq);
       try {
         o.msg.ack(); // buffered by the client while reconnecting; a lost ack means a redelivery, never a loss

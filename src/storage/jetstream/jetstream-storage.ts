@@ -14,8 +14,9 @@ import { historyReader } from './history.js';
 import { JetStreamSessionQueue } from './jetstream-queue.js';
 import { ensureBucket, ensureStoreLayout } from './layout.js';
 import { publishConfirmed } from './publish.js';
-import { consumerInfoOrUndefined, dropQueue, ensureQueueConsumer, ensureQueueStream, queueConsumerName, queueSubject, resumeQueueConsumer, type QueueKind } from './queue-stream.js';
+import { consumerInfoOrUndefined, dropQueue, ensureQueueConsumer, ensureQueueStream, queueConsumerName, queueLengths, queueSubject, resumeQueueConsumer, type QueueKind } from './queue-stream.js';
 import { RetainedStore } from './retained-store.js';
+import { waitForCaughtUpReplicas } from './replica-catch-up.js';
 import { clusterStatus, type ClusterStatus } from './status.js';
 import { clientIdOfKey, clientKey, messageSubject } from './subjects.js';
 
@@ -32,6 +33,8 @@ export interface JetStreamStorageOptions {
   namespace?: string;
   /** Deadline of each confirmed publish, PubAck included (default 5 s). */
   publishTimeoutMs?: number;
+  /** How long `open` waits for restarted NATS replicas to catch up before it reads (default 15 s). */
+  catchUpTimeoutMs?: number;
   /** Deadline of the first connection (default 10 s). */
   connectTimeoutMs?: number;
   logger?: Logger;
@@ -82,7 +85,7 @@ export class JetStreamStorage implements Storage {
   /** Queues by id; `creating` is the consumer creation under way, which a drop must wait for (or it would race it). */
   private readonly byId = new Map<number, { queue: JetStreamSessionQueue; kind: QueueKind; name: string; creating: () => Promise<unknown> }>();
   private nextQueueId = 1;
-  /** Entries the queue consumers had to deliver at open, by consumer name (the restored estimate). */
+  /** Entries each queue subject held at open (work queue: exactly what is owed), the restored count. */
   private readonly restoredCounts = new Map<string, number>();
   private queueStreamSeqAtOpen = 0;
   private readonly logger: Logger;
@@ -155,18 +158,24 @@ export class JetStreamStorage implements Storage {
         retainedBucket: this.names.retained,
         sessionsBucket: this.names.sessions,
       });
-      this.seq = layout.stream.state.last_seq;
-      this.sessionsKv = layout.sessions;
       this.groupsKv = await ensureBucket(conn, this.names.groups, this.replicas);
+      this.queueStreamSeqAtOpen = await ensureQueueStream(conn, this.names.queues, this.ns, this.replicas);
+      const streams = [this.names.messages, this.names.queues, `KV_${this.names.retained}`, `KV_${this.names.sessions}`, `KV_${this.names.groups}`];
+      const behind = await waitForCaughtUpReplicas(conn, streams, this.options.catchUpTimeoutMs ?? 15_000);
+      if (behind.length > 0) this.logger.warn({ streams: behind }, 'cluster: opening with replicas still catching up; queue counts and replays may be short until they have');
+      // Read after the catch-up: the leader's view of the stream, not a restarted replica's.
+      this.seq = (await conn.jsm.streams.info(this.names.messages)).state.last_seq;
+      this.queueStreamSeqAtOpen = (await conn.jsm.streams.info(this.names.queues)).state.last_seq;
+      this.sessionsKv = layout.sessions;
       this.retained = new RetainedStore(layout.retained);
       await this.retained.load();
-      this.queueStreamSeqAtOpen = await ensureQueueStream(conn, this.names.queues, this.ns, this.replicas);
       const infos = [];
       for await (const info of conn.jsm.consumers.list(this.names.queues)) infos.push(info);
       // Recreating a replicated consumer takes a Raft election (a few hundred ms): several at once.
       for (let i = 0; i < infos.length; i += RESUME_PARALLEL) {
-        await Promise.all(infos.slice(i, i + RESUME_PARALLEL).map(async (info) => this.restoredCounts.set(info.name, await resumeQueueConsumer(conn, this.names.queues, info))));
+        await Promise.all(infos.slice(i, i + RESUME_PARALLEL).map((info) => resumeQueueConsumer(conn, this.names.queues, info)));
       }
+      for (const [subject, count] of await queueLengths(conn, this.names.queues, this.ns)) this.restoredCounts.set(subject, count);
     } catch (err) {
       await conn.close().catch(() => undefined);
       throw err;
@@ -340,8 +349,8 @@ export class JetStreamStorage implements Storage {
     const subject = queueSubject(this.ns, kind, name);
     let consumer: Promise<Consumer> | undefined;
     const creating = (): Promise<unknown> => consumer ?? Promise.resolve();
-    const restored = this.restoredCounts.get(durable) ?? 0;
-    this.restoredCounts.delete(durable);
+    const restored = this.restoredCounts.get(subject) ?? 0;
+    this.restoredCounts.delete(subject);
     queue = new JetStreamSessionQueue(
       this.nextQueueId++,
       `${kind === 's' ? 'session' : 'group'} ${name}`,

@@ -29,11 +29,12 @@ export function queueStreamConfig(name: string, root: string, replicas: number):
   return {
     name,
     subjects: [`${root}.q.>`],
-    retention: RetentionPolicy.Limits,
+    // Work queue: an acknowledged entry is deleted, so the stream holds exactly what is still owed
+    // (its per-subject counts are the queues' lengths), and JetStream allows one consumer per subject.
+    retention: RetentionPolicy.Workqueue,
     storage: StorageType.File,
     num_replicas: replicas,
     duplicate_window: nanos(120_000),
-    allow_direct: true,
   } as StreamConfig;
 }
 
@@ -41,6 +42,7 @@ export async function ensureQueueStream(conn: ClusterConnection, name: string, r
   const want = queueStreamConfig(name, root, replicas);
   try {
     const have = await conn.jsm.streams.info(name);
+    if (have.config.retention !== want.retention) throw new StreamConfigConflictError(name, `exists with retention ${have.config.retention}, Eddy needs ${want.retention}`);
     if (have.config.num_replicas !== replicas) {
       const { name: _n, ...update } = { ...have.config, num_replicas: replicas };
       await conn.jsm.streams.update(name, update);
@@ -67,7 +69,7 @@ export function queueConsumerName(kind: QueueKind, name: string): string {
   return `eddy_${kind}_${createHash('sha256').update(name).digest('hex').slice(0, 32)}`;
 }
 
-function consumerConfig(durable: string, subject: string, startSeq: number): Partial<ConsumerConfig> {
+function consumerConfig(durable: string, subject: string): Partial<ConsumerConfig> {
   return {
     durable_name: durable,
     filter_subject: subject,
@@ -77,7 +79,8 @@ function consumerConfig(durable: string, subject: string, startSeq: number): Par
     // The memory window bounds what Eddy holds; JetStream must not stop delivering below it (in flight, held).
     max_ack_pending: -1,
     replay_policy: ReplayPolicy.Instant,
-    ...(startSeq > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq } : { deliver_policy: DeliverPolicy.All }),
+    // Everything still in the work queue is owed: acknowledged entries are gone.
+    deliver_policy: DeliverPolicy.All,
   };
 }
 
@@ -93,21 +96,26 @@ export async function consumerInfoOrUndefined(conn: ClusterConnection, stream: s
 /** Creates the queue's durable consumer if it does not exist (from the first entry on its subject). */
 export async function ensureQueueConsumer(conn: ClusterConnection, stream: string, durable: string, subject: string): Promise<void> {
   if (await consumerInfoOrUndefined(conn, stream, durable)) return;
-  await conn.jsm.consumers.add(stream, consumerConfig(durable, subject, 1));
+  await conn.jsm.consumers.add(stream, consumerConfig(durable, subject));
 }
 
 /**
  * At open, after the previous Eddy process ended (closed or killed): entries it had fetched and not
- * acknowledged would come back only after the ack wait, so the consumer is recreated from its ack
- * floor and delivers them now, in order. Returns the entries the consumer has to deliver.
+ * acknowledged would come back only after the ack wait, so the consumer is recreated and delivers
+ * them now, in order (what was acknowledged is no longer in the work queue).
  */
-export async function resumeQueueConsumer(conn: ClusterConnection, stream: string, info: ConsumerInfo): Promise<number> {
-  if (info.num_ack_pending === 0) return info.num_pending;
+export async function resumeQueueConsumer(conn: ClusterConnection, stream: string, info: ConsumerInfo): Promise<void> {
+  if (info.num_ack_pending === 0) return;
   const durable = info.config.durable_name ?? info.name;
   const subject = info.config.filter_subject ?? '>';
   await conn.jsm.consumers.delete(stream, durable);
-  const created = await conn.jsm.consumers.add(stream, consumerConfig(durable, subject, info.ack_floor.stream_seq + 1));
-  return created.num_pending;
+  await conn.jsm.consumers.add(stream, consumerConfig(durable, subject));
+}
+
+/** Entries per queue subject, from the stream leader: with work-queue retention, what each queue still owes. */
+export async function queueLengths(conn: ClusterConnection, stream: string, root: string): Promise<Map<string, number>> {
+  const info = await conn.jsm.streams.info(stream, { subjects_filter: `${root}.q.>` });
+  return new Map(Object.entries(info.state.subjects ?? {}));
 }
 
 /** Removes a queue: its consumer and its entries. */
