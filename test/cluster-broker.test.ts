@@ -103,6 +103,14 @@ describe('eddy broker --cluster', () => {
     const refused = await publishWithAck(pub, 'down/a', 'while down');
     assert.equal(refused.reasonCode, 0x97, `refused with 0x97, got ${refused.reasonCode} ${refused.reasonString}`);
     assert.match(refused.reasonString ?? '', /cluster/);
+    // HTTP: 503; MQTT 3.1.1 cannot refuse, so the broker closes the connection (the client resends later).
+    const http = await fetch(`http://127.0.0.1:${ports.http}/v1/publish/down/http`, { method: 'POST', body: 'while down', headers: { 'content-type': 'text/plain' } });
+    assert.equal(http.status, 503);
+    assert.equal(((await http.json()) as { error?: string }).error, 'cluster_unavailable');
+    const v3 = await client({ protocolVersion: 4, clientId: 'down-v3' });
+    const closed = new Promise<void>((resolve) => v3.once('close', () => resolve()));
+    v3.publish('down/v3', 'while down', { qos: 1 });
+    await closed;
     const h = await health();
     assert.equal(h.status, 'degraded');
     assert.equal(h.storage, 'jetstream');

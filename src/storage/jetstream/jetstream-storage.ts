@@ -152,6 +152,7 @@ export class JetStreamStorage implements Storage {
     });
     try {
       const layout = await ensureStoreLayout(conn, {
+        maxAgeMs: this.messageMaxAgeMs(),
         replicas: this.replicas,
         streamName: this.names.messages,
         subjectRoot: this.ns,
@@ -182,6 +183,24 @@ export class JetStreamStorage implements Storage {
     }
     this.conn = conn;
     this.state = 'connected';
+  }
+
+  /**
+   * How long the message stream keeps messages (its max_age). Queues hold their own copies and the
+   * stream's last seq survives deletions, so the stream only has to keep what replays may read: the
+   * longest retention age of the channels that keep history, or an hour when none does (room for a
+   * restart's reads). A channel limited by bytes only has no age bound: then the stream keeps
+   * everything (max_age 0) and says so, as per-channel byte limits are applied on read (history.ts).
+   * The policies are those at open; a reload that lengthens an age applies at the next open.
+   */
+  private messageMaxAgeMs(): number {
+    const kept = this.channels.retained;
+    if (kept.length === 0) return 3600 * 1000;
+    if (kept.some((p) => p.retention?.maxAgeMs === undefined)) {
+      this.logger.warn({ channels: kept.filter((p) => p.retention?.maxAgeMs === undefined).map((p) => p.pattern) }, 'cluster: a channel keeps history without an age limit: the message stream keeps every message (max_age 0)');
+      return 0;
+    }
+    return Math.max(...kept.map((p) => p.retention!.maxAgeMs!));
   }
 
   async close(): Promise<void> {
