@@ -1,9 +1,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { MqttClient } from 'mqtt';
+import { brokerConfigFromArgs } from '../src/cli/broker.js';
+import { validateConfig } from '../src/cli/config.js';
+import { ConfigError } from '../src/util/errors.js';
 import { killQuietly, readyPorts, start, type Running } from './helpers/cli-process.js';
 import { collect, connectClient, publishWithAck, sleep } from './helpers/mqtt.js';
-import { startNatsCluster, type NatsCluster } from './helpers/nats-cluster.js';
+import { freePorts, startNatsCluster, type NatsCluster } from './helpers/nats-cluster.js';
 
 /**
  * `eddy broker --cluster nats://…` end to end, on a real 3-node JetStream cluster: the engine is
@@ -126,5 +129,37 @@ describe('eddy broker --cluster', () => {
     assert.equal((await health()).storageConnection?.state, 'connected');
     const got = (await inbox.take(2, 15_000)).map((m) => m.payload.toString());
     assert.deepEqual(got, ['before', 'after'], 'the refused message was never delivered; the accepted one was');
+  });
+});
+
+describe('--cluster and cluster: parsing', () => {
+  test('--cluster takes comma-separated nats:// URLs; the config key takes servers and replicas', () => {
+    const config = brokerConfigFromArgs(['--cluster', 'nats://10.0.0.1:4222, nats://10.0.0.2:4222']);
+    assert.notEqual(config, 'help');
+    assert.deepEqual((config as { cluster?: unknown }).cluster, { servers: ['nats://10.0.0.1:4222', 'nats://10.0.0.2:4222'] });
+    assert.deepEqual(validateConfig({ cluster: { servers: ['nats://h:1'], replicas: 1 } }, 'eddy.yaml').cluster, { servers: ['nats://h:1'], replicas: 1 });
+  });
+
+  test('a URL that is not nats://, replicas out of 1..5, an unknown key, or --cluster with --memory/--data-dir are configuration errors', () => {
+    assert.throws(() => brokerConfigFromArgs(['--cluster', 'http://h:4222']), (err: unknown) => err instanceof ConfigError && /nats:\/\/HOST:PORT/.test(err.message));
+    assert.throws(() => brokerConfigFromArgs(['--cluster', '']), ConfigError);
+    assert.throws(() => brokerConfigFromArgs(['--cluster', 'nats://h:1', '--memory']), /excludes/);
+    assert.throws(() => brokerConfigFromArgs(['--cluster', 'nats://h:1', '--data-dir', 'x']), /excludes/);
+    assert.throws(() => validateConfig({ cluster: { servers: ['nats://h:1'], replicas: 7 } }, 'eddy.yaml'), /replicas must be 1 to 5/);
+    assert.throws(() => validateConfig({ cluster: { servers: ['nats://h:1'], replica: 3 } }, 'eddy.yaml'), /unknown key "cluster.replica"/);
+    assert.throws(() => validateConfig({ cluster: { servers: [] } }, 'eddy.yaml'), /cluster.servers/);
+  });
+
+  test('with no NATS server reachable at start, eddy broker --cluster says so in one line and exits non-zero', async () => {
+    const [port] = await freePorts(1);
+    const eddy = start(['broker', '--cluster', `nats://127.0.0.1:${port}`, '--port', '0', '--http-port', '0', '--log-level', 'silent']);
+    try {
+      const exit = await eddy.exited;
+      assert.notEqual(exit.code, 0);
+      assert.match(eddy.stderr(), /no NATS server reachable/);
+      assert.equal(eddy.stderr().trim().split('\n').length, 1, `one line: ${eddy.stderr()}`);
+    } finally {
+      killQuietly(eddy.child.pid);
+    }
   });
 });

@@ -206,9 +206,17 @@ export class JetStreamStorage implements Storage {
   async close(): Promise<void> {
     await this.settled();
     await Promise.all([...this.queues.values(), ...this.groups.values()].map((q) => q.close()));
+    const wasConnected = this.state === 'connected';
     this.state = 'closed';
-    // drain flushes the acknowledgements the queues just sent
-    await this.conn?.close();
+    const conn = this.conn;
+    if (!conn) return;
+    // drain flushes the acknowledgements the queues just sent; while NATS is unreachable it could wait
+    // for a reconnect that never comes, so it gets a deadline (unsent acks mean redeliveries, not losses).
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, wasConnected ? 5000 : 0)));
+    await Promise.race([conn.close().catch(() => undefined), deadline]);
+    clearTimeout(timer);
+    if (!conn.nc.isClosed()) await conn.nc.close().catch(() => undefined);
   }
 
   private connection(): ClusterConnection {
@@ -268,6 +276,11 @@ export class JetStreamStorage implements Storage {
   }
 
   history(query: HistoryQuery): HistoryReader {
+    if (!this.conn || this.conn.closed) {
+      // A reader that cannot read now rejects (the contract: the caller asks again later), never a throw here.
+      const closed = new StorageError(CLUSTER_UNAVAILABLE, 'history not read: the cluster store is closed');
+      return { next: () => Promise.reject(closed) };
+    }
     return historyReader(
       { js: this.connection().js, stream: this.names.messages, subjectRoot: this.ns, channels: this.channels, reportFailure: (err, what) => this.reportFailure(err, what) },
       query,
