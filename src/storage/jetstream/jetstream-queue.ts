@@ -60,7 +60,7 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
   private readonly noted = new WeakMap<Message, number>();
   /** Entries fetched before their push came (the pull delivery overtook the PubAck): the push is then not counted. */
   private readonly acceptedBeforePush = new Set<number>();
-  /** Entries waiting in the stream from before this process (the consumer's num_pending at open). */
+  /** Entries waiting in the stream from before this process (the queue subject's entry count at open). */
   private restored: number;
   private restoredUntil: number;
   private readonly outstanding = new Map<number, Outstanding>();
@@ -92,9 +92,18 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
   }
 
   override get pendingBytes(): number {
-    let bytes = 0;
-    for (const b of this.pushed.values()) bytes += b;
-    return super.pendingBytes + bytes;
+    return super.pendingBytes + this.pushedBytes;
+  }
+
+  /** Payload bytes of `pushed` (the broker reads pendingBytes on every publish: kept, not summed). */
+  private pushedBytes = 0;
+
+  private unpush(seq: number): boolean {
+    const bytes = this.pushed.get(seq);
+    if (bytes === undefined) return false;
+    this.pushed.delete(seq);
+    this.pushedBytes -= bytes;
+    return true;
   }
 
   /** Called by the engine when this queue's entry for `message` is confirmed (PubAck of the queue stream). */
@@ -117,6 +126,7 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
       this.direct.set(seq, delivery.message);
     } else {
       this.pushed.set(seq, delivery.message.payload.length);
+      this.pushedBytes += delivery.message.payload.length;
     }
     this.refillSoon();
   }
@@ -194,6 +204,7 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
     this.barrier = Math.max(this.barrier, this.highestSeen);
     for (const seq of this.pushedSeqs()) if (seq > this.barrier) this.barrier = seq;
     this.pushed.clear();
+    this.pushedBytes = 0;
     this.direct.clear();
     this.acceptedBeforePush.clear();
     this.restored = 0;
@@ -326,7 +337,7 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
     if (received < want) {
       // The server had less than asked: everything stored before this fetch began has been fetched.
       this.restored = 0;
-      for (const seq of this.pushed.keys()) if (seq <= this.highestSeen) this.pushed.delete(seq);
+      for (const seq of [...this.pushed.keys()]) if (seq <= this.highestSeen) this.unpush(seq);
       for (const seq of this.direct.keys()) if (seq <= this.highestSeen) this.direct.delete(seq);
     }
     return added;
@@ -362,7 +373,7 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
       msg.ack();
       return false;
     }
-    if (this.pushed.delete(seq)) {
+    if (this.unpush(seq)) {
       // counted by its push
     } else if (seq <= this.restoredUntil) {
       this.restored = Math.max(0, this.restored - 1);
