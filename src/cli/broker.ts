@@ -2,12 +2,13 @@ import { EddyServer, formatHost } from '../server.js';
 import path from 'node:path';
 import { MemoryStorage } from '../storage/memory.js';
 import { DiskStorage } from '../storage/disk/disk-storage.js';
+import { JetStreamStorage } from '../storage/jetstream/jetstream-storage.js';
 import { parseFsyncPolicy } from '../storage/disk/segmented-log.js';
 import { ConfigError, EddyError } from '../util/errors.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../util/logger.js';
 import type { BrokerLimits } from '../core/limits.js';
 import { parseFlags, parseInteger } from './args.js';
-import { loadConfigFile, type BrokerConfig } from './config.js';
+import { loadConfigFile, parseClusterServers, type BrokerConfig } from './config.js';
 import { runUntilStopped } from './broker-lifecycle.js';
 import { LIMIT_FLAGS, LIMIT_OPTIONS, limitFlagsHelp } from './limit-flags.js';
 import { TLS_FLAGS, TLS_HELP, checkTlsSettings, mergeTlsFlags } from './tls-config.js';
@@ -29,6 +30,8 @@ Options:
   --http-port PORT          HTTP/WebSocket port (default 8080; 0 = any free port)
   --memory                  keep all state in memory (lost at exit)
   --data-dir DIR            durable storage directory (default ./eddy-data)
+  --cluster URLS            keep all state in a NATS JetStream cluster: nats://H:P[,nats://H:P...]
+                            (config cluster.servers, cluster.replicas, default 3; docs/cluster.md)
   --fsync POLICY            always (default; group commit) | interval:<ms> | off
   --log-level LEVEL         fatal|error|warn|info|debug|trace|silent (default info)
 ${limitFlagsHelp()}
@@ -52,6 +55,7 @@ const FLAGS = {
   'http-port': { type: 'string' },
   memory: { type: 'boolean' },
   'data-dir': { type: 'string' },
+  cluster: { type: 'string' },
   fsync: { type: 'string' },
   'log-level': { type: 'string' },
   ...LIMIT_OPTIONS,
@@ -84,6 +88,9 @@ export function brokerConfigFromArgs(args: string[]): BrokerConfig | 'help' {
     throw new ConfigError(`--fsync must be always, off or interval:<ms>, got ${JSON.stringify(config.fsync)}`);
   }
   if (config.memory && values['data-dir'] !== undefined) throw new ConfigError('--memory and --data-dir exclude each other');
+  if (values.cluster !== undefined) config.cluster = { ...config.cluster, servers: parseClusterServers(values.cluster, '--cluster') };
+  if (config.cluster && (values.memory || values['data-dir'] !== undefined)) throw new ConfigError('--cluster excludes --memory and --data-dir');
+  if (config.cluster && values.cluster === undefined && (config.memory || config.dataDir !== undefined)) throw new ConfigError('cluster excludes memory and dataDir in the configuration');
   if (values['log-level'] !== undefined) {
     if (!LOG_LEVELS.includes(values['log-level'] as LogLevel)) throw new ConfigError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
     config.logLevel = values['log-level'] as LogLevel;
@@ -126,9 +133,11 @@ export async function runBroker(args: string[]): Promise<number | 'forever'> {
   }
   const logger = createLogger(config.logLevel ?? 'info');
   const fsync = parseFsyncPolicy(config.fsync ?? 'always')!;
-  const storage = config.memory
-    ? new MemoryStorage()
-    : new DiskStorage({ dir: path.resolve(config.dataDir ?? './eddy-data'), fsync, logger });
+  const storage = config.cluster
+    ? new JetStreamStorage({ servers: config.cluster.servers, replicas: config.cluster.replicas, logger })
+    : config.memory
+      ? new MemoryStorage()
+      : new DiskStorage({ dir: path.resolve(config.dataDir ?? './eddy-data'), fsync, logger });
   const server = await EddyServer.start({
     host: config.host ?? '127.0.0.1',
     port: config.port ?? 1883,

@@ -41,9 +41,44 @@ export interface BrokerConfig {
   http?: HttpSecurityOptions;
   /** `$SYS/…` topics: `interval` in seconds (0: off). */
   sys?: SysConfig;
+  /** `cluster: { servers: [nats://H:P, ...], replicas: 3 }`: the JetStream engine (docs/cluster.md). */
+  cluster?: ClusterConfig;
 }
 
-const TOP_KEYS = new Set(['asyncapi', 'strict', 'host', 'port', 'httpPort', 'dataDir', 'memory', 'fsync', 'logLevel', 'limits', 'access', 'channels', 'redelivery', 'auth', 'quotas', 'tls', 'http', 'sys']);
+export interface ClusterConfig {
+  servers: string[];
+  replicas?: number;
+}
+
+/** `nats://H:P` URLs, each checked, from a list or a comma-separated string (the flag's form). */
+export function parseClusterServers(value: unknown, where: string): string[] {
+  const list = typeof value === 'string' ? value.split(',').map((s) => s.trim()).filter((s) => s.length > 0) : value;
+  if (!Array.isArray(list) || list.length === 0 || list.some((s) => typeof s !== 'string')) throw new ConfigError(`${where} must be one or more nats://HOST:PORT URLs`);
+  for (const url of list as string[]) {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new ConfigError(`${where}: ${JSON.stringify(url)} is not a URL (nats://HOST:PORT)`);
+    }
+    if (parsed.protocol !== 'nats:' || !parsed.hostname) throw new ConfigError(`${where}: ${JSON.stringify(url)} is not a nats://HOST:PORT URL`);
+  }
+  return list as string[];
+}
+
+function parseCluster(raw: unknown, source: string): ClusterConfig {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(`${source}: cluster must be a mapping (servers, replicas)`);
+  const c = raw as Record<string, unknown>;
+  for (const key of Object.keys(c)) if (key !== 'servers' && key !== 'replicas') throw new ConfigError(`${source}: unknown key "cluster.${key}" (known: servers, replicas)`);
+  const result: ClusterConfig = { servers: parseClusterServers(c.servers, `${source}: cluster.servers`) };
+  if (c.replicas !== undefined) {
+    if (!isIntIn(c.replicas, 1, 5)) throw new ConfigError(`${source}: cluster.replicas must be 1 to 5`);
+    result.replicas = c.replicas as number;
+  }
+  return result;
+}
+
+const TOP_KEYS = new Set(['asyncapi', 'strict', 'host', 'port', 'httpPort', 'dataDir', 'memory', 'fsync', 'logLevel', 'limits', 'access', 'channels', 'redelivery', 'auth', 'quotas', 'tls', 'http', 'sys', 'cluster']);
 const ACCESS_KEYS = new Set(['denySubscribe', 'denyPublish']);
 
 export function loadConfigFile(path: string): BrokerConfig {
@@ -108,6 +143,7 @@ export function validateConfig(raw: unknown, source: string): BrokerConfig {
   if (config.redelivery !== undefined) result.redelivery = parseRedelivery(config.redelivery, source);
   if (config.tls !== undefined) result.tls = parseTlsMapping(config.tls, source);
   if (config.http !== undefined) result.http = parseHttp(config.http, source);
+  if (config.cluster !== undefined) result.cluster = parseCluster(config.cluster, source);
   if (config.sys !== undefined) result.sys = parseSysConfig(config.sys, source);
   return result;
 }

@@ -28,6 +28,9 @@ export function answerFor(err: Error, topic: string): PublishRefusalAnswer {
       return { reasonCode: 0x97, status: 507, error: 'queue_full', reason: err.message, unexpected: false };
     case 'EDDY_RETAINED_FULL':
       return { reasonCode: 0x97, status: 507, error: 'retained_full', reason: err.message, unexpected: false };
+    case 'EDDY_CLUSTER_UNAVAILABLE':
+      // The JetStream cluster is unreachable or has no quorum: nothing is confirmed that is not replicated.
+      return { reasonCode: 0x97, status: 503, error: 'cluster_unavailable', reason: `${quoted}: not stored: the storage cluster is unavailable for now (${err.message})`, unexpected: false };
     case 'EDDY_STORAGE_UNAVAILABLE':
       return { reasonCode: 0x80, status: 503, error: 'storage_unavailable', reason: `${quoted}: not stored: storage is unavailable for now (${err.message})`, unexpected: false };
     default:

@@ -218,6 +218,13 @@ export interface Storage {
   /** Storage reads and writes that failed so far (disk full, no descriptor left, I/O errors); engines without any leave it out. */
   readonly failures?: number;
 
+  /**
+   * Engines behind a network (JetStream) report their connection for /healthz: `state` is `connected`
+   * while stores are confirmed, anything else means durable publishes are refused for now. Synchronous:
+   * the engine keeps it from its connection's events. Local engines leave it out.
+   */
+  connectionStatus?(): { state: string } & Record<string, unknown>;
+
   /** Engines that fsync report each fsync's duration in milliseconds to `observer` (metrics). Call before `open`. */
   observeFsync?(observer: (durationMs: number, records?: number) => void): void;
 }

@@ -7,6 +7,12 @@ import type { Storage } from '../../src/core/storage.js';
 export interface StorageFactory {
   /** True when what is stored survives `reopen` (a restart); the memory engine's does not. */
   readonly durable: boolean;
+  /**
+   * The largest message (payload and the engine's own framing) the engine's backend accepts, when it
+   * has such a limit (NATS: the servers' max_payload, 1 MiB by default). Tests of larger messages are
+   * skipped with that reason rather than left to fail.
+   */
+  readonly maxMessageBytes?: number;
   /** A fresh, empty store (its own directory, stream or bucket). */
   create(): Promise<StoreUnderTest>;
 }

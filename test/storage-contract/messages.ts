@@ -58,7 +58,10 @@ export function messageContract(name: string, factory: StorageFactory): void {
       assert.deepEqual(texts((await readAll(s.retainedMatching('exp/#'))).messages), ['kept']);
     });
 
-    test('large retained messages are read in batches of at most 8 MiB, and all of them', async () => {
+    test('large retained messages are read in batches of at most 8 MiB, and all of them', async (t) => {
+      if (factory.maxMessageBytes !== undefined && factory.maxMessageBytes <= 1024 * 1024) {
+        return t.skip(`the engine's backend takes messages of at most ${factory.maxMessageBytes} bytes, framing included; this test writes 1 MiB payloads`);
+      }
       const s = open.storage;
       const big = Buffer.alloc(1024 * 1024, 7);
       for (let i = 0; i < 20; i++) await s.append(retain(`big/${i}`, big), []);

@@ -81,9 +81,12 @@ export class AdminModel {
     const broker = this.broker;
     const groups: Record<string, { members: number; waiting: number; inflight: number; retrying: number }> = {};
     for (const g of broker.groups.values()) groups[g.name] = { members: g.members.size, waiting: g.queue.pendingCount, inflight: g.queue.inflight.size, retrying: g.queue.held.size };
+    const connection = broker.storage.connectionStatus?.();
     return {
-      status: 'ok',
+      // The node serves either way; `degraded`: its storage cluster is unreachable, durable publishes are refused.
+      status: connection && connection.state !== 'connected' ? 'degraded' : 'ok',
       storage: broker.storage.kind,
+      ...(connection ? { storageConnection: connection } : {}),
       sessions: broker.sessions.size,
       subscriptions: broker.router.subscriptionCount,
       groups,

@@ -1,0 +1,389 @@
+import type { Consumer, JsMsg } from '@nats-io/jetstream';
+import type { Message } from '../../core/message.js';
+import type { InflightDelivery, QueuedDelivery } from '../../core/storage.js';
+import { MemorySessionQueue } from '../memory-queue.js';
+import { decodeDelivery } from './envelope.js';
+
+/** Pending deliveries kept in memory per queue (as the disk engine: by count and payload bytes); the rest wait in the queue stream. */
+const MEMORY_WINDOW = 1000;
+const MEMORY_WINDOW_BYTES = 8 * 1024 * 1024;
+/** A pull request waits at most this long for entries it was told exist (a short fetch means: nothing more yet). */
+const FETCH_EXPIRES_MS = 1000;
+/** After a failed fetch (NATS unreachable), the owner is woken again this much later, so it asks again. */
+const RETRY_MS = 1000;
+/** Acknowledgements to JetStream are batched: a sweep at most this often finds the entries no longer owed. */
+const SWEEP_MS = 50;
+/** Entries fetched before their push was seen (see `acceptedBeforePush`): bounded, oldest forgotten first. */
+const MAX_EARLY = 10_000;
+
+/** What the engine gives a queue: its durable consumer, and where to report failures. */
+export interface QueueBackend {
+  /** The queue's durable consumer on the queue stream (created on first use; rejects while NATS is unreachable). */
+  consumer(): Promise<Consumer>;
+  /** Drops this queue's entries up to `throughSeq` from the stream (a clear); guarded by the caller. */
+  purge(throughSeq: number): Promise<void>;
+  reportFailure(err: unknown, what: string): void;
+}
+
+/** A fetched entry not yet acknowledged to JetStream: the delivery is pending, in flight or held. */
+interface Outstanding {
+  msg: JsMsg;
+  message: Message;
+}
+
+/**
+ * A session's or a consumer group's queue on the JetStream engine. Durable deliveries are entries of
+ * the queue stream on this queue's own subject (one entry per delivery, written by `append` before it
+ * confirms), read through the queue's durable pull consumer with explicit ack. Memory holds a window
+ * of pending deliveries; the rest waits in the stream and is fetched in order when its turn comes.
+ *
+ * While the queue keeps up (nothing waits in the stream, memory has room), a confirmed delivery goes
+ * straight to memory, as on the other engines, so the delivery path never waits for a fetch; the
+ * consumer still delivers its entry, which is then only attached for the acknowledgement (`direct`).
+ *
+ * An entry is acknowledged to JetStream once the delivery is neither pending, in flight nor held (a
+ * sweep finds them, as the disk engine's cursor does), so a restart gets back exactly what was still
+ * owed: the engine recreates the consumer from its ack floor (entries acknowledged after the first
+ * unacknowledged one may come again; MQTT allows a duplicate, never a loss).
+ *
+ * Counts (`pendingCount`, `pendingBytes`) are local estimates: exact while this process appended
+ * every entry (each confirmed push is counted until its entry is fetched); after a restart, the
+ * consumer's num_pending at open (bytes unknown until fetched, counted 0). A short fetch (the server
+ * had less than asked) resets the estimate to what was pushed since.
+ */
+export class JetStreamSessionQueue extends MemorySessionQueue {
+  /** Entries pushed while others waited in the stream (or memory was full): fetched into memory in turn. */
+  private readonly pushed = new Map<number, number>(); // entry seq → payload bytes
+  /** Entries pushed straight to memory whose consumer delivery (needed to acknowledge them) has not come yet. */
+  private readonly direct = new Map<number, Message>();
+  /** Entry seqs of appends confirmed by the engine for this queue, before the owner's push. */
+  private readonly noted = new WeakMap<Message, number>();
+  /** Entries fetched before their push came (the pull delivery overtook the PubAck): the push is then not counted. */
+  private readonly acceptedBeforePush = new Set<number>();
+  /** Entries waiting in the stream from before this process (the queue subject's entry count at open). */
+  private restored: number;
+  private restoredUntil: number;
+  private readonly outstanding = new Map<number, Outstanding>();
+  /** Entries at or below this seq were cleared: a fetch that brings one back acknowledges and drops it. */
+  private barrier = 0;
+  private highestSeen = 0;
+  private refilling: Promise<number> | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(
+    id: number,
+    readonly name: string,
+    private readonly backend: QueueBackend,
+    restored: { count: number; untilSeq: number },
+  ) {
+    super(id);
+    this.restored = restored.count;
+    this.restoredUntil = restored.untilSeq;
+  }
+
+  private get stored(): number {
+    return this.pushed.size + this.restored;
+  }
+
+  override get pendingCount(): number {
+    return super.pendingCount + this.stored;
+  }
+
+  override get pendingBytes(): number {
+    return super.pendingBytes + this.pushedBytes;
+  }
+
+  /** Payload bytes of `pushed` (the broker reads pendingBytes on every publish: kept, not summed). */
+  private pushedBytes = 0;
+
+  private unpush(seq: number): boolean {
+    const bytes = this.pushed.get(seq);
+    if (bytes === undefined) return false;
+    this.pushed.delete(seq);
+    this.pushedBytes -= bytes;
+    return true;
+  }
+
+  /** Called by the engine when this queue's entry for `message` is confirmed (PubAck of the queue stream). */
+  noteEntry(message: Message, entrySeq: number): void {
+    this.noted.set(message, entrySeq);
+  }
+
+  override push(delivery: QueuedDelivery, durable: boolean): void {
+    const seq = durable ? this.noted.get(delivery.message) : undefined;
+    if (seq === undefined) {
+      // Not in the queue stream (a clean session's, or a message stored without this queue): memory only.
+      super.push(delivery, durable);
+      return;
+    }
+    this.noted.delete(delivery.message);
+    if (seq <= this.barrier) return; // appended before a clear that has already dropped it
+    if (this.acceptedBeforePush.delete(seq)) return; // already fetched into memory
+    if (this.stored === 0 && super.pendingCount < MEMORY_WINDOW && super.pendingBytes < MEMORY_WINDOW_BYTES) {
+      super.push(delivery, durable);
+      this.direct.set(seq, delivery.message);
+    } else {
+      this.pushed.set(seq, delivery.message.payload.length);
+      this.pushedBytes += delivery.message.payload.length;
+    }
+    this.refillSoon();
+  }
+
+  override shift(): QueuedDelivery | undefined {
+    const delivery = super.shift();
+    if (super.pendingCount < MEMORY_WINDOW / 2) this.refillSoon();
+    if (delivery) this.sweepSoon();
+    return delivery;
+  }
+
+  override async take(): Promise<QueuedDelivery | undefined> {
+    for (;;) {
+      const delivery = super.shift();
+      if (delivery) {
+        this.sweepSoon();
+        return delivery;
+      }
+      if (this.stored === 0) return undefined;
+      // A failed fetch rejects here: the caller (an admin operation) reports it; the entries stay in the stream.
+      const got = await this.refill(MEMORY_WINDOW, true);
+      if (got === 0 && this.stored === 0) return undefined;
+    }
+  }
+
+  override async peek(limit: number): Promise<QueuedDelivery[]> {
+    // Entries beyond memory are fetched into memory (a listing is rare and bounded by its limit).
+    while (super.pendingCount < limit && this.stored > 0) {
+      const got = await this.refill(Math.min(limit - super.pendingCount, 4 * MEMORY_WINDOW), true);
+      if (got === 0) break;
+    }
+    return super.peek(limit);
+  }
+
+  /**
+   * The broker sends a delivery straight away, without `push`, when the session has room: the entry
+   * is then one that went straight to memory (`direct`), attached to its consumer delivery for the ack.
+   */
+  override setInflight(delivery: InflightDelivery): void {
+    super.setInflight(delivery);
+    const seq = this.noted.get(delivery.message);
+    if (seq === undefined) return;
+    this.noted.delete(delivery.message);
+    if (seq <= this.barrier) return;
+    if (this.acceptedBeforePush.delete(seq)) {
+      // Its consumer delivery came first and was queued: that copy must not go out a second time.
+      const fetched = this.outstanding.get(seq);
+      if (fetched) {
+        const at = this.pending.findIndex((d, i) => i >= this.head && d.message === fetched.message);
+        if (at >= this.head) {
+          this.memoryBytes -= fetched.message.payload.length;
+          this.pending.splice(at, 1);
+        }
+        fetched.message = delivery.message;
+      }
+      return;
+    }
+    this.direct.set(seq, delivery.message);
+    this.refillSoon();
+  }
+
+  override deleteInflight(packetId: number): void {
+    super.deleteInflight(packetId);
+    this.sweepSoon();
+  }
+
+  override release(delivery: QueuedDelivery): boolean {
+    const released = super.release(delivery);
+    this.sweepSoon();
+    return released;
+  }
+
+  override clear(): void {
+    super.clear();
+    this.barrier = Math.max(this.barrier, this.highestSeen);
+    for (const seq of this.pushedSeqs()) if (seq > this.barrier) this.barrier = seq;
+    this.pushed.clear();
+    this.pushedBytes = 0;
+    this.direct.clear();
+    this.acceptedBeforePush.clear();
+    this.restored = 0;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.sweep();
+    const through = this.barrier;
+    if (through > 0) this.backend.purge(through).catch((err: unknown) => this.backend.reportFailure(err, `${this.name}: purge after clear`));
+  }
+
+  /**
+   * Before the engine closes its connection: fetches the consumer deliveries of entries that went
+   * straight to memory (within `deadlineMs`), so that those already done are acknowledged and do not
+   * come back after the restart; then stops fetching. Never rejects (what is not acknowledged comes
+   * back: a duplicate, not a loss).
+   */
+  async close(deadlineMs = 3000): Promise<void> {
+    const until = Date.now() + deadlineMs;
+    try {
+      while (this.direct.size > 0 && Date.now() < until) {
+        const before = this.direct.size;
+        await this.refill(0, false);
+        if (this.direct.size >= before) break;
+      }
+    } catch (err) {
+      this.backend.reportFailure(err, `${this.name}: last fetch before close`);
+    }
+    this.sweep();
+    this.closed = true;
+    clearTimeout(this.sweepTimer);
+    clearTimeout(this.retryTimer);
+  }
+
+  private *pushedSeqs(): IterableIterator<number> {
+    yield* this.pushed.keys();
+    yield* this.direct.keys();
+  }
+
+  private sweepSoon(): void {
+    if (this.sweepTimer || this.closed) return;
+    this.sweepTimer = setTimeout(() => {
+      this.sweepTimer = undefined;
+      this.sweep();
+    }, SWEEP_MS);
+    this.sweepTimer.unref();
+  }
+
+  /**
+   * Acknowledges fetched entries whose deliveries are no longer pending, in flight or held, oldest
+   * first, up to the first one still owed: the work queue deletes what is acknowledged, and a queue's
+   * position is a cursor (as on the disk engine), so after a restart everything from the oldest one
+   * still owed comes back, in order, including deliveries done after it (MQTT allows the duplicate).
+   */
+  private sweep(): void {
+    if (this.outstanding.size === 0) return;
+    const live = new Set<Message>();
+    for (let i = this.head; i < this.pending.length; i++) live.add(this.pending[i]!.message);
+    for (const d of this.inflight.values()) live.add(d.message);
+    for (const d of this.held) live.add(d.message);
+    // Map order is fetch order, which is stream order.
+    for (const [seq, o] of this.outstanding) {
+      if (live.has(o.message)) break;
+      this.outstanding.delete(seq);
+      try {
+        o.msg.ack(); // buffered by the client while reconnecting; a lost ack means a redelivery, never a loss
+      } catch (err) {
+        this.backend.reportFailure(err, `${this.name}: ack`);
+      }
+    }
+  }
+
+  private refillSoon(): void {
+    if (this.refilling || this.closed || this.toFetch(MEMORY_WINDOW, false) === 0) return;
+    void this.refill(MEMORY_WINDOW, false).then(
+      (got) => {
+        if (got > 0) this.wakeOwner();
+        this.refillSoon();
+      },
+      (err: unknown) => {
+        if (this.closed) return;
+        this.backend.reportFailure(err, `${this.name}: fetch`);
+        if (this.retryTimer) return;
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = undefined;
+          this.wakeOwner();
+          this.refillSoon();
+        }, RETRY_MS);
+        this.retryTimer.unref();
+      },
+    );
+  }
+
+  private wakeOwner(): void {
+    try {
+      this.wake?.();
+    } catch (err) {
+      this.backend.reportFailure(err, `${this.name}: wake`);
+    }
+  }
+
+  /** One fetch at a time (entries come in stream order); resolves with how many deliveries it added to memory. */
+  private async refill(room: number, ignoreWindow: boolean): Promise<number> {
+    while (this.refilling) await this.refilling.catch(() => 0);
+    const fetching = this.fetchOnce(room, ignoreWindow).finally(() => {
+      if (this.refilling === fetching) this.refilling = undefined;
+    });
+    this.refilling = fetching;
+    return fetching;
+  }
+
+  /** Entries the next fetch asks for: every direct one (older than any waiting), then what memory has room for. */
+  private toFetch(room: number, ignoreWindow: boolean): number {
+    const full = super.pendingCount >= MEMORY_WINDOW || super.pendingBytes >= MEMORY_WINDOW_BYTES;
+    const backlog = ignoreWindow ? Math.min(this.stored, room) : full ? 0 : Math.min(this.stored, room, MEMORY_WINDOW - super.pendingCount);
+    return this.direct.size + backlog;
+  }
+
+  private async fetchOnce(room: number, ignoreWindow: boolean): Promise<number> {
+    const want = this.toFetch(room, ignoreWindow);
+    if (want <= 0) return 0;
+    const consumer = await this.backend.consumer();
+    const batch = await consumer.fetch({ max_messages: want, expires: FETCH_EXPIRES_MS });
+    let received = 0;
+    let added = 0;
+    for await (const msg of batch) {
+      received++;
+      if (this.accept(msg)) added++;
+      if (added > 0 && added % 200 === 0) this.wakeOwner();
+    }
+    if (received < want) {
+      // The server had less than asked: everything stored before this fetch began has been fetched.
+      this.restored = 0;
+      for (const seq of [...this.pushed.keys()]) if (seq <= this.highestSeen) this.unpush(seq);
+      for (const seq of this.direct.keys()) if (seq <= this.highestSeen) this.direct.delete(seq);
+    }
+    return added;
+  }
+
+  /** Takes one fetched entry into memory; false when it was cleared or is a redelivery of one already held. */
+  private accept(msg: JsMsg): boolean {
+    const seq = msg.seq;
+    this.highestSeen = Math.max(this.highestSeen, seq);
+    if (seq <= this.barrier || this.closed) {
+      if (seq <= this.barrier) msg.ack();
+      return false;
+    }
+    const inMemory = this.direct.get(seq);
+    if (inMemory) {
+      this.direct.delete(seq);
+      this.outstanding.set(seq, { msg, message: inMemory });
+      this.sweepSoon(); // it may be done already
+      return false;
+    }
+    const known = this.outstanding.get(seq);
+    if (known) {
+      // JetStream redelivered it (ack wait passed): the delivery is still owed once, ack the newer copy.
+      known.msg = msg;
+      return false;
+    }
+    let delivery: QueuedDelivery;
+    try {
+      delivery = decodeDelivery(msg.data);
+    } catch (err) {
+      // An entry Eddy cannot read would block the queue forever: reported, and acknowledged.
+      this.backend.reportFailure(err, `${this.name}: entry ${seq}`);
+      msg.ack();
+      return false;
+    }
+    if (this.unpush(seq)) {
+      // counted by its push
+    } else if (seq <= this.restoredUntil) {
+      this.restored = Math.max(0, this.restored - 1);
+    } else {
+      this.acceptedBeforePush.add(seq);
+      if (this.acceptedBeforePush.size > MAX_EARLY) this.acceptedBeforePush.delete(this.acceptedBeforePush.values().next().value!);
+    }
+    this.outstanding.set(seq, { msg, message: delivery.message });
+    this.pending.push(delivery);
+    this.memoryBytes += delivery.message.payload.length;
+    return true;
+  }
+}
