@@ -71,6 +71,8 @@ export async function redriveDeadLetters(
       refused++;
       skipped.push(delivery);
     } else taken.push(delivery);
+    // Seqs are unique: the one asked for is found, redriven or refused, and nothing after it need be read.
+    if (options.seq !== undefined && delivery.message.seq === options.seq) break;
   }
   for (const d of skipped.reverse()) dlq.queue.unshift(d);
   // Held, not gone: a crash before the copy is stored still finds the dead letter.

@@ -61,14 +61,15 @@ export class DeadLettersAdmin {
    * is not waiting: gone, or being redriven right now).
    */
   async redrive(options: { limit: number; filter?: string; seq?: number }): Promise<RedriveResult> {
-    if (options.seq !== undefined) {
-      const queue = this.broker.deadLetters.queue;
-      const seq = options.seq;
-      if (!(await queue.peek(Number.MAX_SAFE_INTEGER)).some((d) => d.message.seq === seq)) throw new AdminError('not-found', `no dead letter with seq ${seq} is waiting`);
-    }
     const admission = this.broker.admission;
     const mayRedrive = (m: Message): boolean => admission.originalPublisherMay(m.originUser, m.origin ?? '', m.topic);
-    return redriveDeadLetters(this.broker.deadLetters, (m) => this.broker.publishConfirmed(m), { ...options, mayRedrive });
+    // One letter by seq: the redrive's own scan finds it (and stops there), no separate look first.
+    const limit = options.seq !== undefined ? 1 : options.limit;
+    const result = await redriveDeadLetters(this.broker.deadLetters, (m) => this.broker.publishConfirmed(m), { ...options, limit, mayRedrive });
+    if (options.seq !== undefined && result.redriven + result.failed + result.refused === 0) {
+      throw new AdminError('not-found', `no dead letter with seq ${options.seq} is waiting`);
+    }
+    return result;
   }
 
   /**
