@@ -21,6 +21,8 @@ import { expiryLeftMs, NEVER_EXPIRES, sessionRecord } from './session-record.js'
 import { mayReceive, Subscriptions, type SubscribeOutcome, type SubscribeRequest } from './subscriptions.js';
 import type { DurableDelivery, SessionQueue, Storage } from './storage.js';
 import { Reason } from './reasons.js';
+import type { CoveredDeliveries, NodeFabric } from './fabric.js';
+import { ClusterSync } from './cluster-sync.js';
 
 export { Reason };
 export type { SubscribeRequest, SubscribeOutcome } from './subscriptions.js';
@@ -114,8 +116,11 @@ export class Broker {
   readonly validator: PublishValidator | undefined;
   readonly strict: boolean;
   private readonly checks: PublishChecks;
-  /** SUBSCRIBE and UNSUBSCRIBE, for every front end. */
-  private readonly subscriptions: Subscriptions;
+  /** SUBSCRIBE and UNSUBSCRIBE, for every front end (ClusterSync also applies other nodes' subscriptions with it). */
+  readonly subscriptions: Subscriptions;
+  /** The other broker nodes on a shared engine (`--cluster`); undefined on a single node. */
+  readonly fabric: NodeFabric | undefined;
+  private readonly cluster: ClusterSync | undefined;
   readonly stats: BrokerStats = {
     connections: 0,
     messagesIn: 0,
@@ -192,7 +197,50 @@ export class Broker {
       this.reportInternalError,
     );
     this.groups = new GroupRegistry(storage, this.router, this.redelivery, this.log, (session, topic) => mayReceive(this, session.identity, topic));
-    this.subscriptions = new Subscriptions(this, this.log);;
+    this.subscriptions = new Subscriptions(this, this.log);
+    this.fabric = storage.fabric;
+    this.cluster = this.fabric ? this.clusterSync(this.fabric) : undefined;
+  }
+
+  /** What ClusterSync may do to this broker's sessions when other nodes report changes. */
+  private clusterSync(fabric: NodeFabric): ClusterSync {
+    const disconnect = (session: Session, reasonCode: number, reason: string): void => {
+      const link = session.link;
+      if (!link) return;
+      this.detachLink(session, { publishWill: true });
+      // A new connection for the session was made (elsewhere): a delayed will is not owed (MQTT 5 §3.1.3.2.2).
+      this.wills.cancel(session.clientId);
+      link.close(reasonCode, reason);
+    };
+    return new ClusterSync(
+      {
+        fabric,
+        sessions: this.sessions,
+        subscriptions: this.subscriptions,
+        newSession: (clientId, identity) => this.newSession(clientId, identity),
+        restoredIdentity: (record) => this.restoredIdentity(record),
+        disconnect,
+        forget: (session) => {
+          disconnect(session, Reason.SessionTakenOver, 'session taken over by a connection on another node');
+          for (const filter of session.subscriptions.keys()) this.subscriptions.remove(session, filter);
+          session.subscriptions.clear();
+          session.queue.disown?.();
+          if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
+          this.expiries.cancel(session.clientId);
+        },
+        setExpiry: (session, ms) => {
+          if (ms === undefined) this.expiries.cancel(session.clientId);
+          else this.scheduleExpiry(session, Math.max(0, ms));
+        },
+        acceptFromNode: (message, covered) => this.acceptFromNode(message, covered),
+      },
+      this.log,
+    );
+  }
+
+  private restoredIdentity(record: { clientId: string; user?: string; authMethod?: Identity['method']; tokenAcl?: unknown[] }): Identity {
+    const tokenAcl = record.tokenAcl ? parseAcl(record.tokenAcl, `the stored acl claim of ${record.clientId}`) : undefined;
+    return this.admission.restored(record.clientId, record.user, record.authMethod ?? 'none', tokenAcl);
   }
 
   /** Restores persistent sessions and their subscriptions from storage. */
@@ -206,14 +254,16 @@ export class Broker {
         await this.storage.deleteSession(record.clientId);
         continue;
       }
-      const tokenAcl = record.tokenAcl ? parseAcl(record.tokenAcl, `the stored acl claim of ${record.clientId}`) : undefined;
-      const session = this.newSession(record.clientId, this.admission.restored(record.clientId, record.user, record.authMethod ?? 'none', tokenAcl));
+      const session = this.newSession(record.clientId, this.restoredIdentity(record));
+      // On a shared engine every stored session is held elsewhere at first, by its owner or by this node's previous process.
+      if (this.fabric) session.heldBy = record.owner ?? 'unknown';
       session.expiryInterval = record.expiryInterval;
       session.disconnectedAt = record.disconnectedAt ?? now;
       for (const sub of record.subscriptions) this.subscriptions.add(session, sub);
       if (left !== undefined) this.scheduleExpiry(session, left);
     }
     await this.groups.settle();
+    await this.cluster?.start();
   }
 
   async stop(): Promise<void> {
@@ -256,11 +306,19 @@ export class Broker {
       session = undefined;
     }
     session ??= this.newSession(clientId, request.identity);
+    if (session.heldBy !== undefined) {
+      // Held by another node (or this node's previous process): this node holds it now. The other
+      // node sees the saved record and closes its connection with 0x8E.
+      session.heldBy = undefined;
+      session.queue.claim?.();
+    }
     session.identity = request.identity;
     session.expiryInterval = Math.min(request.expiryInterval, this.limits.maxSessionExpiry);
     session.will = request.will;
     session.link = link;
-    if (session.persistent) this.persist(this.storage.saveSession(sessionRecord(session)), session.clientId);
+    // With other nodes, every session is saved (its owner), so that a connection elsewhere takes it over.
+    if (session.persistent || this.fabric) this.persist(this.storage.saveSession(sessionRecord(session)), session.clientId);
+    if (session.persistent) session.queue.listen?.(true);
     this.stats.connections++;
     return { session, sessionPresent };
   }
@@ -275,6 +333,7 @@ export class Broker {
       session.expiryInterval = Math.min(options.expiryInterval, this.limits.maxSessionExpiry);
     }
     this.detachLink(session, { publishWill: options.publishWill });
+    session.queue.listen?.(false);
     if (!session.persistent) {
       this.endSession(session);
       return;
@@ -304,14 +363,28 @@ export class Broker {
     const routed = this.router.route(message.topic, message.origin);
     // The right to receive is checked for every delivery, whatever filter matched (design note:
     // `subscribe` is the right to receive those topics): a wildcard cannot reach a denied topic.
-    const targets = routed.targets.filter((t) => mayReceive(this, t.session.identity, message.topic));
+    let targets = routed.targets.filter((t) => mayReceive(this, t.session.identity, message.topic));
     const groups = routed.groups.filter((g) => g.pinned || g.anyMemberMayReceive(message.topic));
+    // Sessions other nodes hold get only durable deliveries from here (queue entries their holder reads).
+    let elsewhere: Target[] | undefined;
+    if (this.fabric && targets.some((t) => t.session.heldBy !== undefined)) {
+      elsewhere = targets.filter((t) => t.session.heldBy !== undefined);
+      targets = targets.filter((t) => t.session.heldBy === undefined);
+    }
     if (message.qos === 0 && !message.retain && !this.channels.for(message.topic).retention) {
       this.accept(message, targets, groups);
       confirm?.();
       return;
     }
     const deliveries: DurableDelivery[] = [];
+    const covered = this.fabric ? { sessions: new Set<string>(), groups: new Set<string>() } : undefined;
+    for (const target of elsewhere ?? []) {
+      const qos = effectiveQos(message, target.qos);
+      if (qos === 0 || !target.session.persistent) continue;
+      // Its holder counts and bounds its queue: this node cannot (the holder reads entries from every node).
+      deliveries.push({ queueId: target.session.queue.id, qos, retain: target.retainAsPublished && message.retain, subscriptionIds: target.subscriptionIds });
+      covered!.sessions.add(target.session.clientId);
+    }
     for (const target of targets) {
       const qos = effectiveQos(message, target.qos);
       if (qos === 0) continue;
@@ -322,11 +395,15 @@ export class Broker {
       if (!this.hasQueueRoom(session.queue, `subscriber ${session.clientId}`, message, confirm)) return;
       deliveries.push({ queueId: session.queue.id, qos, retain: target.retainAsPublished && message.retain, subscriptionIds: target.subscriptionIds });
       target.durable = true;
+      covered?.sessions.add(session.clientId);
     }
     for (const group of groups) {
       if (effectiveQos(message, group.maxQos) === 0) continue;
       if (!this.hasQueueRoom(group.queue, `group ${group.name}`, message, confirm)) return;
-      if (group.durable) deliveries.push({ queueId: group.queue.id, qos: effectiveQos(message, group.maxQos), retain: false });
+      if (group.durable) {
+        deliveries.push({ queueId: group.queue.id, qos: effectiveQos(message, group.maxQos), retain: false });
+        covered?.groups.add(group.name);
+      }
     }
     let stored: Promise<void> | void;
     try {
@@ -339,7 +416,7 @@ export class Broker {
       stored.then(
         () => {
           confirm?.();
-          this.accept(message, targets, groups);
+          this.accept(message, targets, groups, covered);
         },
         (err: Error) => confirm?.(err),
       );
@@ -348,7 +425,7 @@ export class Broker {
     // At-most-once messages (retained, or kept as history) are stored, but not waited for.
     stored?.catch((err: Error) => this.log.error({ topic: message.topic, err: err.message }, 'QoS 0 message not stored'));
     confirm?.();
-    this.accept(message, targets, groups);
+    this.accept(message, targets, groups, covered);
   }
 
   /**
@@ -414,17 +491,38 @@ export class Broker {
     stored?.catch((err: Error) => this.log.error({ clientId, err: err.message }, 'session change not stored'));
   }
 
-  private accept(message: Message, targets: Target[], groups: ConsumerGroup[]): void {
+  private accept(message: Message, targets: Target[], groups: ConsumerGroup[], covered?: { sessions: Set<string>; groups: Set<string> }): void {
     for (const target of targets) {
       target.session.deliver(message, effectiveQos(message, target.qos), target.retainAsPublished && message.retain, target.subscriptionIds, target.durable);
     }
     for (const group of groups) {
       const qos = effectiveQos(message, group.maxQos);
+      const durable = qos > 0 && group.durable;
+      // Shared by nodes: a durable group's entry reaches the members of every node through its queue,
+      // each entry read by one node; pushing it here too would deliver it twice.
+      if (durable && this.fabric) continue;
+      if (this.fabric && !group.hasLocalMember) continue; // the nodes with members deliver it
       if (qos === 0 && (group.queue.pendingCount >= this.limits.maxQueued || group.queue.pendingBytes + message.payload.length > this.limits.maxQueuedBytes)) {
         this.stats.dropped['queue-full']++;
         continue;
       }
-      group.push({ message, qos, retain: false }, qos > 0 && group.durable);
+      group.push({ message, qos, retain: false }, durable);
+      covered?.groups.add(group.name);
+    }
+    if (this.fabric) this.fabric.broadcast(message, covered ?? { sessions: new Set(), groups: new Set(groups.filter((g) => g.hasLocalMember).map((g) => g.name)) });
+  }
+
+  /** A message another node accepted (core/cluster-sync.ts): delivered to this node's connected subscribers that its publisher did not cover. */
+  acceptFromNode(message: Message, covered: CoveredDeliveries): void {
+    const routed = this.router.route(message.topic, message.origin);
+    for (const target of routed.targets) {
+      const session = target.session;
+      if (session.heldBy !== undefined || covered.sessions.has(session.clientId) || !mayReceive(this, session.identity, message.topic)) continue;
+      session.deliver(message, effectiveQos(message, target.qos), target.retainAsPublished && message.retain, target.subscriptionIds, false);
+    }
+    for (const group of routed.groups) {
+      if (covered.groups.has(group.name) || !group.hasLocalMember || !group.anyMemberMayReceive(message.topic)) continue;
+      group.push({ message, qos: effectiveQos(message, group.maxQos), retain: false }, false);
     }
   }
 

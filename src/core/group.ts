@@ -33,6 +33,8 @@ export class ConsumerGroup {
   saved = false;
   /** Deliveries handed to members, with their rate (the admin API's groups). */
   readonly deliveries = new RateMeter();
+  /** Whether the queue reads new entries for members on this node (queues shared by nodes; see membersChanged). */
+  private listening = false;
 
   constructor(
     /** `$share/{group}/{filter}` */
@@ -120,12 +122,15 @@ export class ConsumerGroup {
   /** Puts a delivery back at the front (after a return or a backoff) and sends it on. */
   requeue(delivery: QueuedDelivery): void {
     this.queue.unshift(delivery);
+    // A shared queue with no member here hands it back at once, for the members on other nodes.
+    if (this.queue.listen && !this.listening) this.queue.disown?.();
     this.dispatch();
   }
 
   addMember(session: Session, options: SubscriptionOptions): void {
     this.members.set(session, options);
     this.memberList = [...this.members];
+    this.membersChanged();
     this.dispatch();
   }
 
@@ -133,6 +138,26 @@ export class ConsumerGroup {
     this.members.delete(session);
     this.memberList = [...this.members];
     session.leaveGroup(this);
+    this.membersChanged();
+  }
+
+  /** True when a member is connected to this node (members held by other nodes are only known, not sent to). */
+  get hasLocalMember(): boolean {
+    for (const session of this.members.keys()) if (session.connected) return true;
+    return false;
+  }
+
+  /**
+   * A member connected or left here. A queue shared by several nodes is read on each node with a
+   * member connected, and handed back by a node whose last connected member went.
+   */
+  membersChanged(): void {
+    if (!this.queue.listen) return;
+    const want = this.hasLocalMember;
+    if (want === this.listening) return;
+    this.listening = want;
+    if (want) this.queue.listen(true);
+    else this.queue.disown?.();
   }
 
   private take(tag: number): QueuedDelivery | undefined {

@@ -3,6 +3,7 @@ export const Reason = {
   Success: 0x00,
   UnspecifiedError: 0x80,
   NotAuthorized: 0x87,
+  SessionTakenOver: 0x8e,
   TopicFilterInvalid: 0x8f,
   SharedSubscriptionsNotSupported: 0x9e,
   ImplementationSpecificError: 0x83,

@@ -87,6 +87,12 @@ export class Session {
   expiryInterval = 0;
   readonly subscriptions = new Map<string, SubscriptionRecord>();
   link: SessionLink | undefined;
+  /**
+   * The broker node that holds this session when it is not this one (a cluster: its client is
+   * connected there, or was last). This node only routes to it: durable deliveries become queue
+   * entries the holder reads; nothing is delivered from here.
+   */
+  heldBy: string | undefined;
   /** Epoch ms of the last disconnect while the session waits offline (its expiry counts from it). */
   disconnectedAt: number | undefined;
   will: WillMessage | undefined;
@@ -324,6 +330,7 @@ export class Session {
       }
     }
     this.drain();
+    for (const group of this.groups) group.membersChanged();
   }
 
   /** The connection is gone: group deliveries in flight on it go back to their groups, for other members. */
@@ -340,6 +347,7 @@ export class Session {
     this.groupInflightBytes = 0;
     for (const entry of returned) if (!entry.released) entry.group.returned(entry.tag);
     for (const group of new Set(returned.map((e) => e.group))) group.dispatch();
+    for (const group of this.groups) group.membersChanged();
   }
 
   /** A replay was announced (SUBACK pending): from now on live deliveries queue behind its history. */

@@ -12,6 +12,7 @@
 import type { Message, QoS } from './message.js';
 import type { ChannelPolicy } from './channels.js';
 import type { ReplayStart } from './replay.js';
+import type { NodeFabric } from './fabric.js';
 
 /** The channel policies storage consults (core's ChannelPolicies; a reload is seen at the next lookup). */
 export interface ChannelPolicyLookup {
@@ -80,6 +81,11 @@ export interface SessionRecord {
   authMethod?: 'none' | 'anonymous' | 'password' | 'jwt' | 'certificate';
   /** A JWT's `acl` claim, so that what an offline session is queued stays as narrow as its token said. */
   tokenAcl?: unknown[];
+  /**
+   * The broker node that holds the session (engines shared by several nodes set it on every save:
+   * the node that saves a session is the one its client is connected to, or was last).
+   */
+  owner?: string;
 }
 
 /** A message waiting for or in delivery to one session, with the QoS it is delivered at. */
@@ -157,6 +163,18 @@ export interface SessionQueue {
   deleteInflight(packetId: number): void;
   /** Drops everything: the session ended. */
   clear(): void;
+
+  /*
+   * Queues an engine shares between broker nodes (JetStream) also have these; a local engine
+   * leaves them out. One node at a time delivers a session's queue; a group's queue is read by
+   * every node with a member connected, each entry by one of them.
+   */
+  /** This node delivers the queue now: what another node fetched and did not finish comes back here, then new entries are read as they are stored. */
+  claim?(): void;
+  /** Whether to keep reading new entries as they come (a client of this queue is connected here). */
+  listen?(on: boolean): void;
+  /** Another node delivers the queue now: what this node holds in memory is forgotten (a group's is handed back), nothing is read any more. */
+  disown?(): void;
 }
 
 /**
@@ -224,6 +242,9 @@ export interface Storage {
    * the engine keeps it from its connection's events. Local engines leave it out.
    */
   connectionStatus?(): { state: string } & Record<string, unknown>;
+
+  /** Engines shared by several broker nodes give the core a way to reach the others (core/fabric.ts). */
+  readonly fabric?: NodeFabric;
 
   /** Engines that fsync report each fsync's duration in milliseconds to `observer` (metrics). Call before `open`. */
   observeFsync?(observer: (durationMs: number, records?: number) => void): void;

@@ -15,6 +15,10 @@ const RETRY_MS = 1000;
 const SWEEP_MS = 50;
 /** Entries fetched before their push was seen (see `acceptedBeforePush`): bounded, oldest forgotten first. */
 const MAX_EARLY = 10_000;
+/** A group's queue shared by nodes reads this many entries at a time, so one node does not hoard what the others' members could take. */
+const SHARED_WINDOW = 64;
+/** A node taking a session over waits this long for the previous holder to acknowledge what it finished. */
+const HANDOVER_WAIT_MS = 1000;
 
 /** What the engine gives a queue: its durable consumer, and where to report failures. */
 export interface QueueBackend {
@@ -23,6 +27,10 @@ export interface QueueBackend {
   /** Drops this queue's entries up to `throughSeq` from the stream (a clear); guarded by the caller. */
   purge(throughSeq: number): Promise<void>;
   reportFailure(err: unknown, what: string): void;
+  /** Entries the consumer handed out and nobody acknowledged yet (another node may still hold them). */
+  ackPending(): Promise<number>;
+  /** Deletes and recreates the consumer: what it had handed out and not had acknowledged comes again, in order. */
+  recreate(): Promise<void>;
 }
 
 /** A fetched entry not yet acknowledged to JetStream: the delivery is pending, in flight or held. */
@@ -71,12 +79,20 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
   private sweepTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Read new entries as they are stored (a client of this queue is connected on this node; they may come from any node). */
+  private listening = false;
+  /** Another node delivers this queue (disown): what a fetch still brings is not this node's to keep. */
+  private disowned = false;
+  /** A takeover under way (claim): fetches wait for it. */
+  private claiming: Promise<void> | undefined;
 
   constructor(
     id: number,
     readonly name: string,
     private readonly backend: QueueBackend,
     restored: { count: number; untilSeq: number },
+    /** A group's queue, read by every node with a member (small fetches; entries handed back on disown). */
+    private readonly shared = false,
   ) {
     super(id);
     this.restored = restored.count;
@@ -216,6 +232,83 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
   }
 
   /**
+   * This node delivers the queue from now on (a client took its session over from another node, or
+   * from this node's previous process): once the previous holder acknowledged what it finished (or
+   * HANDOVER_WAIT_MS passed), the consumer is recreated if entries are still handed out, so they
+   * come here now instead of after the ack wait.
+   */
+  claim(): void {
+    this.disowned = false;
+    this.forget();
+    const claiming = (async () => {
+      const until = Date.now() + HANDOVER_WAIT_MS;
+      let pending = await this.backend.ackPending();
+      while (pending > 0 && Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 100));
+        pending = await this.backend.ackPending();
+      }
+      if (pending > 0) await this.backend.recreate();
+    })()
+      .catch((err: unknown) => this.backend.reportFailure(err, `${this.name}: takeover`))
+      .finally(() => {
+        if (this.claiming === claiming) this.claiming = undefined;
+      });
+    this.claiming = claiming;
+    this.refillSoon();
+  }
+
+  listen(on: boolean): void {
+    this.listening = on;
+    if (on) this.disowned = false;
+    if (on) this.refillSoon();
+  }
+
+  /**
+   * Another node delivers this queue now. A session's queue forgets what it holds: what this node
+   * finished is acknowledged first, the rest stays handed out until the new holder recreates the
+   * consumer. A group's queue hands back (nak) what waits in memory, for the members on other nodes;
+   * what is in flight here is handed back as it returns.
+   */
+  disown(): void {
+    this.listening = false;
+    this.disowned = true;
+    if (!this.shared) {
+      this.sweep();
+      this.forget();
+      return;
+    }
+    const kept: QueuedDelivery[] = [];
+    const waiting = new Set<Message>();
+    for (let i = this.head; i < this.pending.length; i++) waiting.add(this.pending[i]!.message);
+    for (const [seq, o] of [...this.outstanding]) {
+      if (!waiting.has(o.message)) continue;
+      this.outstanding.delete(seq);
+      waiting.delete(o.message);
+      try {
+        o.msg.nak();
+      } catch (err) {
+        this.backend.reportFailure(err, `${this.name}: hand back`);
+      }
+    }
+    // Pending deliveries without an entry (not durable) stay: nobody else could deliver them.
+    for (let i = this.head; i < this.pending.length; i++) if (waiting.has(this.pending[i]!.message)) kept.push(this.pending[i]!);
+    this.pending = kept;
+    this.head = 0;
+    this.memoryBytes = kept.reduce((n, d) => n + d.message.payload.length, 0);
+  }
+
+  /** Drops memory without acknowledging anything (the entries stay in the stream for whoever reads next). */
+  private forget(): void {
+    super.clear();
+    this.outstanding.clear();
+    this.pushed.clear();
+    this.pushedBytes = 0;
+    this.direct.clear();
+    this.acceptedBeforePush.clear();
+    this.restored = 0;
+  }
+
+  /**
    * Before the engine closes its connection: fetches the consumer deliveries of entries that went
    * straight to memory (within `deadlineMs`), so that those already done are acknowledged and do not
    * come back after the restart; then stops fetching. Never rejects (what is not acknowledged comes
@@ -319,10 +412,16 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
   private toFetch(room: number, ignoreWindow: boolean): number {
     const full = super.pendingCount >= MEMORY_WINDOW || super.pendingBytes >= MEMORY_WINDOW_BYTES;
     const backlog = ignoreWindow ? Math.min(this.stored, room) : full ? 0 : Math.min(this.stored, room, MEMORY_WINDOW - super.pendingCount);
+    if (this.listening && !full) {
+      // Other nodes' entries are not counted here: ask for what memory has room for, and wait for them.
+      const window = this.shared ? SHARED_WINDOW : MEMORY_WINDOW;
+      return this.direct.size + Math.max(backlog, Math.min(room, window - super.pendingCount));
+    }
     return this.direct.size + backlog;
   }
 
   private async fetchOnce(room: number, ignoreWindow: boolean): Promise<number> {
+    if (this.claiming) await this.claiming;
     const want = this.toFetch(room, ignoreWindow);
     if (want <= 0) return 0;
     const consumer = await this.backend.consumer();
@@ -346,6 +445,12 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
   /** Takes one fetched entry into memory; false when it was cleared or is a redelivery of one already held. */
   private accept(msg: JsMsg): boolean {
     const seq = msg.seq;
+    if (this.disowned) {
+      // A fetch that was under way when another node took over: a group's entry goes back at once for
+      // the other nodes' members; a session's stays handed out until its new holder recreates the consumer.
+      if (this.shared) msg.nak();
+      return false;
+    }
     this.highestSeen = Math.max(this.highestSeen, seq);
     if (seq <= this.barrier || this.closed) {
       if (seq <= this.barrier) msg.ack();

@@ -14,6 +14,7 @@ import { historyReader } from './history.js';
 import { JetStreamSessionQueue } from './jetstream-queue.js';
 import { ensureBucket, ensureStoreLayout } from './layout.js';
 import { publishConfirmed } from './publish.js';
+import { JetStreamNodeFabric } from './node-fabric.js';
 import { consumerInfoOrUndefined, dropQueue, ensureQueueConsumer, ensureQueueStream, queueConsumerName, queueLengths, queueSubject, resumeQueueConsumer, type QueueKind } from './queue-stream.js';
 import { RetainedStore } from './retained-store.js';
 import { waitForCaughtUpReplicas } from './replica-catch-up.js';
@@ -89,6 +90,12 @@ export class JetStreamStorage implements Storage {
   private readonly restoredCounts = new Map<string, number>();
   private queueStreamSeqAtOpen = 0;
   private readonly logger: Logger;
+  /** The sessions bucket's last revision when loadSessions read it: other nodes' changes are watched from there. */
+  private sessionsRevision = 0;
+  /** Each client id's session writes in call order (a delete then a put must not arrive the other way round). */
+  private readonly sessionWrites = new Map<string, Promise<unknown>>();
+  /** How this node reaches the other Eddy nodes on the cluster (core/fabric.ts). */
+  readonly fabric: JetStreamNodeFabric;
 
   constructor(private readonly options: JetStreamStorageOptions) {
     this.ns = options.namespace ?? 'eddy';
@@ -97,6 +104,16 @@ export class JetStreamStorage implements Storage {
     const upper = this.ns.toUpperCase();
     this.names = { messages: `${upper}_MESSAGES`, queues: `${upper}_QUEUES`, retained: `${this.ns}-retained`, sessions: `${this.ns}-sessions`, groups: `${this.ns}-groups` };
     this.logger = options.logger ?? silentLogger;
+    this.fabric = new JetStreamNodeFabric(this.nodeId, {
+      conn: () => this.connection(),
+      namespace: this.ns,
+      sessions: () => this.sessionsKv,
+      loadedRevision: () => this.sessionsRevision,
+      sawSeq: (seq) => {
+        if (seq > this.seq) this.seq = seq;
+      },
+      logger: this.logger,
+    });
   }
 
   get connectionState(): ConnectionState {
@@ -170,6 +187,7 @@ export class JetStreamStorage implements Storage {
       this.sessionsKv = layout.sessions;
       this.retained = new RetainedStore(layout.retained);
       await this.retained.load();
+      this.retained.follow((err) => this.reportFailure(err, 'retained watch'));
       const infos = [];
       for await (const info of conn.jsm.consumers.list(this.names.queues)) infos.push(info);
       // Recreating a replicated consumer takes a Raft election (a few hundred ms): several at once.
@@ -205,6 +223,9 @@ export class JetStreamStorage implements Storage {
 
   async close(): Promise<void> {
     await this.settled();
+    this.fabric.stop();
+    this.retained?.stopFollowing();
+    await Promise.allSettled([...this.sessionWrites.values()]);
     await Promise.all([...this.queues.values(), ...this.groups.values()].map((q) => q.close()));
     const wasConnected = this.state === 'connected';
     this.state = 'closed';
@@ -304,6 +325,7 @@ export class JetStreamStorage implements Storage {
   }
 
   async loadSessions(): Promise<SessionRecord[]> {
+    this.sessionsRevision = (await this.connection().jsm.streams.info(`KV_${this.names.sessions}`)).state.last_seq;
     const records: SessionRecord[] = [];
     for (const key of await keysOf(this.sessionsKv)) {
       const entry = await this.sessionsKv.get(key);
@@ -312,15 +334,35 @@ export class JetStreamStorage implements Storage {
     return records;
   }
 
-  async saveSession(record: SessionRecord): Promise<void> {
-    try {
-      await this.sessionsKv.put(clientKey(record.clientId), JSON.stringify(record));
-    } catch (err) {
-      throw this.storageError(err, `session ${record.clientId} not saved`);
-    }
+  /** Runs a session write after the previous write of the same client id, in call order. */
+  private inOrder<T>(clientId: string, write: () => Promise<T>): Promise<T> {
+    const previous = this.sessionWrites.get(clientId) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(write);
+    this.sessionWrites.set(clientId, next);
+    const done = (): void => {
+      if (this.sessionWrites.get(clientId) === next) this.sessionWrites.delete(clientId);
+    };
+    next.then(done, done);
+    return next;
   }
 
-  async deleteSession(clientId: string): Promise<void> {
+  saveSession(record: SessionRecord): Promise<void> {
+    // The node that saves a session holds it: the other nodes see the owner on their watch.
+    const value = JSON.stringify({ ...record, owner: this.nodeId });
+    return this.inOrder(record.clientId, async () => {
+      try {
+        await this.fabric.trackWrite(record.clientId, this.sessionsKv.put(clientKey(record.clientId), value));
+      } catch (err) {
+        throw this.storageError(err, `session ${record.clientId} not saved`);
+      }
+    });
+  }
+
+  deleteSession(clientId: string): Promise<void> {
+    return this.inOrder(clientId, () => this.dropSession(clientId));
+  }
+
+  private async dropSession(clientId: string): Promise<void> {
     const queue = this.queues.get(clientId);
     queue?.clear();
     const creating = queue ? this.byId.get(queue.id)?.creating() : undefined;
@@ -328,6 +370,7 @@ export class JetStreamStorage implements Storage {
     this.queues.delete(clientId);
     try {
       await creating?.catch(() => undefined);
+      this.fabric.trackDelete(clientId);
       await this.sessionsKv.delete(clientKey(clientId));
       await dropQueue(this.connection(), this.names.queues, queueConsumerName('s', clientId), queueSubject(this.ns, 's', clientId));
     } catch (err) {
@@ -401,8 +444,16 @@ export class JetStreamStorage implements Storage {
           await this.connection().jsm.streams.purge(this.names.queues, { filter: subject, seq: throughSeq + 1 });
         },
         reportFailure: (err, what) => this.reportFailure(err, what),
+        ackPending: async () => (await consumerInfoOrUndefined(this.connection(), this.names.queues, durable))?.num_ack_pending ?? 0,
+        recreate: async () => {
+          const conn = this.connection();
+          const info = await consumerInfoOrUndefined(conn, this.names.queues, durable);
+          if (info) await resumeQueueConsumer(conn, this.names.queues, info);
+          consumer = undefined; // the next fetch gets the new consumer
+        },
       },
       { count: restored, untilSeq: this.queueStreamSeqAtOpen },
+      kind === 'g',
     );
     map.set(name, queue);
     this.byId.set(queue.id, { queue, kind, name, creating });

@@ -30,9 +30,14 @@ export class RetainedStore {
   private readonly index = new RetainedIndex<RetainedEntry>();
   private payloadBytes = 0;
 
+  /** The bucket's revision when `load` read it: `follow` watches from the next one. */
+  private loadedRevision = 0;
+  private following: { stop(): void } | undefined;
+
   constructor(private readonly kv: KV) {}
 
   async load(): Promise<void> {
+    this.loadedRevision = (await this.kv.status()).streamInfo.state.last_seq;
     const keys: string[] = [];
     for await (const key of await this.kv.keys()) keys.push(key);
     for (let i = 0; i < keys.length; i += READ_PARALLEL) {
@@ -43,6 +48,36 @@ export class RetainedStore {
         this.remember(topicOfKey(entry.key), { bytes: message.payload.length, seq: message.seq!, expiresAt: message.expiresAt });
       }
     }
+  }
+
+  /**
+   * Keeps the index current with what other Eddy nodes write to the bucket (this node's own writes
+   * come back too, and change nothing). Entries are applied by seq: the newer message wins.
+   */
+  follow(report: (err: unknown) => void): void {
+    void (async () => {
+      const watch = await this.kv.watch({ include: 'updates', resumeFromRevision: this.loadedRevision + 1 } as never);
+      this.following = watch;
+      for await (const entry of watch) {
+        try {
+          const topic = topicOfKey(entry.key);
+          if (entry.operation !== 'PUT' || entry.value.length === 0) {
+            this.forget(topic);
+            continue;
+          }
+          const message = decodeStored(entry.value);
+          const current = this.index.get(topic);
+          if (current && current.seq > message.seq!) continue;
+          this.remember(topic, { bytes: message.payload.length, seq: message.seq!, expiresAt: message.expiresAt });
+        } catch (err) {
+          report(err);
+        }
+      }
+    })().catch(report);
+  }
+
+  stopFollowing(): void {
+    this.following?.stop();
   }
 
   get count(): number {
