@@ -233,6 +233,7 @@ export class Broker {
           else this.scheduleExpiry(session, Math.max(0, ms));
         },
         acceptFromNode: (message, covered) => this.acceptFromNode(message, covered),
+        resave: (session) => this.persist(this.storage.saveSession(sessionRecord(session)), session.clientId),
       },
       this.log,
     );

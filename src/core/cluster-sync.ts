@@ -22,6 +22,8 @@ export interface ClusterSyncHost {
   /** Schedules (ms) or cancels (undefined) the session's expiry on this node. */
   setExpiry(session: Session, ms: number | undefined): void;
   acceptFromNode(message: Message, covered: CoveredDeliveries): void;
+  /** Saves a session this node holds again (its record, with this node as the owner). */
+  resave(session: Session): void;
 }
 
 /**
@@ -54,6 +56,12 @@ export class ClusterSync {
       // A session that ends with its connection, on another node: nothing to route to from here, and
       // a client of that id here was taken over.
       if (session) this.host.forget(session);
+      return;
+    }
+    if (session && session.heldBy === undefined && session.link && record.disconnectedAt !== undefined) {
+      // The node this client left (drained, or its connection dropped) saved it as disconnected after
+      // the client was already here: not a takeover. This node says again that it holds the session.
+      this.host.resave(session);
       return;
     }
     if (session && session.heldBy === undefined) {

@@ -33,6 +33,11 @@ export class RetainedStore {
   /** The bucket's revision when `load` read it: `follow` watches from the next one. */
   private loadedRevision = 0;
   private following: { stop(): void } | undefined;
+  /**
+   * The bucket revision of the last change applied per topic (kept for cleared topics too): a watch
+   * entry at or below it is older than what the index already has (this node's own later write).
+   */
+  private readonly revisions = new Map<string, number>();
 
   constructor(private readonly kv: KV) {}
 
@@ -43,6 +48,7 @@ export class RetainedStore {
     for (let i = 0; i < keys.length; i += READ_PARALLEL) {
       const values = await Promise.all(keys.slice(i, i + READ_PARALLEL).map((k) => this.kv.get(k)));
       for (const entry of values) {
+        if (entry) this.revisions.set(topicOfKey(entry.key), entry.revision);
         if (!entry || entry.operation !== 'PUT' || entry.value.length === 0) continue;
         const message = decodeStored(entry.value);
         this.remember(topicOfKey(entry.key), { bytes: message.payload.length, seq: message.seq!, expiresAt: message.expiresAt });
@@ -61,6 +67,8 @@ export class RetainedStore {
       for await (const entry of watch) {
         try {
           const topic = topicOfKey(entry.key);
+          if (entry.revision <= (this.revisions.get(topic) ?? 0)) continue;
+          this.revisions.set(topic, entry.revision);
           if (entry.operation !== 'PUT' || entry.value.length === 0) {
             this.forget(topic);
             continue;
@@ -107,11 +115,12 @@ export class RetainedStore {
     const key = topicKey(message.topic);
     if (message.payload.length === 0) {
       if (!current) return;
-      await this.kv.delete(key);
+      // An empty value rather than a delete: a put answers with its revision (see `revisions`).
+      this.noteRevision(message.topic, await this.kv.put(key, new Uint8Array(0)));
       this.forget(message.topic);
       return;
     }
-    await this.kv.put(key, encodeStored(message));
+    this.noteRevision(message.topic, await this.kv.put(key, encodeStored(message)));
     // Another append for this topic may have confirmed meanwhile: the higher seq wins here as in the bucket order.
     const now = this.index.get(message.topic);
     if (now && now.seq > message.seq!) return;
@@ -146,6 +155,10 @@ export class RetainedStore {
         return batch;
       },
     };
+  }
+
+  private noteRevision(topic: string, revision: number): void {
+    if (revision > (this.revisions.get(topic) ?? 0)) this.revisions.set(topic, revision);
   }
 
   private remember(topic: string, entry: RetainedEntry): void {
