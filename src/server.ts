@@ -31,6 +31,7 @@ import type { ChannelRegistry, LoadedDocument } from './asyncapi/index.js';
 import { AdminModel } from './core/admin/model.js';
 import { ChannelStats, observeBoth } from './core/admin/channel-stats.js';
 import type { DeclaredChannels } from './core/admin/channels.js';
+import { SHUTTING_DOWN, USE_ANOTHER_SERVER, addFarewells, type Farewell, type FarewellCount } from './transport/farewell.js';
 
 export interface EddyServerOptions {
   host?: string;
@@ -98,6 +99,22 @@ export interface Endpoint {
   port: number;
 }
 
+/** How `stop()` takes leave of the connected clients. */
+export interface StopOptions {
+  /** What MQTT 5 clients are told in their DISCONNECT (default 0x8B server shutting down; a draining cluster node: 0x9C with a Server Reference). */
+  farewell?: Farewell;
+}
+
+/** What `stop()` did to the clients: MQTT connections closed, MQTT 5 ones told why, and of those, redirected (0x9C). */
+export interface StopResult extends FarewellCount {
+  redirected: number;
+}
+
+/** Counters of the server's stops (/metrics `eddy_drain_redirected_total`). */
+export interface DrainStats {
+  redirected: number;
+}
+
 /** The `error` of an HTTP 422 for each kind of AsyncAPI refusal (a content type is a 415). */
 /** A running broker with its listeners: what `eddy broker` starts, and what tests embed. */
 export class EddyServer {
@@ -113,6 +130,9 @@ export class EddyServer {
     private readonly state: ReloadableState,
     private readonly tls: TlsState | undefined,
     private readonly log: Logger,
+    /** The Prometheus metrics (/metrics), also readable after `stop()`. */
+    readonly metrics: BrokerMetrics,
+    private readonly drainStats: DrainStats,
   ) {}
 
   static async start(options: EddyServerOptions = {}): Promise<EddyServer> {
@@ -169,6 +189,8 @@ export class EddyServer {
       sysInterval: options.sys?.interval,
     });
     metrics.collectFrom(broker, admin);
+    const drainStats: DrainStats = { redirected: 0 };
+    metrics.collectDrainFrom(drainStats);
     await broker.start();
     const intake = new MqttIntake(broker.limits, broker.stats, logger);
     const tcp = new TcpListener(broker, logger, intake);
@@ -207,6 +229,13 @@ export class EddyServer {
       throw err;
     }
     admin.start();
+    // A shared engine (JetStream) lists this node in its registry with what it serves.
+    storage.describeNode?.(() => ({
+      mqtt: `${formatHost(host)}:${mqttAddress.port}`,
+      http: `${formatHost(host)}:${httpAddress.port}`,
+      clients: broker.stats.connections,
+      version: PACKAGE_VERSION,
+    }));
     return new EddyServer(
       broker,
       admin,
@@ -218,6 +247,8 @@ export class EddyServer {
       state,
       tls,
       logger,
+      metrics,
+      drainStats,
     );
   }
 
@@ -288,12 +319,24 @@ export class EddyServer {
     return `${this.tls?.httpIsHttps ? 'https' : 'http'}://${formatHost(this.http.host)}:${this.http.port}`;
   }
 
-  /** Stops listening, tells clients the server is shutting down, and closes storage. */
-  async stop(): Promise<void> {
+  /**
+   * Stops listening, takes leave of the clients (MQTT 5: a DISCONNECT with `options.farewell`, by
+   * default 0x8B server shutting down; MQTT 3.1.1: the socket closed; SSE streams closed), then
+   * stops the broker and closes storage (persistent sessions stay there, for this node's restart or,
+   * on a cluster, for another node).
+   */
+  async stop(options: StopOptions = {}): Promise<StopResult> {
+    const farewell = options.farewell ?? SHUTTING_DOWN;
     this.admin.stop();
-    this.websocket.close();
-    await Promise.all([this.tcp.close(), this.httpListener.close(), this.tls?.listener.close()]);
+    // Each listener stops accepting before it closes its connections; the WebSocket ones close first,
+    // in the same turn as the HTTP listener stops accepting upgrades.
+    const websocket = this.websocket.close(farewell);
+    const [tcp, , tls] = await Promise.all([this.tcp.close(farewell), this.httpListener.close(), this.tls?.listener.close(farewell)]);
+    const count = [websocket, tcp, tls].reduce<FarewellCount>((sum, c) => (c ? addFarewells(sum, c) : sum), { closed: 0, told: 0 });
+    const redirected = farewell.reasonCode === USE_ANOTHER_SERVER ? count.told : 0;
+    this.drainStats.redirected += redirected;
     await this.broker.stop();
+    return { ...count, redirected };
   }
 }
 

@@ -2,6 +2,8 @@ import { ConfigError } from '../util/errors.js';
 import { parseFlags, parseInteger } from './args.js';
 import { COLUMNS, keyValues, table } from './admin-format.js';
 import { HTTP_CLIENT_FLAGS, HTTP_CLIENT_HELP, HttpClient } from './http-client.js';
+import { clusterText } from './admin-cluster.js';
+import type { ClusterDisabledView, ClusterView } from '../core/admin/views.js';
 
 export const ADMIN_HELP = `Usage: eddy admin <resource> [action] [ID] [options]
 
@@ -15,6 +17,7 @@ Reads and changes a running broker through its admin API (/v1/admin/…, admin r
   eddy admin retained [list|show TOPIC|clear TOPIC]
   eddy admin dlq [list|redrive|purge] [--topic FILTER] [--limit N]
   eddy admin stats                                 one snapshot of the live stats
+  eddy admin cluster                               cluster nodes (heartbeats) and stream replicas (--cluster)
 
 Options:
 ${HTTP_CLIENT_HELP}
@@ -48,6 +51,7 @@ const ACTIONS: Record<string, Record<string, { method: string; needsId: boolean 
   retained: { show: { method: 'GET', needsId: true }, clear: { method: 'DELETE', needsId: true } },
   dlq: { redrive: { method: 'POST', needsId: false }, purge: { method: 'POST', needsId: false } },
   stats: {},
+  cluster: {},
 };
 
 type Values = ReturnType<typeof parseFlags<typeof FLAGS>>['values'];
@@ -73,6 +77,11 @@ export async function runAdmin(args: string[]): Promise<number> {
   if (resource === 'stats') {
     const { body } = await client.request('GET', '/v1/admin/stats');
     process.stdout.write(values.json ? `${JSON.stringify(body)}\n` : keyValues(body));
+    return 0;
+  }
+  if (resource === 'cluster') {
+    const { body } = await client.request('GET', '/v1/admin/cluster');
+    process.stdout.write(values.json ? `${JSON.stringify(body)}\n` : clusterText(body as unknown as ClusterView | ClusterDisabledView));
     return 0;
   }
   if (resource === 'dlq' && action !== 'list') return dlqOperation(client, action, values);

@@ -3,9 +3,10 @@ import { EddyError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import type { BrokerConfig } from './config.js';
 import { startedByNpm, watchAncestors } from './parent-watch.js';
+import { drainFarewell } from '../transport/farewell.js';
 
 /** Settings a reload cannot change on a running broker: a changed one is logged as waiting for a restart. */
-const RESTART_KEYS = ['host', 'port', 'httpPort', 'dataDir', 'memory', 'fsync', 'logLevel', 'limits', 'access', 'redelivery', 'strict', 'auth', 'quotas', 'tls', 'http', 'sys'] as const;
+const RESTART_KEYS = ['host', 'port', 'httpPort', 'dataDir', 'memory', 'fsync', 'logLevel', 'limits', 'access', 'redelivery', 'strict', 'auth', 'quotas', 'tls', 'http', 'sys', 'cluster'] as const;
 
 /** The configuration keys whose values differ between two configurations. */
 function changedKeys(before: BrokerConfig, after: BrokerConfig): string[] {
@@ -29,8 +30,19 @@ export function runUntilStopped(server: EddyServer, logger: Logger, initial: Bro
     stopping = true;
     stopWatching();
     logger.info(reason.startsWith('SIG') ? { signal: reason } : { reason }, 'shutting down');
-    server.stop().then(
-      () => {
+    // A cluster node drains: its MQTT 5 clients are sent to another node (0x9C with the Server
+    // Reference, when configured), where their persistent sessions wait in JetStream.
+    const serverReference = initial.cluster?.serverReference;
+    server.stop(initial.cluster ? { farewell: drainFarewell(serverReference) } : {}).then(
+      (result) => {
+        if (initial.cluster) {
+          logger.info(
+            { redirected: result.redirected, told: result.told, closed: result.closed, ...(serverReference ? { serverReference } : {}) },
+            serverReference
+              ? `drained: ${plural(result.redirected, 'MQTT 5 client')} redirected to ${serverReference} (0x9C), ${plural(result.closed - result.told, 'other connection')} closed`
+              : `drained: no cluster.serverReference, ${plural(result.told, 'MQTT 5 client')} told 0x8B, ${plural(result.closed - result.told, 'other connection')} closed`,
+          );
+        }
         logger.info('broker stopped');
         logger.flush?.();
         process.exit(0);

@@ -8,7 +8,7 @@ import { ConfigError, EddyError } from '../util/errors.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../util/logger.js';
 import type { BrokerLimits } from '../core/limits.js';
 import { parseFlags, parseInteger } from './args.js';
-import { loadConfigFile, parseClusterServers, type BrokerConfig } from './config.js';
+import { loadConfigFile, parseClusterServers, parseServerReference, type BrokerConfig } from './config.js';
 import { runUntilStopped } from './broker-lifecycle.js';
 import { LIMIT_FLAGS, LIMIT_OPTIONS, limitFlagsHelp } from './limit-flags.js';
 import { TLS_FLAGS, TLS_HELP, checkTlsSettings, mergeTlsFlags } from './tls-config.js';
@@ -32,6 +32,9 @@ Options:
   --data-dir DIR            durable storage directory (default ./eddy-data)
   --cluster URLS            keep all state in a NATS JetStream cluster: nats://H:P[,nats://H:P...]
                             (config cluster.servers, cluster.replicas, default 3; docs/cluster.md)
+  --server-reference REF    with --cluster: at SIGTERM/SIGINT, tell MQTT 5 clients to use REF instead
+                            (DISCONNECT 0x9C with Server Reference; host[:port], several space-separated;
+                            config cluster.serverReference); without it they are told 0x8B
   --fsync POLICY            always (default; group commit) | interval:<ms> | off
   --log-level LEVEL         fatal|error|warn|info|debug|trace|silent (default info)
 ${limitFlagsHelp()}
@@ -56,6 +59,7 @@ const FLAGS = {
   memory: { type: 'boolean' },
   'data-dir': { type: 'string' },
   cluster: { type: 'string' },
+  'server-reference': { type: 'string' },
   fsync: { type: 'string' },
   'log-level': { type: 'string' },
   ...LIMIT_OPTIONS,
@@ -91,6 +95,11 @@ export function brokerConfigFromArgs(args: string[]): BrokerConfig | 'help' {
   if (values.cluster !== undefined) config.cluster = { ...config.cluster, servers: parseClusterServers(values.cluster, '--cluster') };
   if (config.cluster && (values.memory || values['data-dir'] !== undefined)) throw new ConfigError('--cluster excludes --memory and --data-dir');
   if (config.cluster && values.cluster === undefined && (config.memory || config.dataDir !== undefined)) throw new ConfigError('cluster excludes memory and dataDir in the configuration');
+  if (values['server-reference'] !== undefined) {
+    // A redirect is the drain of a cluster node: a node of its own has no other server holding its sessions.
+    if (!config.cluster) throw new ConfigError('--server-reference applies to --cluster only (a draining cluster node sends its clients there)');
+    config.cluster = { ...config.cluster, serverReference: parseServerReference(values['server-reference'], '--server-reference') };
+  }
   if (values['log-level'] !== undefined) {
     if (!LOG_LEVELS.includes(values['log-level'] as LogLevel)) throw new ConfigError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
     config.logLevel = values['log-level'] as LogLevel;

@@ -48,6 +48,34 @@ export interface BrokerConfig {
 export interface ClusterConfig {
   servers: string[];
   replicas?: number;
+  /**
+   * Where this node's MQTT 5 clients go when it stops (SIGTERM/SIGINT): DISCONNECT 0x9C "use another
+   * server" with this Server Reference, one or more space-separated `host[:port]` (MQTT 5 §4.11).
+   */
+  serverReference?: string;
+}
+
+/** Longest MQTT UTF-8 string (two length bytes), the Server Reference's bound. */
+const MAX_MQTT_STRING_BYTES = 65_535;
+
+/**
+ * A Server Reference: `host[:port]` references separated by single spaces, as MQTT 5 §4.11 suggests
+ * (the spec leaves the format to the server; clients such as mqtt.js hand it to the application).
+ * A host is a name, an IPv4 address or a bracketed IPv6 address; a port is 1..65535.
+ */
+export function parseServerReference(value: unknown, where: string): string {
+  if (typeof value !== 'string') throw new ConfigError(`${where} must be a string: host[:port], several separated by spaces`);
+  const refs = value.trim().split(/\s+/).filter((r) => r.length > 0);
+  if (refs.length === 0) throw new ConfigError(`${where} must name at least one server: host[:port], several separated by spaces`);
+  for (const ref of refs) {
+    const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::(\d{1,5}))?$/.exec(ref);
+    if (!m || (m[2] !== undefined && (Number(m[2]) < 1 || Number(m[2]) > 65535))) {
+      throw new ConfigError(`${where}: ${JSON.stringify(ref)} is not host[:port] (a name, an IPv4 address or [IPv6], and a port 1..65535)`);
+    }
+  }
+  const reference = refs.join(' ');
+  if (Buffer.byteLength(reference) > MAX_MQTT_STRING_BYTES) throw new ConfigError(`${where} is longer than an MQTT string (${MAX_MQTT_STRING_BYTES} bytes)`);
+  return reference;
 }
 
 /** `nats://H:P` URLs, each checked, from a list or a comma-separated string (the flag's form). */
@@ -69,14 +97,17 @@ export function parseClusterServers(value: unknown, where: string): string[] {
 function parseCluster(raw: unknown, source: string): ClusterConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(`${source}: cluster must be a mapping (servers, replicas)`);
   const c = raw as Record<string, unknown>;
-  for (const key of Object.keys(c)) if (key !== 'servers' && key !== 'replicas') throw new ConfigError(`${source}: unknown key "cluster.${key}" (known: servers, replicas)`);
+  for (const key of Object.keys(c)) if (!CLUSTER_KEYS.includes(key)) throw new ConfigError(`${source}: unknown key "cluster.${key}" (known: ${CLUSTER_KEYS.join(', ')})`);
   const result: ClusterConfig = { servers: parseClusterServers(c.servers, `${source}: cluster.servers`) };
   if (c.replicas !== undefined) {
     if (!isIntIn(c.replicas, 1, 5)) throw new ConfigError(`${source}: cluster.replicas must be 1 to 5`);
     result.replicas = c.replicas as number;
   }
+  if (c.serverReference !== undefined) result.serverReference = parseServerReference(c.serverReference, `${source}: cluster.serverReference`);
   return result;
 }
+
+const CLUSTER_KEYS = ['servers', 'replicas', 'serverReference'];
 
 const TOP_KEYS = new Set(['asyncapi', 'strict', 'host', 'port', 'httpPort', 'dataDir', 'memory', 'fsync', 'logLevel', 'limits', 'access', 'channels', 'redelivery', 'auth', 'quotas', 'tls', 'http', 'sys', 'cluster']);
 const ACCESS_KEYS = new Set(['denySubscribe', 'denyPublish']);

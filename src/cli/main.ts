@@ -17,7 +17,7 @@ Commands:
   pub        publish a message (eddy pub --help)
   sub        subscribe and print messages (eddy sub --help)
   dlq        list or redrive dead letters (eddy dlq --help)
-  admin      clients, sessions, groups, channels, retained, dead letters, stats (eddy admin --help)
+  admin      clients, sessions, groups, channels, retained, dead letters, stats, cluster (eddy admin --help)
   passwd     add a user to a password file (eddy passwd --help)
   asyncapi   validate, generate or export AsyncAPI documents (eddy asyncapi --help)
 

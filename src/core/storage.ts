@@ -13,6 +13,7 @@ import type { Message, QoS } from './message.js';
 import type { ChannelPolicy } from './channels.js';
 import type { ReplayStart } from './replay.js';
 import type { NodeFabric } from './fabric.js';
+import type { ClusterView } from './admin/views.js';
 
 /** The channel policies storage consults (core's ChannelPolicies; a reload is seen at the next lookup). */
 export interface ChannelPolicyLookup {
@@ -248,4 +249,23 @@ export interface Storage {
 
   /** Engines that fsync report each fsync's duration in milliseconds to `observer` (metrics). Call before `open`. */
   observeFsync?(observer: (durationMs: number, records?: number) => void): void;
+
+  /**
+   * Engines shared by several broker nodes (JetStream) keep a registry of the nodes: the server tells
+   * it, once listening, what this node's heartbeat shows (its addresses, its client count at each beat).
+   */
+  describeNode?(describe: () => NodeDescription): void;
+
+  /** The nodes and replicated streams of a shared engine, for /healthz and /v1/admin/cluster; never rejects, answers within about a second. */
+  clusterView?(): Promise<ClusterView>;
+}
+
+/** What a broker node tells a shared engine about itself (Storage.describeNode). */
+export interface NodeDescription {
+  /** `host:port` of the MQTT and HTTP listeners. */
+  mqtt?: string;
+  http?: string;
+  /** Open client connections now. */
+  clients?: number;
+  version?: string;
 }

@@ -121,6 +121,9 @@ export class AdminRoutes {
           },
         },
       },
+      cluster: {
+        list: { GET: async (_req, res, query) => (only(query, []), ok(res, await model.cluster())) },
+      },
       stats: {
         list: { GET: (_req, res, query) => (only(query, []), ok(res, model.stats.snapshot())) },
         item: {

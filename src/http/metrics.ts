@@ -103,6 +103,11 @@ export class BrokerMetrics implements MessageObserver {
     this.counter('eddy_internal_errors_total', 'Exceptions caught in a callback: the connection or timer concerned was closed or skipped, the broker went on', () => stats.internalErrors);
   }
 
+  /** Registers the counters of the server's stops (a draining cluster node's redirects). */
+  collectDrainFrom(stats: { redirected: number }): void {
+    this.counter('eddy_drain_redirected_total', 'MQTT 5 clients told at shutdown to use another server (DISCONNECT 0x9C with the Server Reference, cluster.serverReference)', () => stats.redirected);
+  }
+
   /** Registers the HTTP listener's connection limits (open connections, refusals at the cap, timeouts by kind) and origin refusals. */
   collectHttpFrom(stats: HttpConnectionStats, origins: OriginStats): void {
     this.counter('eddy_http_origin_refused_total', 'WebSocket upgrades at /mqtt refused (403) because their Origin is not allowed (http.allowedOrigins)', () => origins.originRefused);

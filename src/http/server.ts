@@ -235,7 +235,12 @@ export class HttpListener {
       return;
     }
     if (path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) {
-      return sendJson(res, 200, { ...this.admin.health(), http: { ...this.httpStats, ...this.origins.stats } });
+      const answer = (cluster?: unknown): void => sendJson(res, 200, { ...this.admin.health(), ...(cluster ? { cluster } : {}), http: { ...this.httpStats, ...this.origins.stats } });
+      // In cluster mode, the cached cluster view: it never rejects and waits on NATS at most half a second.
+      const cluster = this.admin.clusterHealth();
+      if (!cluster) return answer();
+      cluster.then(answer, (err: unknown) => answer({ error: err instanceof Error ? err.message : String(err) }));
+      return;
     }
     this.notFound(req, res, path);
   }

@@ -5,6 +5,7 @@ import type { MqttIntake } from '../protocol/mqtt/intake.js';
 import type { PeerInfo } from '../core/admission/peer.js';
 import type { Logger } from '../util/logger.js';
 import { listen } from './listen.js';
+import { SHUTTING_DOWN, type Farewell, type FarewellCount } from './farewell.js';
 
 /** How long clients have, at shutdown, to read their DISCONNECT before their sockets are destroyed. */
 const SHUTDOWN_GRACE_MS = 1000;
@@ -44,15 +45,17 @@ export class TcpListener {
     return address;
   }
 
-  /** Stops accepting, then closes every client with "server shutting down". */
-  async close(): Promise<void> {
+  /** Stops accepting, then closes every client with the farewell (by default 0x8B "server shutting down"). */
+  async close(farewell: Farewell = SHUTTING_DOWN): Promise<FarewellCount> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const connection of this.connections) connection.close(0x8b, 'server shutting down');
+    const count = { closed: this.connections.size, told: 0 };
+    for (const connection of this.connections) if (connection.farewell(farewell)) count.told++;
     // A client that does not read never sees the close: after a grace period it is cut off.
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([closed, new Promise((resolve) => (timer = setTimeout(resolve, SHUTDOWN_GRACE_MS)))]);
     clearTimeout(timer);
     for (const connection of this.connections) connection.destroy();
     await closed;
+    return count;
   }
 }

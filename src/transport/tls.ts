@@ -6,6 +6,7 @@ import type { MqttIntake } from '../protocol/mqtt/intake.js';
 import type { PeerCertificate, PeerInfo } from '../core/admission/peer.js';
 import type { Logger } from '../util/logger.js';
 import { listen } from './listen.js';
+import { SHUTTING_DOWN, type Farewell, type FarewellCount } from './farewell.js';
 import type { TlsCredentials } from './tls-credentials.js';
 
 /** How long clients have, at shutdown, to read their DISCONNECT before their sockets are destroyed (as for TCP). */
@@ -97,16 +98,18 @@ export class TlsListener {
     return address;
   }
 
-  /** Stops accepting, then closes every client with "server shutting down"; handshakes still under way are cut. */
-  async close(): Promise<void> {
+  /** Stops accepting, then closes every client with the farewell (default 0x8B); handshakes still under way are cut. */
+  async close(farewell: Farewell = SHUTTING_DOWN): Promise<FarewellCount> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const { raw } of this.handshaking.values()) raw.destroy();
-    for (const connection of this.connections) connection.close(0x8b, 'server shutting down');
+    const count = { closed: this.connections.size, told: 0 };
+    for (const connection of this.connections) if (connection.farewell(farewell)) count.told++;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([closed, new Promise((resolve) => (timer = setTimeout(resolve, SHUTDOWN_GRACE_MS)))]);
     clearTimeout(timer);
     for (const connection of this.connections) connection.destroy();
     await closed;
+    return count;
   }
 
   private accepted(raw: net.Socket): void {

@@ -7,6 +7,7 @@ import type { MqttIntake } from '../protocol/mqtt/intake.js';
 import { peerOfUpgrade } from '../http/peer.js';
 import type { Logger } from '../util/logger.js';
 import { holdToInboundLimits } from './websocket-inbound.js';
+import { SHUTTING_DOWN, type Farewell, type FarewellCount } from './farewell.js';
 
 /** MQTT over WebSocket at `/mqtt`, subprotocol `mqtt` (MQTT 5 §6), on the HTTP and the HTTPS listeners. */
 export class WebSocketListener {
@@ -48,8 +49,11 @@ export class WebSocketListener {
     this.wss.handleUpgrade(request, socket, head, (ws) => this.wss.emit('connection', ws, request));
   }
 
-  close(): void {
-    for (const connection of this.connections) connection.close(0x8b, 'server shutting down');
+  /** Closes every client with the farewell (default 0x8B); upgrades after this are refused by `ws` (503). */
+  close(farewell: Farewell = SHUTTING_DOWN): FarewellCount {
+    const count = { closed: this.connections.size, told: 0 };
+    for (const connection of this.connections) if (connection.farewell(farewell)) count.told++;
     this.wss.close();
+    return count;
   }
 }

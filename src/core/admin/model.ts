@@ -10,7 +10,7 @@ import { RetainedAdmin } from './retained.js';
 import { StatsSampler } from './stats.js';
 import { listSubscriptions, type SubscriptionQuery } from './subscriptions.js';
 import { DEFAULT_SYS_INTERVAL_SECONDS, SysTopics } from './sys-topics.js';
-import type { InferredChannel, Page, SubscriptionView } from './views.js';
+import type { ClusterDisabledView, ClusterView, InferredChannel, Page, SubscriptionView } from './views.js';
 
 export interface AdminModelOptions {
   /** The per-topic traffic recorder, which the broker was given as an observer. */
@@ -94,6 +94,20 @@ export class AdminModel {
       ...broker.redelivery.stats,
       auth: broker.admission.stats,
     };
+  }
+
+  /**
+   * The cluster this node is part of (`GET /v1/admin/cluster`): its nodes and replicated streams, or
+   * `{enabled: false}` on an engine of its own (memory, disk), an answer rather than a 404: the
+   * route exists on every node, the feature is what is absent (as `latency: null` in the stats).
+   */
+  cluster(): Promise<ClusterView | ClusterDisabledView> {
+    return this.broker.storage.clusterView?.() ?? Promise.resolve({ enabled: false, storage: this.broker.storage.kind });
+  }
+
+  /** `/healthz` `cluster`, on a shared engine only; undefined elsewhere (no promise: /healthz then stays synchronous). */
+  clusterHealth(): Promise<ClusterView> | undefined {
+    return this.broker.storage.clusterView?.();
   }
 
   /** Sessions in all (connected, or persistent and offline). */

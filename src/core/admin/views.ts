@@ -217,3 +217,77 @@ export interface PurgeResult {
   purged: number;
   moved: number;
 }
+
+/** One Eddy node of a cluster, from its heartbeat in the `<ns>-nodes` bucket (storage/jetstream/node-registry.ts). */
+export interface ClusterNodeView {
+  id: string;
+  /** This node itself (the one that answered). */
+  self: boolean;
+  /** A heartbeat within the bucket's TTL (about 15 s): the node is up and connected to NATS. */
+  alive: boolean;
+  startedAt: string;
+  /** When the NATS server stored the node's last heartbeat (the server's clock, not the node's). */
+  lastSeen: string;
+  hostname: string | null;
+  /** `host:port` of its MQTT and HTTP listeners. */
+  mqtt: string | null;
+  http: string | null;
+  /** Open client connections at its last heartbeat. */
+  clients: number | null;
+  version: string | null;
+}
+
+/** One replica of a stream other than its leader, as the leader reports it. */
+export interface ClusterPeerView {
+  name: string;
+  current: boolean;
+  offline: boolean;
+  /** Operations the replica is behind the leader. */
+  lag: number;
+  /** Milliseconds since the leader last heard from it. */
+  activeMs: number;
+}
+
+/** One replicated JetStream stream (messages, queues, and each KV bucket's stream). */
+export interface ClusterStreamView {
+  name: string;
+  /** Configured replica count. */
+  replicas: number;
+  leader: string | null;
+  peers: ClusterPeerView[];
+  messages: number;
+  /** Replicas (the leader included) that are current. */
+  currentReplicas: number;
+  /** Every configured replica is current. */
+  current: boolean;
+  /** Why the stream could not be read; the other fields are then empty. */
+  error: string | null;
+}
+
+/**
+ * `GET /v1/admin/cluster` and `/healthz` `cluster` on a node running `--cluster`. The round-trip parts
+ * (nodes, streams, server, rttMs) are cached for a couple of seconds and may be older than `state`
+ * while NATS is unreachable: `checkedAt` says when they were read.
+ */
+export interface ClusterView {
+  enabled: true;
+  /** This node's id (its key in the nodes bucket). */
+  node: string;
+  /** The NATS connection now: connected | reconnecting | connecting | closed. */
+  state: string;
+  server: { url: string; name: string | null; version: string } | null;
+  rttMs: number | null;
+  nodes: ClusterNodeView[];
+  streams: ClusterStreamView[];
+  /** When nodes and streams were read (null: not yet). */
+  checkedAt: string | null;
+  /** Why the last read failed, if it did. */
+  error: string | null;
+}
+
+/** `GET /v1/admin/cluster` on a node that does not run `--cluster`. */
+export interface ClusterDisabledView {
+  enabled: false;
+  /** The node's storage engine (memory, disk). */
+  storage: string;
+}

@@ -21,6 +21,7 @@ import type { MqttIntake } from './intake.js';
 import type { PeerInfo } from '../../core/admission/peer.js';
 import { checkRepeatedProperties } from './property-check.js';
 import { LinkStats } from '../../core/admin/link-stats.js';
+import type { Farewell } from '../../transport/farewell.js';
 
 /**
  * Output is flushed once per event-loop turn, after every socket that was readable in that
@@ -427,12 +428,10 @@ export class MqttConnection implements SessionLink {
     this.send({ cmd: 'pubrel', messageId: packetId });
   }
 
-  /** Broker-initiated close, e.g. session takeover or shutdown. */
-  close(reasonCode?: number, reason?: string): void {
+  /** Broker-initiated close, e.g. session takeover or shutdown; `serverReference` for 0x9C/0x9D (MQTT 5 §4.11). */
+  close(reasonCode?: number, reason?: string, serverReference?: string): void {
     if (this.closed) return;
-    if (reasonCode !== undefined && this.protocolVersion === 5 && this.connackSent) {
-      this.send({ cmd: 'disconnect', reasonCode, properties: reason ? { reasonString: reason } : undefined });
-    }
+    if (reasonCode !== undefined && this.protocolVersion === 5 && this.connackSent) this.sendDisconnect(reasonCode, reason, serverReference);
     this.closed = true;
     this.stopTimers();
     this.releaseInbound();
@@ -440,6 +439,13 @@ export class MqttConnection implements SessionLink {
     this.stream.end();
     setTimeout(() => this.stream.destroy(), CLOSE_GRACE_MS).unref();
     this.detachSession(undefined);
+  }
+
+  /** The close of a stopping broker (transport/farewell.ts); true when a DISCONNECT went out (an MQTT 5 client past CONNACK). */
+  farewell(farewell: Farewell): boolean {
+    const told = !this.closed && this.protocolVersion === 5 && this.connackSent;
+    this.close(farewell.reasonCode, farewell.reason, farewell.serverReference);
+    return told;
   }
 
   /** Ends the connection at once, without waiting for the client (the last step of a shutdown). */
@@ -460,6 +466,22 @@ export class MqttConnection implements SessionLink {
 
   private reasonProps(reason: string): { reasonString: string } | undefined {
     return this.problemInfo ? { reasonString: reason } : undefined;
+  }
+
+  /**
+   * A DISCONNECT within the client's Maximum Packet Size: the Reason String is left out when it would
+   * exceed it (MQTT 5 §3.14.2.2.3), then the Server Reference; the reason code always goes.
+   */
+  private sendDisconnect(reasonCode: number, reason: string | undefined, serverReference: string | undefined): void {
+    const tries = [
+      { ...(reason ? { reasonString: reason } : {}), ...(serverReference ? { serverReference } : {}) },
+      serverReference ? { serverReference } : {},
+      {},
+    ];
+    for (const properties of tries) {
+      const bytes = this.encoder.encode({ cmd: 'disconnect', reasonCode, properties: Object.keys(properties).length > 0 ? properties : undefined });
+      if (bytes && bytes.length <= this.clientMaxPacketSize) return this.write(bytes);
+    }
   }
 
   private send(packet: Packet): void {

@@ -2,12 +2,14 @@ import { randomUUID } from 'node:crypto';
 import type { Consumer } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { Message } from '../../core/message.js';
-import type { ChannelPolicyLookup, DurableDelivery, HistoryQuery, HistoryReader, SessionQueue, SessionRecord, Storage, StorageContext } from '../../core/storage.js';
+import type { ChannelPolicyLookup, DurableDelivery, HistoryQuery, HistoryReader, NodeDescription, SessionQueue, SessionRecord, Storage, StorageContext } from '../../core/storage.js';
+import type { ClusterView } from '../../core/admin/views.js';
 import { StorageError } from '../../util/errors.js';
 import type { Logger } from '../../util/logger.js';
 import { silentLogger } from '../../util/logger.js';
 import { NO_CHANNEL_POLICIES } from '../read-batch.js';
 import { ClusterConnection } from './connection.js';
+import { ClusterOperations } from './cluster-operations.js';
 import { encodeDelivery, encodeMessage } from './envelope.js';
 import { ClusterStoreError } from './errors.js';
 import { historyReader } from './history.js';
@@ -96,6 +98,8 @@ export class JetStreamStorage implements Storage {
   private readonly sessionWrites = new Map<string, Promise<unknown>>();
   /** How this node reaches the other Eddy nodes on the cluster (core/fabric.ts). */
   readonly fabric: JetStreamNodeFabric;
+  /** Node registry and cluster view (cluster-operations.ts): opened with the connection, closed before it. */
+  private readonly operations: ClusterOperations;
 
   constructor(private readonly options: JetStreamStorageOptions) {
     this.ns = options.namespace ?? 'eddy';
@@ -114,6 +118,20 @@ export class JetStreamStorage implements Storage {
       },
       logger: this.logger,
     });
+    const { messages, queues, retained, sessions, groups } = this.names;
+    const nodes = `${this.ns}-nodes`;
+    const streams = [messages, queues, `KV_${retained}`, `KV_${sessions}`, `KV_${groups}`, `KV_${nodes}`];
+    this.operations = new ClusterOperations({ nodeId: this.nodeId, bucket: nodes, replicas: this.replicas, streams, state: () => this.state, logger: this.logger });
+  }
+
+  /** Storage.describeNode: what this node's heartbeats in `<ns>-nodes` show. */
+  describeNode(describe: () => NodeDescription): void {
+    this.operations.describeNode(describe);
+  }
+
+  /** Storage.clusterView: nodes and stream replicas, cached (cluster-operations.ts). */
+  clusterView(): Promise<ClusterView> {
+    return this.operations.view();
   }
 
   get connectionState(): ConnectionState {
@@ -195,6 +213,7 @@ export class JetStreamStorage implements Storage {
         await Promise.all(infos.slice(i, i + RESUME_PARALLEL).map((info) => resumeQueueConsumer(conn, this.names.queues, info)));
       }
       for (const [subject, count] of await queueLengths(conn, this.names.queues, this.ns)) this.restoredCounts.set(subject, count);
+      await this.operations.open(conn);
     } catch (err) {
       await conn.close().catch(() => undefined);
       throw err;
@@ -227,6 +246,7 @@ export class JetStreamStorage implements Storage {
     this.retained?.stopFollowing();
     await Promise.allSettled([...this.sessionWrites.values()]);
     await Promise.all([...this.queues.values(), ...this.groups.values()].map((q) => q.close()));
+    await this.operations.close(); // deletes this node's registry key while the connection is up
     const wasConnected = this.state === 'connected';
     this.state = 'closed';
     const conn = this.conn;
@@ -468,7 +488,7 @@ export class JetStreamStorage implements Storage {
   /** Deletes every stream and bucket of this namespace (tests, `eddy` tooling): all state of the store is gone. */
   async destroyStore(): Promise<void> {
     const jsm = this.connection().jsm;
-    for (const stream of [this.names.messages, this.names.queues, `KV_${this.names.retained}`, `KV_${this.names.sessions}`, `KV_${this.names.groups}`]) {
+    for (const stream of [this.names.messages, this.names.queues, `KV_${this.names.retained}`, `KV_${this.names.sessions}`, `KV_${this.names.groups}`, `KV_${this.ns}-nodes`]) {
       await jsm.streams.delete(stream).catch(() => undefined);
     }
   }

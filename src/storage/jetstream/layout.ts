@@ -97,16 +97,18 @@ export async function ensureMessageStream(conn: ClusterConnection, options: Stor
 
 /**
  * Opens (creating if missing) a KV bucket with one value per key, then brings its replica count to
- * `replicas`: nats.js opens an existing bucket as it is, so a bucket created with another replica
- * count would otherwise stay so.
+ * `replicas` (and its TTL to `ttlMs`, when given): nats.js opens an existing bucket as it is, so a
+ * bucket created with another replica count or TTL would otherwise stay so.
  */
-export async function ensureBucket(conn: ClusterConnection, bucket: string, replicas: number): Promise<KV> {
+export async function ensureBucket(conn: ClusterConnection, bucket: string, replicas: number, options: { ttlMs?: number } = {}): Promise<KV> {
   const kvm = new Kvm(conn.js);
-  const kv = await kvm.create(bucket, { replicas, history: 1, storage: StorageType.File }).catch((err: unknown) => apiConflict(`KV_${bucket}`, err));
+  const ttl = options.ttlMs !== undefined ? { ttl: options.ttlMs } : {};
+  const kv = await kvm.create(bucket, { replicas, history: 1, storage: StorageType.File, ...ttl }).catch((err: unknown) => apiConflict(`KV_${bucket}`, err));
   const streamName = `KV_${bucket}`;
   const info = await conn.jsm.streams.info(streamName);
-  if (info.config.num_replicas !== replicas) {
-    const { name: _name, ...update } = { ...info.config, num_replicas: replicas };
+  const maxAge = options.ttlMs !== undefined ? nanos(options.ttlMs) : info.config.max_age;
+  if (info.config.num_replicas !== replicas || info.config.max_age !== maxAge) {
+    const { name: _name, ...update } = { ...info.config, num_replicas: replicas, max_age: maxAge };
     await conn.jsm.streams.update(streamName, update).catch((err: unknown) => apiConflict(streamName, err));
   }
   return kv;
