@@ -21,8 +21,9 @@ import { expiryLeftMs, NEVER_EXPIRES, sessionRecord } from './session-record.js'
 import { mayReceive, Subscriptions, type SubscribeOutcome, type SubscribeRequest } from './subscriptions.js';
 import type { DurableDelivery, SessionQueue, Storage } from './storage.js';
 import { Reason } from './reasons.js';
-import type { CoveredDeliveries, NodeFabric } from './fabric.js';
+import type { NodeFabric } from './fabric.js';
 import { ClusterSync } from './cluster-sync.js';
+import { effectiveQos } from './qos.js';
 
 export { Reason };
 export type { SubscribeRequest, SubscribeOutcome } from './subscriptions.js';
@@ -232,7 +233,8 @@ export class Broker {
           if (ms === undefined) this.expiries.cancel(session.clientId);
           else this.scheduleExpiry(session, Math.max(0, ms));
         },
-        acceptFromNode: (message, covered) => this.acceptFromNode(message, covered),
+        router: this.router,
+        mayReceive: (session, topic) => mayReceive(this, session.identity, topic),
         resave: (session) => this.persist(this.storage.saveSession(sessionRecord(session)), session.clientId),
       },
       this.log,
@@ -513,20 +515,6 @@ export class Broker {
     if (this.fabric) this.fabric.broadcast(message, covered ?? { sessions: new Set(), groups: new Set(groups.filter((g) => g.hasLocalMember).map((g) => g.name)) });
   }
 
-  /** A message another node accepted (core/cluster-sync.ts): delivered to this node's connected subscribers that its publisher did not cover. */
-  acceptFromNode(message: Message, covered: CoveredDeliveries): void {
-    const routed = this.router.route(message.topic, message.origin);
-    for (const target of routed.targets) {
-      const session = target.session;
-      if (session.heldBy !== undefined || covered.sessions.has(session.clientId) || !mayReceive(this, session.identity, message.topic)) continue;
-      session.deliver(message, effectiveQos(message, target.qos), target.retainAsPublished && message.retain, target.subscriptionIds, false);
-    }
-    for (const group of routed.groups) {
-      if (covered.groups.has(group.name) || !group.hasLocalMember || !group.anyMemberMayReceive(message.topic)) continue;
-      group.push({ message, qos: effectiveQos(message, group.maxQos), retain: false }, false);
-    }
-  }
-
   private publishWill(will: WillMessage): void {
     const now = Date.now();
     const message: Message = { ...will.message, publishedAt: now };
@@ -645,6 +633,3 @@ export class Broker {
 
 }
 
-function effectiveQos(message: Message, qos: QoS): QoS {
-  return (message.qos < qos ? message.qos : qos) as QoS;
-}

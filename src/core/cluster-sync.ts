@@ -7,6 +7,8 @@ import type { SessionRecord } from './storage.js';
 import type { Subscriptions } from './subscriptions.js';
 import { expiryLeftMs } from './session-record.js';
 import { Reason } from './reasons.js';
+import type { Router } from './router.js';
+import { effectiveQos } from './qos.js';
 
 /** What ClusterSync changes in the broker (Broker passes these; they stay private to the core). */
 export interface ClusterSyncHost {
@@ -21,7 +23,8 @@ export interface ClusterSyncHost {
   forget(session: Session): void;
   /** Schedules (ms) or cancels (undefined) the session's expiry on this node. */
   setExpiry(session: Session, ms: number | undefined): void;
-  acceptFromNode(message: Message, covered: CoveredDeliveries): void;
+  readonly router: Router;
+  mayReceive(session: Session, topic: string): boolean;
   /** Saves a session this node holds again (its record, with this node as the owner). */
   resave(session: Session): void;
 }
@@ -40,7 +43,7 @@ export class ClusterSync {
 
   async start(): Promise<void> {
     const handlers: FabricHandlers = {
-      message: (message, covered) => this.host.acceptFromNode(message, covered),
+      message: (message, covered) => this.acceptFromNode(message, covered),
       sessionSaved: (record) => this.sessionSaved(record),
       sessionDeleted: (clientId) => {
         const session = this.host.sessions.get(clientId);
@@ -48,6 +51,24 @@ export class ClusterSync {
       },
     };
     await this.host.fabric.start(handlers);
+  }
+
+  /**
+   * A message another node accepted: delivered to this node's connected subscribers that its
+   * publisher did not cover (their queue got an entry, or the group took it there). Never stored
+   * again, never sent on to other nodes.
+   */
+  private acceptFromNode(message: Message, covered: CoveredDeliveries): void {
+    const routed = this.host.router.route(message.topic, message.origin);
+    for (const target of routed.targets) {
+      const session = target.session;
+      if (session.heldBy !== undefined || covered.sessions.has(session.clientId) || !this.host.mayReceive(session, message.topic)) continue;
+      session.deliver(message, effectiveQos(message, target.qos), target.retainAsPublished && message.retain, target.subscriptionIds, false);
+    }
+    for (const group of routed.groups) {
+      if (covered.groups.has(group.name) || !group.hasLocalMember || !group.anyMemberMayReceive(message.topic)) continue;
+      group.push({ message, qos: effectiveQos(message, group.maxQos), retain: false }, false);
+    }
   }
 
   private sessionSaved(record: SessionRecord): void {
