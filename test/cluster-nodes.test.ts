@@ -1,4 +1,4 @@
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -46,6 +46,10 @@ describe('two Eddy nodes on one JetStream cluster', () => {
       const ports = await readyPorts(run, 30_000);
       nodes.push({ run, mqtt: `mqtt://127.0.0.1:${ports.mqtt}`, http: `http://127.0.0.1:${ports.http}` });
     }
+  });
+  afterEach((t) => {
+    // A failure says what the nodes logged (warnings and errors), which is where a cluster problem shows.
+    if ((t as unknown as { passed?: boolean }).passed === false) for (const [i, n] of nodes.entries()) console.log(`node ${i} stderr:\n${n.run.stderr()}`);
   });
   after(async () => {
     for (const c of clients) c.end(true);

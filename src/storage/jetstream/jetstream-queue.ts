@@ -264,9 +264,9 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
   }
 
   /**
-   * Another node delivers this queue now. A session's queue forgets what it holds: what this node
-   * finished is acknowledged first, the rest stays handed out until the new holder recreates the
-   * consumer. A group's queue hands back (nak) what waits in memory, for the members on other nodes;
+   * Another node delivers this queue now. A session's queue acknowledges what this node finished,
+   * hands back (nak) every other entry it fetched, so they go to the new holder at once, and forgets
+   * its memory. A group's queue hands back what waits in memory, for the members on other nodes;
    * what is in flight here is handed back as it returns.
    */
   disown(): void {
@@ -274,6 +274,7 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
     this.disowned = true;
     if (!this.shared) {
       this.sweep();
+      for (const o of this.outstanding.values()) this.handBack(o.msg);
       this.forget();
       return;
     }
@@ -284,17 +285,21 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
       if (!waiting.has(o.message)) continue;
       this.outstanding.delete(seq);
       waiting.delete(o.message);
-      try {
-        o.msg.nak();
-      } catch (err) {
-        this.backend.reportFailure(err, `${this.name}: hand back`);
-      }
+      this.handBack(o.msg);
     }
     // Pending deliveries without an entry (not durable) stay: nobody else could deliver them.
     for (let i = this.head; i < this.pending.length; i++) if (waiting.has(this.pending[i]!.message)) kept.push(this.pending[i]!);
     this.pending = kept;
     this.head = 0;
     this.memoryBytes = kept.reduce((n, d) => n + d.message.payload.length, 0);
+  }
+
+  private handBack(msg: JsMsg): void {
+    try {
+      msg.nak();
+    } catch (err) {
+      this.backend.reportFailure(err, `${this.name}: hand back`);
+    }
   }
 
   /** Drops memory without acknowledging anything (the entries stay in the stream for whoever reads next). */
@@ -446,9 +451,8 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
   private accept(msg: JsMsg): boolean {
     const seq = msg.seq;
     if (this.disowned) {
-      // A fetch that was under way when another node took over: a group's entry goes back at once for
-      // the other nodes' members; a session's stays handed out until its new holder recreates the consumer.
-      if (this.shared) msg.nak();
+      // A fetch that was under way when another node took over: the entry goes back at once, for the new holder.
+      this.handBack(msg);
       return false;
     }
     this.highestSeen = Math.max(this.highestSeen, seq);
