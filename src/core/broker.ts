@@ -263,7 +263,9 @@ export class Broker {
       session.expiryInterval = record.expiryInterval;
       session.disconnectedAt = record.disconnectedAt ?? now;
       for (const sub of record.subscriptions) this.subscriptions.add(session, sub);
-      if (left !== undefined) this.scheduleExpiry(session, left);
+      // A session another node may hold with its client connected is not timed here (its record says when it is not).
+      const connectedElsewhere = this.fabric !== undefined && record.disconnectedAt === undefined;
+      if (left !== undefined && !connectedElsewhere) this.scheduleExpiry(session, left);
     }
     await this.groups.settle();
     await this.cluster?.start();
