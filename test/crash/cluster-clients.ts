@@ -68,6 +68,8 @@ export interface SubscriberAgent {
   sessionLost: number;
   /** Connections after the first. */
   reconnects: number;
+  /** Each connection as [CONNACK, close] in ms since the epoch (close undefined while open), for post-mortems of a loss. */
+  connections: Array<[number, number | undefined]>;
   client: MqttClient | undefined;
   /** Settles once the agent stopped (after `stop` fired). */
   done: Promise<void>;
@@ -101,6 +103,7 @@ export function startSubscriber(tracker: SubscriberTracker, home: number, pick: 
     subscribed: new Promise<void>((resolve, reject) => ((markSubscribed = resolve), (failSubscribed = reject))),
     sessionLost: 0,
     reconnects: 0,
+    connections: [],
     client: undefined,
     done: Promise.resolve(),
   };
@@ -138,7 +141,14 @@ export function startSubscriber(tracker: SubscriberTracker, home: number, pick: 
       await Promise.race([sleep(ms()), stop.promise]);
     },
     (client) => tracker.attach(client),
-    (client) => (agent.client = client),
+    (client) => {
+      agent.client = client;
+      if (!client) return;
+      // The close itself, not when the agent is done with the client (an intermittent one stays away first).
+      const connection: [number, number | undefined] = [Date.now(), undefined];
+      agent.connections.push(connection);
+      client.once('close', () => (connection[1] ??= Date.now()));
+    },
   );
   return agent;
 }
@@ -149,6 +159,8 @@ export class PublishLedger {
   readonly next: number[];
   /** key -> round it was confirmed in. */
   readonly confirmed = new Map<number, number>();
+  /** key -> when its PUBACK came (ms since the epoch), to line a loss up with kills and connections. */
+  readonly confirmedAt = new Map<number, number>();
   /** PUBACK with reason >= 0x80 (e.g. 0x97 while the store is unreachable): not stored, never counted. */
   refused = 0;
   round = 0;
@@ -168,6 +180,7 @@ export class PublishLedger {
 
   noteConfirmed(key: number, sentAt: number): void {
     this.confirmed.set(key, this.round);
+    this.confirmedAt.set(key, Date.now());
     if (sentAt >= this.since && this.firstConfirmAfterSince === undefined) this.firstConfirmAfterSince = Date.now();
   }
 }

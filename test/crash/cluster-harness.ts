@@ -14,7 +14,8 @@
  *
  * Short form: test/cluster-crash.test.ts. `--help` lists the options.
  */
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startNatsCluster, type NatsCluster } from '../helpers/nats-cluster.js';
@@ -52,6 +53,8 @@ export interface ClusterCrashOptions {
   drainTimeoutMs?: number;
   readyTimeoutMs?: number;
   brokerArgs?: string[];
+  /** Keep the NATS store directory (configs, stores, logs) when something confirmed is missing. */
+  keepStoreOnLoss?: boolean;
   log?: (line: string) => void;
 }
 
@@ -116,7 +119,7 @@ export async function runClusterCrash(options: ClusterCrashOptions): Promise<Clu
   const pumps: Array<Promise<void>> = [];
   let drainMs = 0;
 
-  const received = (a: SubscriberAgent): Received => ({ tracker: a.tracker, home: a.home, sessionLost: a.sessionLost, reconnects: a.reconnects });
+  const received = (a: SubscriberAgent): Received => ({ tracker: a.tracker, home: a.home, sessionLost: a.sessionLost, reconnects: a.reconnects, connections: a.connections });
   /**
    * --spread: the client's home node if it is up, else the next one up. Otherwise every client
    * shares one active node, which moves to the next live node only when it is killed (so publishers
@@ -186,7 +189,7 @@ export async function runClusterCrash(options: ClusterCrashOptions): Promise<Clu
       const node = Math.floor(random() * (target === 'eddy' ? eddyNodes : 3));
       const killAt = Date.now();
       ledger.watchFrom(killAt);
-      const record: KillRecord = { round, target, node, trafficMs, totalMs: 0 };
+      const record: KillRecord = { round, at: killAt, target, node, trafficMs, totalMs: 0 };
       if (target === 'eddy') {
         const n = nodes[node]!;
         const b = n.broker;
@@ -236,7 +239,7 @@ export async function runClusterCrash(options: ClusterCrashOptions): Promise<Clu
       const dups = subs.map((s) => s.tracker.duplicates).join('/');
       const members = subs.filter((s) => s.tracker.spec.group !== undefined);
       const groupDups = members.length ? groupVerdict('g', '', members.map(received), ledger.confirmed).byMoreThanOneMember : 0;
-      log(`round ${round}/${plan.length}: ${target} node ${node} killed after ${trafficMs} ms of traffic; ${times}; first new confirm ${record.recoverMs ?? 'never'} ms after the kill; ${ledger.confirmed.size} confirmed, ${ledger.refused} refused, duplicates per subscriber ${dups}, group messages received by more than one member ${groupDups} so far`);
+      log(`round ${round}/${plan.length} (t+${((killAt - started) / 1000).toFixed(1)} s): ${target} node ${node} killed after ${trafficMs} ms of traffic; ${times}; first new confirm ${record.recoverMs ?? 'never'} ms after the kill; ${ledger.confirmed.size} confirmed, ${ledger.refused} refused, duplicates per subscriber ${dups}, group messages received by more than one member ${groupDups} so far`);
     }
 
     // --- drain: publishers stop, subscribers take what is left ----------------------------------
@@ -270,7 +273,19 @@ export async function runClusterCrash(options: ClusterCrashOptions): Promise<Clu
       await n.broker?.stop();
     }
     if (nats) {
-      await nats.stop();
+      const members = subs.filter((s) => s.tracker.spec.group !== undefined);
+      const lost = [...ledger.confirmed.keys()].some(
+        (key) =>
+          subs.some((s) => s.tracker.spec.group === undefined && !s.tracker.counts.has(key)) ||
+          (members.length > 0 && !members.some((m) => m.tracker.counts.has(key))),
+      );
+      const keep = (options.keepStoreOnLoss ?? false) && lost;
+      if (keep) {
+        // nats-server logs to stderr, which only the launcher holds: written beside the stores.
+        for (let i = 0; i < 3; i++) writeFileSync(path.join(nats.dir, `n${i}.log`), nats.log(i));
+        log(`something confirmed is missing: NATS configs, stores and logs kept in ${nats.dir}`);
+      }
+      await nats.stop({ keep });
       natsDirs.delete(nats.dir);
     }
   }
@@ -280,6 +295,7 @@ export async function runClusterCrash(options: ClusterCrashOptions): Promise<Clu
   for (const s of [...subs, ...(control ? [control] : [])]) {
     if (s.tracker.unexpectedSamples.length > 0) errors.push(`${s.tracker.spec.clientId} received messages never published, e.g. ${s.tracker.unexpectedSamples.join(' | ')}`);
   }
+  const timing = { confirmedAt: ledger.confirmedAt, t0: started };
   const partial: Omit<ClusterCrashReport, 'ok'> = {
     seed,
     eddyNodes,
@@ -289,8 +305,9 @@ export async function runClusterCrash(options: ClusterCrashOptions): Promise<Clu
     published: ledger.next.reduce((a, b) => a + b, 0),
     confirmed: ledger.confirmed.size,
     refused: ledger.refused,
-    subscribers: durableSubs.map((s) => durableResult(received(s), ledger.confirmed)),
-    group: groupSubs.length ? groupVerdict('g', groupSubs[0]!.filter, groupSubs.map(received), ledger.confirmed) : undefined,
+    startedAt: started,
+    subscribers: durableSubs.map((s) => durableResult(received(s), ledger.confirmed, timing)),
+    group: groupSubs.length ? groupVerdict('g', groupSubs[0]!.filter, groupSubs.map(received), ledger.confirmed, timing) : undefined,
     control: control ? durableResult(received(control), ledger.confirmed) : undefined,
     kills,
     startFailures,
@@ -331,6 +348,7 @@ message reached every durable subscriber and the group. Exit status: 0 nothing c
   --negative-control    add a clean-session subscriber that never resubscribes (reported apart;
                         it must miss messages once an Eddy node was killed)
   --broker-arg ARG      extra eddy broker argument (repeatable)
+  --keep-on-loss        keep the NATS configs, stores and logs when something confirmed is missing
   --json                print the full report as JSON on stdout
   --quiet               no per-round progress on stderr
 `;
@@ -355,6 +373,7 @@ async function main(argv: string[]): Promise<number> {
       'quiet-ms': { type: 'string' },
       'negative-control': { type: 'boolean' },
       'broker-arg': { type: 'string', multiple: true },
+      'keep-on-loss': { type: 'boolean' },
       json: { type: 'boolean' },
       quiet: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -381,6 +400,7 @@ async function main(argv: string[]): Promise<number> {
     natsDownMs: [0, num(values['max-nats-down-ms'], 2000)],
     quietMs: num(values['quiet-ms'], 5000),
     brokerArgs: values['broker-arg'],
+    keepStoreOnLoss: values['keep-on-loss'] ?? false,
     log: values.quiet ? undefined : (line) => process.stderr.write(`${line}\n`),
   });
   if (values.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

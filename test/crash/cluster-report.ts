@@ -5,8 +5,35 @@
  */
 import { formatKey, type SubscriberTracker } from './harness.js';
 
+/**
+ * Missing message ids as runs per publisher, e.g. "p0 8944-9222@15-16 (PUBACKed 101.2-103.9 s)":
+ * ids, the rounds they were confirmed in and when, in seconds since `t0`; at most `max` runs.
+ */
+export function missingRuns(keys: Array<[number, number]>, at?: (key: number) => number | undefined, t0 = 0, max = 8): string[] {
+  const runs: Array<{ p: number; from: number; to: number; r1: number; r2: number; t1: number; t2: number }> = [];
+  for (const [key, round] of [...keys].sort((a, b) => a[0] - b[0])) {
+    const [p, n] = formatKey(key).split(':').map(Number) as [number, number];
+    const t = at?.(key) ?? 0;
+    const last = runs[runs.length - 1];
+    if (last && last.p === p && last.to === n - 1) {
+      last.to = n;
+      last.r1 = Math.min(last.r1, round);
+      last.r2 = Math.max(last.r2, round);
+      last.t1 = Math.min(last.t1, t);
+      last.t2 = Math.max(last.t2, t);
+    } else runs.push({ p, from: n, to: n, r1: round, r2: round, t1: t, t2: t });
+  }
+  const secs = (t: number): string => ((t - t0) / 1000).toFixed(1);
+  const text = runs.map(
+    (r) => `p${r.p} ${r.from}${r.to > r.from ? `-${r.to}` : ''}@${r.r1}${r.r2 > r.r1 ? `-${r.r2}` : ''}${at ? ` (PUBACKed ${secs(r.t1)}-${secs(r.t2)} s)` : ''}`,
+  );
+  return text.length > max ? [...text.slice(0, max), `(+${text.length - max} more runs)`] : text;
+}
+
 export interface KillRecord {
   round: number;
+  /** When the kill was sent, ms since the epoch. */
+  at: number;
   target: 'eddy' | 'nats';
   node: number;
   /** Random traffic time before the kill. */
@@ -40,6 +67,8 @@ export interface DurableResult {
   /** Confirmed and never received: LOSS. */
   missing: number;
   missingSamples: string[];
+  /** The missing ids as runs per publisher with the rounds they were confirmed in. */
+  missingRuns: string[];
   /** Receptions beyond the first of the same message. */
   duplicates: number;
   /** Messages received that were never confirmed (in flight at a kill or refused after storing). */
@@ -48,6 +77,8 @@ export interface DurableResult {
   sessionLost: number;
   reconnects: number;
   unexpected: number;
+  /** Only when something is missing: its connections as [CONNACK, close] in ms since the epoch. */
+  connections?: Array<[number, number | undefined]>;
 }
 
 export interface GroupVerdict {
@@ -60,6 +91,7 @@ export interface GroupVerdict {
   /** Confirmed and received by no member: LOSS. */
   missing: number;
   missingSamples: string[];
+  missingRuns: string[];
   /** Messages received more than once in all (by one member twice, or by several). */
   duplicated: number;
   /** Of those, messages received by more than one member. */
@@ -74,6 +106,8 @@ export interface ClusterCrashReport {
   eddyNodes: number;
   spread: boolean;
   natsVersion: string;
+  /** ms since the epoch; kills' `at`, connections and the missing runs' times are relative to it (runs) or absolute (JSON). */
+  startedAt: number;
   publishers: number;
   published: number;
   confirmed: number;
@@ -97,10 +131,17 @@ export interface Received {
   home: number;
   sessionLost: number;
   reconnects: number;
+  connections: Array<[number, number | undefined]>;
+}
+
+/** When each confirmed message was PUBACKed, and the run's start: times in the report are seconds since then. */
+export interface Timing {
+  confirmedAt: Map<number, number>;
+  t0: number;
 }
 
 /** One durable subscriber's result against the confirmed set. */
-export function durableResult(sub: Received, confirmed: Map<number, number>): DurableResult {
+export function durableResult(sub: Received, confirmed: Map<number, number>, timing?: Timing): DurableResult {
   const t = sub.tracker;
   const missingKeys = [...confirmed].filter(([key]) => !t.counts.has(key));
   let unconfirmedReceived = 0;
@@ -114,16 +155,18 @@ export function durableResult(sub: Received, confirmed: Map<number, number>): Du
     received: t.counts.size,
     missing: missingKeys.length,
     missingSamples: missingKeys.slice(0, 10).map(([key, round]) => `${formatKey(key)}@${round}`),
+    missingRuns: missingRuns(missingKeys, timing && ((k) => timing.confirmedAt.get(k)), timing?.t0),
     duplicates: t.duplicates,
     unconfirmedReceived,
     sessionLost: sub.sessionLost,
     reconnects: sub.reconnects,
     unexpected: t.unexpected,
+    ...(missingKeys.length ? { connections: sub.connections } : {}),
   };
 }
 
 /** The group as a whole: every confirmed message must reach some member; once is the goal. */
-export function groupVerdict(group: string, filter: string, members: Received[], confirmed: Map<number, number>): GroupVerdict {
+export function groupVerdict(group: string, filter: string, members: Received[], confirmed: Map<number, number>, timing?: Timing): GroupVerdict {
   const total = new Map<number, number>(); // key -> receptions over all members
   const memberCount = new Map<number, number>(); // key -> members that received it
   for (const m of members) {
@@ -141,6 +184,7 @@ export function groupVerdict(group: string, filter: string, members: Received[],
     received: total.size,
     missing: missingKeys.length,
     missingSamples: missingKeys.slice(0, 10).map(([key, round]) => `${formatKey(key)}@${round}`),
+    missingRuns: missingRuns(missingKeys, timing && ((k) => timing.confirmedAt.get(k)), timing?.t0),
     duplicated: [...total.values()].filter((n) => n > 1).length,
     byMoreThanOneMember: [...memberCount.values()].filter((n) => n > 1).length,
     extraReceptions: [...total.values()].reduce((a, n) => a + n - 1, 0),
@@ -177,14 +221,14 @@ export function summarize(r: ClusterCrashReport): string {
   ];
   const line = (s: DurableResult, label = ''): string =>
     `  ${label}${s.clientId} (${s.kind}, node ${s.home}, MQTT ${s.protocolVersion === 5 ? '5' : '3.1.1'}): confirmed ${s.confirmed}, received ${s.received}, ` +
-    `missing ${s.missing}${s.missing ? ` (e.g. ${s.missingSamples.join(', ')})` : ''}, duplicates ${s.duplicates}, unconfirmed received ${s.unconfirmedReceived}, ` +
+    `missing ${s.missing}${s.missing ? ` (${s.missingRuns.join(', ')})` : ''}, duplicates ${s.duplicates}, unconfirmed received ${s.unconfirmedReceived}, ` +
     `reconnects ${s.reconnects}${s.sessionLost ? `, SESSION LOST ${s.sessionLost}x` : ''}${s.unexpected ? `, UNEXPECTED ${s.unexpected}` : ''}`;
   for (const s of r.subscribers) lines.push(line(s));
   const g = r.group;
   if (g) {
     lines.push(
       `  group ${g.filter} (${g.members.map((m) => `${m.clientId}@node${m.home}: ${m.received}${m.sessionLost ? ` SESSION LOST ${m.sessionLost}x` : ''}`).join(', ')}): ` +
-        `confirmed ${g.confirmed}, received ${g.received}, missing ${g.missing}${g.missing ? ` (e.g. ${g.missingSamples.join(', ')})` : ''}, ` +
+        `confirmed ${g.confirmed}, received ${g.received}, missing ${g.missing}${g.missing ? ` (${g.missingRuns.join(', ')})` : ''}, ` +
         `duplicated ${g.duplicated} (by more than one member ${g.byMoreThanOneMember}, extra receptions ${g.extraReceptions})`,
     );
   }

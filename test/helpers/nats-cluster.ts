@@ -48,8 +48,8 @@ export interface NatsCluster {
   waitForCaughtUp(timeoutMs?: number): Promise<void>;
   /** Node i's log so far (nats-server writes its log to stderr). */
   log(i: number): string;
-  /** Stops every node (SIGTERM, then SIGKILL) and removes the temporary directory. */
-  stop(): Promise<void>;
+  /** Stops every node (SIGTERM, then SIGKILL) and removes the temporary directory (unless `keep`, for a post-mortem). */
+  stop(options?: { keep?: boolean }): Promise<void>;
 }
 
 export interface NatsClusterOptions {
@@ -308,9 +308,9 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
     waitForMetaLeader,
     waitForCaughtUp,
     log: (i: number) => logs[i] ?? '',
-    async stop(): Promise<void> {
+    async stop(options?: { keep?: boolean }): Promise<void> {
       await stopAll();
-      fs.rmSync(dir, { recursive: true, force: true });
+      if (!options?.keep) fs.rmSync(dir, { recursive: true, force: true });
     },
   };
 }
