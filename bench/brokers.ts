@@ -6,15 +6,26 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { startNatsCluster, type NatsCluster } from '../test/helpers/nats-cluster.js';
+import type { BrokerProcesses } from './cpu.js';
 import { repoRoot } from './paths.js';
 
-export type BrokerName = 'eddy' | 'eddy-disk' | 'mosquitto' | 'aedes';
-export const BROKER_NAMES: readonly BrokerName[] = ['eddy', 'eddy-disk', 'mosquitto', 'aedes'];
+export type BrokerName = 'eddy' | 'eddy-disk' | 'eddy-jetstream' | 'eddy-jetstream-2' | 'mosquitto' | 'aedes';
+/** Every broker, in the table's column order. */
+export const BROKER_NAMES: readonly BrokerName[] = ['eddy', 'eddy-disk', 'eddy-jetstream', 'eddy-jetstream-2', 'mosquitto', 'aedes'];
+/** What runs without --brokers: the cluster rows start 3 nats-servers and are asked for by name. */
+export const DEFAULT_BROKERS: readonly BrokerName[] = ['eddy', 'eddy-disk', 'mosquitto', 'aedes'];
 
 export interface RunningBroker {
   name: BrokerName;
+  /** Where the publishers connect (and the subscribers, unless subscribeUrl says otherwise). */
   url: string;
+  /** eddy-jetstream-2: the second Eddy node, where the subscribers connect. */
+  subscribeUrl?: string;
+  /** The main process (the first Eddy node of a cluster row). */
   pid: number;
+  /** Whose CPU the row is charged: every Eddy node, and the nats-server processes of a cluster row. */
+  processes: BrokerProcesses;
   version: string;
   /** The configuration it runs with, where it has a file of its own (Mosquitto), to print with the results. */
   config?: string;
@@ -52,6 +63,8 @@ export async function startBroker(name: BrokerName, opts: StartOptions): Promise
   switch (name) {
     case 'eddy': return startEddy(opts, false);
     case 'eddy-disk': return startEddy(opts, true);
+    case 'eddy-jetstream': return startEddyCluster(opts, 1);
+    case 'eddy-jetstream-2': return startEddyCluster(opts, 2);
     case 'aedes': return startAedes(opts);
     case 'mosquitto': return startMosquitto(opts);
   }
@@ -59,16 +72,60 @@ export async function startBroker(name: BrokerName, opts: StartOptions): Promise
 
 /** `eddy` runs the memory engine; `eddy-disk` the durable one (fsync always) in a fresh temp dir, removed on stop. */
 async function startEddy(opts: StartOptions, disk: boolean): Promise<RunningBroker> {
-  const name: BrokerName = disk ? 'eddy-disk' : 'eddy';
+  const dataDir = disk ? mkdtempSync(path.join(os.tmpdir(), 'eddy-bench-disk-')) : undefined;
+  const storage = dataDir ? ['--data-dir', dataDir, '--fsync', 'always'] : ['--memory'];
+  const broker = await spawnEddy(disk ? 'eddy-disk' : 'eddy', opts, storage).catch((err: unknown) => {
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  });
+  return { ...broker, stop: () => broker.stop().finally(() => dataDir && rmSync(dataDir, { recursive: true, force: true })) };
+}
+
+/**
+ * `eddy-jetstream`: one Eddy node `--cluster` on a 3-node NATS JetStream cluster started here on
+ * free loopback ports (the tests' launcher); `eddy-jetstream-2`: two Eddy nodes on it, publishers
+ * on the first and subscribers on the second (needs live fan-out between nodes). The row's CPU is
+ * every Eddy node's plus the three nats-servers'.
+ */
+async function startEddyCluster(opts: StartOptions, nodes: 1 | 2): Promise<RunningBroker> {
+  const name: BrokerName = nodes === 1 ? 'eddy-jetstream' : 'eddy-jetstream-2';
+  let nats: NatsCluster;
+  try {
+    nats = await startNatsCluster({ name: 'eddy-bench' });
+  } catch (err) {
+    // No nats-server here is "not installed" (skipped), like a missing mosquitto.
+    if (/not found on PATH/.test((err as Error).message)) throw new BrokerUnavailable((err as Error).message);
+    throw err;
+  }
+  const eddies: RunningBroker[] = [];
+  const stopAll = async (): Promise<void> => {
+    await Promise.all(eddies.map((e) => e.stop()));
+    await nats.stop();
+  };
+  try {
+    // One after the other: the first creates the streams and buckets, the second finds them.
+    for (let i = 0; i < nodes; i++) eddies.push(await spawnEddy(name, opts, ['--cluster', nats.urls.join(',')]));
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+  const [first, second] = eddies as [RunningBroker, RunningBroker | undefined];
+  return {
+    ...first,
+    ...(second ? { subscribeUrl: second.url } : {}),
+    version: `${first.version} on ${nats.urls.length} x nats-server ${nats.version}`,
+    processes: { broker: eddies.map((e) => e.pid), store: nats.pids() },
+    stop: stopAll,
+  };
+}
+
+async function spawnEddy(name: BrokerName, opts: StartOptions, storage: string[]): Promise<RunningBroker> {
   // EDDY_BENCH_NODE_FLAGS: extra Node flags for the Eddy process only (e.g. --trace-gc), which NODE_OPTIONS would also give the bench.
   const extraFlags = (process.env['EDDY_BENCH_NODE_FLAGS'] ?? '').split(' ').filter(Boolean);
   const nodeFlags = [...extraFlags, ...(opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', opts.profDir] : [])];
-  const dataDir = disk ? mkdtempSync(path.join(os.tmpdir(), 'eddy-bench-disk-')) : undefined;
-  const storage = dataDir ? ['--data-dir', dataDir, '--fsync', 'always'] : ['--memory'];
   const aclDir = opts.aclRules ? aclFiles(opts.aclRules) : undefined;
   const security = aclDir ? ['--password-file', path.join(aclDir, 'passwd'), '--acl', path.join(aclDir, 'acl.yaml'), '--allow-anonymous'] : [];
   const removeDir = (): void => {
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
     if (aclDir) rmSync(aclDir, { recursive: true, force: true });
   };
   // With TLS the plain port is open too, and unused: the workloads connect to mqtts only.
@@ -173,6 +230,7 @@ function adopt(name: BrokerName, child: ChildProcess, version: string,
     name,
     url: `${addr.secure ? 'mqtts' : 'mqtt'}://${host}:${addr.port}`,
     pid: child.pid ?? -1,
+    processes: { broker: child.pid ? [child.pid] : [], store: [] },
     version,
     stop: () => terminate(child, graceMs),
   };

@@ -51,3 +51,59 @@ export function resetPeakRss(pid: number): boolean {
     return false;
   }
 }
+
+/**
+ * The processes a row's broker CPU is charged to: the broker's own (one, or every Eddy node of a
+ * cluster row) and the store's (the nats-server processes behind `--cluster`; empty otherwise).
+ */
+export interface BrokerProcesses {
+  broker: number[];
+  store: number[];
+}
+
+export interface CpuSample {
+  /** utime + stime of the broker processes, ms; null if any was unreadable. */
+  broker: number | null;
+  /** The same for the store processes (0 when there are none). */
+  store: number | null;
+}
+
+function sumCpuMs(pids: number[]): number | null {
+  let total = 0;
+  for (const pid of pids) {
+    const ms = readProcessCpuMs(pid);
+    if (ms === null) return null;
+    total += ms;
+  }
+  return total;
+}
+
+export function sampleCpu(procs: BrokerProcesses | null): CpuSample {
+  if (!procs) return { broker: null, store: null };
+  return { broker: sumCpuMs(procs.broker), store: sumCpuMs(procs.store) };
+}
+
+/** CPU ms spent between two samples: broker, store, and both together; null where unreadable. */
+export function cpuSpent(a: CpuSample, b: CpuSample): { broker: number | null; store: number | null; total: number | null } {
+  const broker = a.broker !== null && b.broker !== null ? b.broker - a.broker : null;
+  const store = a.store !== null && b.store !== null ? b.store - a.store : null;
+  return { broker, store, total: broker !== null && store !== null ? broker + store : null };
+}
+
+/** Resets the broker processes' VmHWM; false if any could not be reset. */
+export function resetPeakRssAll(procs: BrokerProcesses | null): boolean {
+  if (!procs || procs.broker.length === 0) return false;
+  return procs.broker.map(resetPeakRss).every(Boolean);
+}
+
+/** Sum of the broker processes' peak RSS (the store's is not included). */
+export function peakRssSum(procs: BrokerProcesses | null): number | null {
+  if (!procs) return null;
+  let total = 0;
+  for (const pid of procs.broker) {
+    const bytes = readPeakRssBytes(pid);
+    if (bytes === null) return null;
+    total += bytes;
+  }
+  return total;
+}

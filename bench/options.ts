@@ -1,7 +1,7 @@
 // Command-line flags. Counts, not durations: every broker gets exactly the same work,
 // and a per-workload timeout bounds the run when a broker is too slow or stuck.
 import { parseArgs } from 'node:util';
-import { BROKER_NAMES, type BrokerName } from './brokers.js';
+import { BROKER_NAMES, DEFAULT_BROKERS, type BrokerName } from './brokers.js';
 import { WORKLOAD_KEYS, type WorkloadKey } from './workloads.js';
 
 export interface Options {
@@ -38,8 +38,11 @@ export const USAGE = `Usage: node dist/bench/run.js [options]
 
   --messages N        deliveries per workload (fan-out publishes N/subscribers)  [200000]
   --warmup N          unmeasured deliveries before each workload, 0 = none      [messages/10]
-  --brokers LIST      comma-separated: eddy,eddy-disk,mosquitto,aedes            [all]
-                      (eddy = memory engine; eddy-disk = disk engine, fsync always, temp dir)
+  --brokers LIST      comma-separated: eddy,eddy-disk,eddy-jetstream,eddy-jetstream-2,mosquitto,aedes
+                      [eddy,eddy-disk,mosquitto,aedes]
+                      (eddy = memory engine; eddy-disk = disk engine, fsync always, temp dir;
+                      eddy-jetstream = 1 Eddy node --cluster on 3 nats-servers started here;
+                      eddy-jetstream-2 = 2 Eddy nodes, publishers on node 1, subscribers on node 2)
   --workloads LIST    comma-separated: qos0,qos1,fanout,fanin,pairs-qos1,pairs-qos0,conns [all]
   --window N          QoS 1 workload: most unacked publishes in flight           [100]
   --qos0-window N     QoS 0 workloads: most messages in flight to each subscriber [1000]
@@ -103,7 +106,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
   return {
     messages,
     warmup: values.warmup === '0' ? 0 : int('warmup', values.warmup, Math.ceil(messages / 10)),
-    brokers: list('brokers', values.brokers, BROKER_NAMES),
+    brokers: values.brokers === undefined ? [...DEFAULT_BROKERS] : list('brokers', values.brokers, BROKER_NAMES),
     workloads: list('workloads', values.workloads, WORKLOAD_KEYS),
     window: int('window', values.window, 100),
     qos0Window: int('qos0-window', values['qos0-window'], 1000),

@@ -8,8 +8,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import hdr from 'hdr-histogram-js';
 import type { WorkerMessage, WorkerStart } from './client-worker.js';
-import { readPeakRssBytes, readProcessCpuMs, resetPeakRss } from './cpu.js';
-import type { Progress, RunConfig, WorkloadResult } from './runner.js';
+import { cpuSpent, peakRssSum, resetPeakRssAll, sampleCpu, type BrokerProcesses } from './cpu.js';
+import { latencyOf, newHistogram, type Progress, type RunConfig, type WorkloadResult } from './runner.js';
 import { slice, type Workload } from './workloads.js';
 
 const WORKER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'client-worker.js');
@@ -20,7 +20,7 @@ interface Worker {
   result?: WorkloadResult;
 }
 
-export async function runParallel(url: string, w: Workload, cfg: RunConfig, brokerPid: number | null,
+export async function runParallel(url: string, w: Workload, cfg: RunConfig, procs: BrokerProcesses | null,
   onProgress: (p: Progress) => void): Promise<WorkloadResult> {
   const processes = Math.max(1, Math.min(w.processes ?? 1, w.publishers));
   const sizes = Array.from({ length: processes }, (_, i) => Math.floor(w.publishers / processes) + (i < w.publishers % processes ? 1 : 0));
@@ -77,23 +77,24 @@ export async function runParallel(url: string, w: Workload, cfg: RunConfig, brok
       child.send(start);
     }
     await waitAll((wk) => ready.has(wk) || wk.result !== undefined, 'connected', cfg.timeoutMs);
-    const rssReset = brokerPid ? resetPeakRss(brokerPid) : false;
-    const cpuStart = brokerPid ? readProcessCpuMs(brokerPid) : null;
+    const rssReset = resetPeakRssAll(procs);
+    const cpuStart = sampleCpu(procs);
     startedAt = Date.now();
     for (const wk of workers) wk.child.send({ type: 'go' });
     await waitAll((wk) => measured.has(wk) || wk.result !== undefined, 'done', cfg.timeoutMs + 30_000);
-    const cpuEnd = brokerPid ? readProcessCpuMs(brokerPid) : null;
-    const peakRss = brokerPid ? readPeakRssBytes(brokerPid) : null;
+    const spent = cpuSpent(cpuStart, sampleCpu(procs));
+    const peakRss = peakRssSum(procs);
     for (const wk of workers) wk.child.send({ type: 'teardown' });
     await waitAll((wk) => wk.result !== undefined, 'finished', 30_000);
-    return merge(workers.map((wk) => wk.result!), cpuStart !== null && cpuEnd !== null ? cpuEnd - cpuStart : null, peakRss, rssReset);
+    return merge(workers.map((wk) => wk.result!), spent.total, (procs?.store.length ?? 0) > 0 ? spent.store : null, peakRss, rssReset);
   } finally {
     clearInterval(ticker);
     for (const wk of workers) if (wk.child.exitCode === null) wk.child.kill('SIGKILL');
   }
 }
 
-function merge(parts: WorkloadResult[], brokerCpuMs: number | null, peakRss: number | null, rssReset: boolean): WorkloadResult {
+/** brokerCpuMs: broker and store processes together; storeCpuMs: the store's share (null: no store). */
+function merge(parts: WorkloadResult[], brokerCpuMs: number | null, storeCpuMs: number | null, peakRss: number | null, rssReset: boolean): WorkloadResult {
   const sum = (f: (r: WorkloadResult) => number): number => parts.reduce((a, r) => a + f(r), 0);
   const starts = parts.map((r) => r.firstPublishAtEpochMs).filter((t) => t > 0);
   const ends = parts.map((r) => r.lastDeliveryAtEpochMs).filter((t) => t > 0);
@@ -102,12 +103,15 @@ function merge(parts: WorkloadResult[], brokerCpuMs: number | null, peakRss: num
   const durationMs = first && last > first ? last - first : 0;
   const delivered = sum((r) => r.delivered);
   const published = sum((r) => r.published);
-  const hist = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
+  const hist = newHistogram();
+  const ackHist = newHistogram();
   for (const r of parts) {
-    if (!r.histogram) continue;
-    const h = hdr.decodeFromCompressedBase64(r.histogram);
-    hist.add(h);
-    h.destroy();
+    for (const [encoded, into] of [[r.histogram, hist], [r.pubackHistogram, ackHist]] as const) {
+      if (!encoded) continue;
+      const h = hdr.decodeFromCompressedBase64(encoded);
+      into.add(h);
+      h.destroy();
+    }
   }
   const acked = parts.some((r) => r.acked !== null) ? sum((r) => r.acked ?? 0) : null;
   const round2 = (n: number): number => Math.round(n * 100) / 100;
@@ -122,19 +126,15 @@ function merge(parts: WorkloadResult[], brokerCpuMs: number | null, peakRss: num
     durationMs: Math.round(durationMs * 10) / 10,
     msgPerSec: durationMs > 0 ? Math.round(delivered / (durationMs / 1000)) : 0,
     publishMsgPerSec: sum((r) => r.publishMsgPerSec),
-    latencyMs: delivered > 0 ? {
-      p50: hist.getValueAtPercentile(50) / 1000,
-      p90: hist.getValueAtPercentile(90) / 1000,
-      p99: hist.getValueAtPercentile(99) / 1000,
-      max: hist.maxValue / 1000,
-      mean: Math.round(hist.mean) / 1000,
-    } : null,
+    latencyMs: delivered > 0 ? latencyOf(hist) : null,
+    pubackLatencyMs: latencyOf(ackHist),
     cpuPercent: {
       // The busiest client process decides whether the client side was the limit.
       client: Math.max(...parts.map((r) => r.cpuPercent.client)),
       broker: brokerCpuMs !== null && durationMs > 0 ? Math.round((1000 * brokerCpuMs) / durationMs) / 10 : null,
     },
     brokerCpuUsPerMsg: brokerCpuMs !== null && delivered > 0 ? round2((brokerCpuMs * 1000) / delivered) : null,
+    storeCpuUsPerMsg: storeCpuMs !== null && delivered > 0 ? round2((storeCpuMs * 1000) / delivered) : null,
     brokerPeakRssBytes: peakRss,
     peakRssScope: rssReset ? 'workload' : 'broker-lifetime',
     firstPublishAtEpochMs: first,
@@ -144,5 +144,6 @@ function merge(parts: WorkloadResult[], brokerCpuMs: number | null, peakRss: num
   const error = parts.find((r) => r.error)?.error;
   if (error) result.error = error;
   hist.destroy();
+  ackHist.destroy();
   return result;
 }

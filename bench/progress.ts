@@ -25,9 +25,10 @@ export function progressReporter(broker: string, workload: string): (p: Progress
 
 export function resultLine(broker: string, workload: string, r: WorkloadResult): string {
   const lat = r.latencyMs ? `p50 ${fmtMs(r.latencyMs.p50)} p99 ${fmtMs(r.latencyMs.p99)} max ${fmtMs(r.latencyMs.max)} ms` : 'no latency';
+  const ack = r.pubackLatencyMs ? `, PUBACK p50 ${fmtMs(r.pubackLatencyMs.p50)} p99 ${fmtMs(r.pubackLatencyMs.p99)} ms` : '';
   const cpu = `cpu client ${r.cpuPercent.client}%` + (r.cpuPercent.broker !== null ? ` broker ${r.cpuPercent.broker}%` : '');
   const extra = [r.duplicates ? `${r.duplicates} duplicates` : '', r.error ?? ''].filter(Boolean).join('; ');
-  return `[${broker}] ${workload} ... ${fmtInt(r.msgPerSec)} msg/s, ${lat}, delivered ${fmtPct(r.deliveryRatio)}, ${cpu}`
+  return `[${broker}] ${workload} ... ${fmtInt(r.msgPerSec)} msg/s, ${lat}${ack}, delivered ${fmtPct(r.deliveryRatio)}, ${cpu}`
     + (extra ? ` (${extra})` : '');
 }
 

@@ -62,6 +62,9 @@ export const METHOD = [
   'Pairs workloads: publisher i -> subscriber i on a topic of its own, each pair in its own client process (bench/client-worker.ts); all start on one signal, counts add up, msg/s is over the union of their spans, latency histograms are merged.',
   'Every broker has TCP_NODELAY on its sockets (Eddy always; Mosquitto set_tcp_nodelay true; Aedes net/tls noDelay), as the bench clients do.',
   'conns: publishers on a timer at a fixed rate each, so msg/s is set by the bench; what it measures is broker CPU and memory with many connections, and latency.',
+  'PUBACK latency (QoS 1 rows) = PUBLISH written -> PUBACK received at the publisher: how long a confirmed publish takes.',
+  'eddy-jetstream: one Eddy node --cluster on a 3-node nats-server JetStream cluster (R3 file streams) started by the bench on loopback; eddy-jetstream-2: two Eddy nodes on it, publishers connected to node 1 and subscribers to node 2. Their broker CPU is every Eddy node plus the 3 nats-server processes; peak RSS is the Eddy nodes only.',
+  'A QoS 1 row that delivered fewer messages than were PUBACKed is reported as an error (a failed row).',
 ];
 
 function ratio(a: number | null | undefined, b: number | null | undefined): number | null {
@@ -110,7 +113,7 @@ export function markdown(report: Report, brokers: BrokerName[]): string {
   }
   lines.push('');
 
-  const header = ['workload', 'broker', 'msg/s', 'latency ms p50/p99/max', 'broker CPU µs/msg', 'broker CPU %', 'peak RSS MB', 'delivered'];
+  const header = ['workload', 'broker', 'msg/s', 'latency ms p50/p99/max', 'PUBACK ms p50/p99', 'broker CPU µs/msg', 'broker CPU %', 'peak RSS MB', 'delivered'];
   lines.push(`| ${header.join(' | ')} |`);
   lines.push(`|${header.map((_, i) => (i < 2 ? ' --- ' : ' ---: ')).join('|')}|`);
   for (const w of report.workloads) {
@@ -118,7 +121,7 @@ export function markdown(report: Report, brokers: BrokerName[]): string {
     for (const b of brokers) {
       const r = byBroker[b];
       if (!r) {
-        lines.push(`| ${w.id} | ${b} | n/a | n/a | n/a | n/a | n/a | n/a |`);
+        lines.push(`| ${w.id} | ${b} | n/a | n/a | n/a | n/a | n/a | n/a | n/a |`);
         continue;
       }
       const flag = r.timedOut ? ' (timeout)' : r.error ? ' (error)' : '';
@@ -127,13 +130,23 @@ export function markdown(report: Report, brokers: BrokerName[]): string {
         w.id, b,
         fmtInt(r.msgPerSec) + bound + flag,
         r.latencyMs ? `${fmtMs(r.latencyMs.p50)}/${fmtMs(r.latencyMs.p99)}/${fmtMs(r.latencyMs.max)}` : 'n/a',
-        r.brokerCpuUsPerMsg !== null ? r.brokerCpuUsPerMsg.toFixed(2) : 'n/a',
+        r.pubackLatencyMs ? `${fmtMs(r.pubackLatencyMs.p50)}/${fmtMs(r.pubackLatencyMs.p99)}` : 'n/a',
+        fmtCpu(r),
         r.cpuPercent.broker !== null ? `${r.cpuPercent.broker}%` : 'n/a',
         r.brokerPeakRssBytes !== null ? `${(r.brokerPeakRssBytes / 1048576).toFixed(0)}${r.peakRssScope === 'workload' ? '' : '*'}` : 'n/a',
         fmtPct(r.deliveryRatio) + (r.duplicates ? ` +${r.duplicates} dup` : ''),
       ].join(' | ')} |`);
     }
   }
+  const cluster = brokers.filter((b) => b.startsWith('eddy-jetstream') && report.brokers[b]?.status === 'ok');
+  if (cluster.length > 0) {
+    lines.push('', `${cluster.join(', ')}: broker CPU µs/msg is the Eddy node process(es) plus the 3 nats-server processes; in parentheses Eddy alone. Peak RSS is the Eddy nodes only.`);
+  }
+  const failedRows = report.workloads.flatMap((w) => brokers.flatMap((b) => {
+    const r = report.results[w.id]?.[b];
+    return r?.error ? [`${w.id} / ${b}: ${r.error}`] : [];
+  }));
+  if (failedRows.length > 0) lines.push('', 'Rows with an error (partial or failed):', '', ...failedRows.map((f) => `- ${f}`));
   const pairs: Array<[RatioKey, string]> = [
     ['eddyVsMosquitto', 'eddy/mosquitto'], ['eddyDiskVsMosquitto', 'eddy-disk/mosquitto'],
     ['eddyVsAedes', 'eddy/aedes'], ['eddyDiskVsAedes', 'eddy-disk/aedes'],
@@ -157,6 +170,13 @@ export function markdown(report: Report, brokers: BrokerName[]): string {
     lines.push('', '* peak RSS since the broker started (VmHWM could not be reset).');
   }
   return lines.join('\n') + '\n';
+}
+
+/** Broker CPU µs/msg; for a cluster row the total (Eddy + nats-server) and Eddy's part. */
+function fmtCpu(r: WorkloadResult): string {
+  if (r.brokerCpuUsPerMsg === null) return 'n/a';
+  if (r.storeCpuUsPerMsg === null || r.storeCpuUsPerMsg === undefined) return r.brokerCpuUsPerMsg.toFixed(2);
+  return `${r.brokerCpuUsPerMsg.toFixed(2)} (Eddy ${(r.brokerCpuUsPerMsg - r.storeCpuUsPerMsg).toFixed(2)})`;
 }
 
 function fmtRatio(r: number | null): string {

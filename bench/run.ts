@@ -85,14 +85,14 @@ async function main(argv: string[]): Promise<number> {
     }
     const broker = current;
     report.brokers[name] = { status: 'ok', version: broker.version, url: broker.url, ...(broker.config ? { config: broker.config } : {}) };
-    note(`[${name}] ${broker.version} listening at ${broker.url} (pid ${broker.pid})`);
+    note(`[${name}] ${broker.version} listening at ${broker.url}${broker.subscribeUrl ? ` (subscribers at ${broker.subscribeUrl})` : ''} (pids ${[...broker.processes.broker, ...broker.processes.store].join(',')})`);
     try {
       for (const w of workloads) {
         note(`[${name}] ${w.id} ... ${w.description}`);
         const cfg = {
           messages: opts.messages, payloadBytes: opts.payloadBytes, timeoutMs: opts.timeoutMs,
           settleMs: opts.settleMs, protocolVersion: opts.protocolVersion, tag: `${runTag}-${name}`,
-          ...(ca ? { ca } : {}),
+          ...(ca ? { ca } : {}), ...(broker.subscribeUrl ? { subscribeUrl: broker.subscribeUrl } : {}),
         };
         // Pairs run over several client processes; the timed workload has no warm-up (it is long and slow already).
         const run = w.processes && w.processes > 1 ? runParallel : runWorkload;
@@ -101,7 +101,7 @@ async function main(argv: string[]): Promise<number> {
             null, progressReporter(name, `${w.id} warm-up`));
           note(`[${name}] ${w.id} warm-up ... ${fmtInt(warm.msgPerSec)} msg/s${warm.error ? ` (${warm.error})` : ''}`);
         }
-        const result = await run(broker.url, w, cfg, broker.pid, progressReporter(name, w.id));
+        const result = await run(broker.url, w, cfg, broker.processes, progressReporter(name, w.id));
         report.results[w.id]![name] = result;
         // Partial results are still reported, but a stuck or erroring broker must fail the run.
         failed ||= result.error !== undefined;

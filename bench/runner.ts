@@ -2,14 +2,14 @@
 // Publishers and subscribers share this process on purpose: the latency timestamp in each
 // payload is only comparable on one clock. Every wait is bounded by the workload deadline.
 import mqtt, { type MqttClient } from 'mqtt';
-import hdr from 'hdr-histogram-js';
+import hdr, { type Histogram } from 'hdr-histogram-js';
 import { performance } from 'node:perf_hooks';
 import { setImmediate as yieldToIo } from 'node:timers/promises';
 import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import { decodePayload, encodePayload, HEADER_BYTES } from './payload.js';
 import { expectedDeliveries, publishCounts, type Workload } from './workloads.js';
-import { readPeakRssBytes, readProcessCpuMs, resetPeakRss } from './cpu.js';
+import { cpuSpent, peakRssSum, resetPeakRssAll, sampleCpu, type BrokerProcesses } from './cpu.js';
 import { Waiters } from './waiters.js';
 
 export interface RunConfig {
@@ -28,8 +28,10 @@ export interface RunConfig {
   beforePublish?: () => Promise<void>;
   /** Awaited after the last delivery (or the deadline), before the clients disconnect, so that another process can take the broker's figures first. */
   afterMeasure?: () => Promise<void>;
-  /** Adds the latency histogram (hdr, compressed base64) to the result, so results of several processes can be merged. */
+  /** Adds the latency histograms (hdr, compressed base64) to the result, so results of several processes can be merged. */
   exportHistogram?: boolean;
+  /** Subscribers connect here instead of `url` (eddy-jetstream-2: publishers on node 1, subscribers on node 2). */
+  subscribeUrl?: string;
 }
 
 export interface Progress {
@@ -64,10 +66,17 @@ export interface WorkloadResult {
   msgPerSec: number;
   publishMsgPerSec: number;
   latencyMs: LatencyMs | null;
+  /** QoS 1: PUBLISH -> PUBACK at the publisher (the confirmed-publish latency), ms. */
+  pubackLatencyMs: LatencyMs | null;
   /** Percent of one core over durationMs; client = this bench process (with several client processes: the busiest). */
   cpuPercent: { client: number; broker: number | null };
-  /** Broker CPU time (utime + stime from /proc) between first publish and last delivery, per unique delivery, in µs. */
+  /**
+   * Broker CPU time (utime + stime from /proc) between first publish and last delivery, per unique
+   * delivery, in µs. For the cluster rows: every Eddy node plus the nats-server processes.
+   */
   brokerCpuUsPerMsg: number | null;
+  /** Cluster rows: the nats-server processes' share of brokerCpuUsPerMsg (the rest is Eddy's); null for the others. */
+  storeCpuUsPerMsg: number | null;
   /** The broker's peak resident memory (VmHWM) during the workload (since broker start where it cannot be reset). */
   brokerPeakRssBytes: number | null;
   /** `workload`: VmHWM was reset (clear_refs) when publishing began; otherwise it is the peak since the broker started. */
@@ -76,6 +85,7 @@ export interface WorkloadResult {
   firstPublishAtEpochMs: number;
   lastDeliveryAtEpochMs: number;
   histogram?: string;
+  pubackHistogram?: string;
   timedOut: boolean;
   error?: string;
 }
@@ -90,7 +100,7 @@ const TEARDOWN_MS = 3_000;
 
 class Abort extends Error {}
 
-export async function runWorkload(url: string, w: Workload, cfg: RunConfig, brokerPid: number | null,
+export async function runWorkload(url: string, w: Workload, cfg: RunConfig, procs: BrokerProcesses | null,
   onProgress: (p: Progress) => void): Promise<WorkloadResult> {
   if (cfg.payloadBytes < HEADER_BYTES) throw new Error(`payload must be at least ${HEADER_BYTES} bytes`);
   const counts = publishCounts(w, cfg.messages);
@@ -103,7 +113,8 @@ export async function runWorkload(url: string, w: Workload, cfg: RunConfig, brok
   /** Subscribers each message of one publisher goes to. */
   const fanout = w.pairs ? 1 : w.subscribers;
 
-  const hist = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
+  const hist = newHistogram();
+  const ackHist = newHistogram();
   const seen = Array.from({ length: w.subscribers }, (_, s) => new Uint8Array(w.pairs ? counts[s]! : publishTarget));
   const sent = new Array<number>(w.publishers).fill(0);
   const recvByPub = new Array<number>(w.publishers).fill(0);
@@ -138,7 +149,7 @@ export async function runWorkload(url: string, w: Workload, cfg: RunConfig, brok
   const clients: MqttClient[] = [];
 
   const connect = async (role: string): Promise<MqttClient> => {
-    const client = mqtt.connect(url, {
+    const client = mqtt.connect(role.startsWith('sub') ? cfg.subscribeUrl ?? url : url, {
       clientId: `${cfg.tag}-${w.key}-${role}`,
       protocolVersion: cfg.protocolVersion,
       clean: true,
@@ -170,7 +181,7 @@ export async function runWorkload(url: string, w: Workload, cfg: RunConfig, brok
     }
     marks[idx] = 1;
     const now = performance.now();
-    hist.recordValue(Math.max(1, Math.round((now - d.sentAt) * 1000)));
+    recordMs(hist, now - d.sentAt);
     delivered++;
     recvByPub[pubIdx]!++;
     lastDeliveryAt = now;
@@ -212,8 +223,10 @@ export async function runWorkload(url: string, w: Workload, cfg: RunConfig, brok
         while (!aborted && inflight < w.window && sent[p]! < count) {
           const seq = sent[p]!++;
           inflight++;
+          const at = performance.now();
           client.publish(topicOf(p), encodePayload(cfg.payloadBytes, p, seq), { qos: 1 }, (err) => {
             if (err) return abort(`publisher ${p}: ${err.message}`);
+            recordMs(ackHist, performance.now() - at);
             inflight--;
             acked++;
             if (sent[p]! < count) next();
@@ -245,8 +258,10 @@ export async function runWorkload(url: string, w: Workload, cfg: RunConfig, brok
             continue;
           }
           inflight++;
+          const at = performance.now();
           pubs[p]!.publish(topicOf(p), encodePayload(cfg.payloadBytes, p, seq), { qos: 1 }, (err) => {
             if (err) return abort(`publisher ${p}: ${err.message}`);
+            recordMs(ackHist, performance.now() - at);
             inflight--;
             acked++;
             if (allSent && inflight === 0) resolve();
@@ -262,7 +277,7 @@ export async function runWorkload(url: string, w: Workload, cfg: RunConfig, brok
   }));
 
   // Taken when publishing starts, so connecting 50 clients does not count as broker load.
-  let cpuAtStart = { client: process.cpuUsage(), broker: null as number | null };
+  let cpuAtStart = { client: process.cpuUsage(), broker: sampleCpu(null) };
   let peakRssResettable = false;
   const ticker = setInterval(() => onProgress({
     published: sent.reduce((a, b) => a + b, 0), delivered, expected,
@@ -281,8 +296,8 @@ export async function runWorkload(url: string, w: Workload, cfg: RunConfig, brok
     for (let p = 0; p < w.publishers; p++) pubs.push(await connect(`pub${p}`));
 
     if (cfg.beforePublish) await bounded(cfg.beforePublish());
-    if (brokerPid) peakRssResettable = resetPeakRss(brokerPid);
-    cpuAtStart = { client: process.cpuUsage(), broker: brokerPid ? readProcessCpuMs(brokerPid) : null };
+    peakRssResettable = resetPeakRssAll(procs);
+    cpuAtStart = { client: process.cpuUsage(), broker: sampleCpu(procs) };
     firstPublishAt = performance.now();
     if (w.ratePerPublisher) await publishAtRate(pubs);
     else await Promise.all(pubs.map((c, p) => (w.qos === 1 ? publishQos1(c, p) : publishQos0(c, p))));
@@ -302,9 +317,10 @@ export async function runWorkload(url: string, w: Workload, cfg: RunConfig, brok
 
   const durationMs = lastDeliveryAt > firstPublishAt && firstPublishAt > 0 ? lastDeliveryAt - firstPublishAt : 0;
   const clientCpu = process.cpuUsage(cpuAtStart.client);
-  const brokerCpuEnd = brokerPid ? readProcessCpuMs(brokerPid) : null;
-  const brokerPeakRss = brokerPid ? readPeakRssBytes(brokerPid) : null;
-  const brokerCpuMs = cpuAtStart.broker !== null && brokerCpuEnd !== null ? brokerCpuEnd - cpuAtStart.broker : null;
+  const spent = cpuSpent(cpuAtStart.broker, sampleCpu(procs));
+  const brokerPeakRss = peakRssSum(procs);
+  const brokerCpuMs = spent.total;
+  const hasStore = (procs?.store.length ?? 0) > 0;
   if (cfg.afterMeasure) await Promise.race([cfg.afterMeasure(), new Promise((r) => setTimeout(r, cfg.timeoutMs).unref())]);
   await teardown(clients);
 
@@ -322,18 +338,14 @@ export async function runWorkload(url: string, w: Workload, cfg: RunConfig, brok
     durationMs: round(durationMs, 1),
     msgPerSec: durationMs > 0 ? Math.round(delivered / (durationMs / 1000)) : 0,
     publishMsgPerSec: firstPublishAt && publishSpan > 0 ? Math.round(published / (publishSpan / 1000)) : 0,
-    latencyMs: delivered > 0 ? {
-      p50: hist.getValueAtPercentile(50) / 1000,
-      p90: hist.getValueAtPercentile(90) / 1000,
-      p99: hist.getValueAtPercentile(99) / 1000,
-      max: hist.maxValue / 1000,
-      mean: round(hist.mean / 1000, 3),
-    } : null,
+    latencyMs: latencyOf(hist),
+    pubackLatencyMs: w.qos === 1 ? latencyOf(ackHist) : null,
     cpuPercent: {
       client: pct((clientCpu.user + clientCpu.system) / 1000),
       broker: brokerCpuMs !== null ? pct(brokerCpuMs) : null,
     },
     brokerCpuUsPerMsg: brokerCpuMs !== null && delivered > 0 ? round((brokerCpuMs * 1000) / delivered, 2) : null,
+    storeCpuUsPerMsg: hasStore && spent.store !== null && delivered > 0 ? round((spent.store * 1000) / delivered, 2) : null,
     brokerPeakRssBytes: brokerPeakRss,
     peakRssScope: peakRssResettable ? 'workload' : 'broker-lifetime',
     firstPublishAtEpochMs: firstPublishAt ? performance.timeOrigin + firstPublishAt : 0,
@@ -341,10 +353,35 @@ export async function runWorkload(url: string, w: Workload, cfg: RunConfig, brok
     timedOut,
   };
   if (cfg.exportHistogram && delivered > 0) result.histogram = hdr.encodeIntoCompressedBase64(hist);
+  if (cfg.exportHistogram && ackHist.totalCount > 0) result.pubackHistogram = hdr.encodeIntoCompressedBase64(ackHist);
   if (timedOut) result.error = `timed out after ${cfg.timeoutMs} ms (partial result)`;
   else if (error) result.error = error;
+  // A QoS 1 message that was PUBACKed and never delivered is a failed row, not a slow one (e.g.
+  // eddy-jetstream-2 before live fan-out between Eddy nodes: node 2's subscribers get nothing).
+  else if (w.qos === 1 && published > 0 && delivered < published * fanout) result.error = `delivered ${delivered} of ${published * fanout} QoS 1 messages`;
   hist.destroy();
+  ackHist.destroy();
   return result;
+}
+
+/** Microsecond resolution, up to an hour. */
+export function newHistogram(): Histogram {
+  return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
+}
+
+function recordMs(h: Histogram, ms: number): void {
+  h.recordValue(Math.max(1, Math.round(ms * 1000)));
+}
+
+export function latencyOf(h: Histogram): LatencyMs | null {
+  if (h.totalCount === 0) return null;
+  return {
+    p50: h.getValueAtPercentile(50) / 1000,
+    p90: h.getValueAtPercentile(90) / 1000,
+    p99: h.getValueAtPercentile(99) / 1000,
+    max: h.maxValue / 1000,
+    mean: round(h.mean / 1000, 3),
+  };
 }
 
 async function teardown(clients: MqttClient[]): Promise<void> {

@@ -384,13 +384,16 @@ export interface CrashReport {
 }
 
 
+// Message identity and the subscriber-side bookkeeping, shared with the cluster form (cluster-harness.ts).
 const KEY_SPACE = 2 ** 32;
-const keyOf = (p: number, n: number): number => p * KEY_SPACE + n;
-const formatKey = (key: number): string => `${Math.floor(key / KEY_SPACE)}:${key % KEY_SPACE}`;
-const topicOf = (p: number): string => `crash/p${p}`;
+/** One number per message: publisher p's n-th publish (its payload is `{"p":p,"n":n}`). */
+export const keyOf = (p: number, n: number): number => p * KEY_SPACE + n;
+export const formatKey = (key: number): string => `${Math.floor(key / KEY_SPACE)}:${key % KEY_SPACE}`;
+/** Publisher p publishes on this topic; the subscribers take `crash/#`. */
+export const topicOf = (p: number): string => `crash/p${p}`;
 
 /** What one durable subscriber received over the whole run. */
-class SubscriberTracker {
+export class SubscriberTracker {
   readonly counts = new Map<number, number>();
   private readonly maxSeen = new Map<number, number>();
   duplicates = 0;
@@ -440,13 +443,13 @@ class SubscriberTracker {
   }
 }
 
-interface Stop {
+export interface Stop {
   stopped: boolean;
   promise: Promise<void>;
   fire(): void;
 }
 
-function stopSignal(): Stop {
+export function stopSignal(): Stop {
   let fire!: () => void;
   const promise = new Promise<void>((r) => (fire = r));
   const stop: Stop = {
@@ -794,6 +797,14 @@ subscriber. Exit status 0 when nothing confirmed was lost, 1 otherwise.
   --quiet               no per-round progress
 `;
 
+/** A numeric command-line value, or `fallback` when absent (both harnesses' CLIs). */
+export function numberArg(v: string | undefined, fallback: number): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new Error(`not a number: ${v}`);
+  return n;
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -822,12 +833,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  const num = (v: string | undefined, fallback: number): number => {
-    if (v === undefined) return fallback;
-    const n = Number(v);
-    if (!Number.isFinite(n)) throw new Error(`not a number: ${v}`);
-    return n;
-  };
+  const num = numberArg;
   const report = await runCrashRounds({
     rounds: num(values.rounds, 200),
     publishers: num(values.publishers ?? values.clients, 4),

@@ -30,16 +30,26 @@ export interface NatsCluster {
   readonly version: string;
   /** Whether node i's process is running. */
   running(i: number): boolean;
+  /** The process ids of the running nodes (the bench charges their CPU to the cluster rows). */
+  pids(): number[];
   /** Sends `signal` to node i and resolves when its process has exited. */
   kill(i: number, signal?: NodeJS.Signals): Promise<void>;
   /** Starts node i again with its config and store; resolves once it serves and JetStream has a meta leader. */
   restart(i: number): Promise<void>;
   /** Resolves once every running node reports a JetStream meta leader (and, if asked, this many peers). */
   waitForMetaLeader(timeoutMs?: number): Promise<string>;
+  /**
+   * Resolves once every stream has a running leader and, as that leader reports it, every replica
+   * is current, and every consumer has a running leader; rejects after `timeoutMs` naming what is
+   * still behind. A node restarted by `restart(i)` is in the meta group again but may still be
+   * catching its streams up, and the consumers it led elect new leaders only after Raft's election
+   * timeout (4-9 s in nats-server): JetStream API calls on them time out meanwhile.
+   */
+  waitForCaughtUp(timeoutMs?: number): Promise<void>;
   /** Node i's log so far (nats-server writes its log to stderr). */
   log(i: number): string;
-  /** Stops every node (SIGTERM, then SIGKILL) and removes the temporary directory. */
-  stop(): Promise<void>;
+  /** Stops every node (SIGTERM, then SIGKILL) and removes the temporary directory (unless `keep`, for a post-mortem). */
+  stop(options?: { keep?: boolean }): Promise<void>;
 }
 
 export interface NatsClusterOptions {
@@ -110,14 +120,27 @@ function nodeConfig(i: number, name: string, dir: string, ports: NatsNodePorts[]
   ].join('\n');
 }
 
+interface JszReplica {
+  name: string;
+  current?: boolean;
+  offline?: boolean;
+}
+
 interface Jsz {
   server_id?: string;
   meta_cluster?: { name?: string; leader?: string; cluster_size?: number };
+  account_details?: Array<{
+    stream_detail?: Array<{
+      name: string;
+      cluster?: { leader?: string; replicas?: JszReplica[] };
+      consumer_detail?: Array<{ name: string; cluster?: { leader?: string } }>;
+    }>;
+  }>;
 }
 
-async function fetchJsz(monitorPort: number): Promise<Jsz | undefined> {
+async function fetchJsz(monitorPort: number, query = ''): Promise<Jsz | undefined> {
   try {
-    const res = await fetch(`http://127.0.0.1:${monitorPort}/jsz`, { signal: AbortSignal.timeout(1000) });
+    const res = await fetch(`http://127.0.0.1:${monitorPort}/jsz${query}`, { signal: AbortSignal.timeout(1000) });
     if (!res.ok) return undefined;
     return (await res.json()) as Jsz;
   } catch {
@@ -205,6 +228,39 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
     throw new Error(`NATS cluster: no common JetStream meta leader within ${timeoutMs} ms (last: ${last})\n${tails}`);
   };
 
+  const waitForCaughtUp = async (timeoutMs = readyTimeoutMs): Promise<void> => {
+    const deadline = Date.now() + timeoutMs;
+    let behind: string[] = [];
+    while (Date.now() < deadline) {
+      const up = ports.map((_, i) => i).filter(running);
+      const reports = await Promise.all(up.map((i) => fetchJsz(ports[i]!.monitor, '?accounts=true&streams=true&consumers=true')));
+      // Only a stream's leader knows whether its followers are current, and a follower may still name
+      // a dead leader: each node speaks for the streams and consumers it leads itself.
+      const assets = new Map<string, string | undefined>(); // asset -> why it is not ready (undefined: ready)
+      reports.forEach((report, k) => {
+        const self = `n${up[k]}`;
+        for (const account of report?.account_details ?? []) {
+          for (const stream of account.stream_detail ?? []) {
+            if (!assets.has(stream.name)) assets.set(stream.name, 'no running leader');
+            if (stream.cluster?.leader === self) {
+              const lagging = (stream.cluster.replicas ?? []).filter((r) => r.offline || !r.current).map((r) => r.name);
+              assets.set(stream.name, lagging.length ? `replicas ${lagging.join(',')} not current` : undefined);
+            }
+            for (const consumer of stream.consumer_detail ?? []) {
+              const name = `${stream.name}/${consumer.name}`;
+              if (!assets.has(name)) assets.set(name, 'no running leader');
+              if (consumer.cluster?.leader === self) assets.set(name, undefined);
+            }
+          }
+        }
+      });
+      behind = [...assets].filter(([, why]) => why !== undefined).map(([name, why]) => `${name}: ${why}`);
+      if (reports.every((r) => r !== undefined) && behind.length === 0) return;
+      await sleep(200);
+    }
+    throw new Error(`NATS cluster: not caught up within ${timeoutMs} ms: ${behind.join('; ')}`);
+  };
+
   const kill = async (i: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> => {
     const child = children[i];
     if (!child) return;
@@ -242,6 +298,7 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
     dir,
     version,
     running,
+    pids: () => children.flatMap((c) => (c?.pid ? [c.pid] : [])),
     kill,
     async restart(i: number): Promise<void> {
       if (running(i)) await kill(i, 'SIGKILL');
@@ -249,10 +306,11 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
       await waitForMetaLeader();
     },
     waitForMetaLeader,
+    waitForCaughtUp,
     log: (i: number) => logs[i] ?? '',
-    async stop(): Promise<void> {
+    async stop(options?: { keep?: boolean }): Promise<void> {
       await stopAll();
-      fs.rmSync(dir, { recursive: true, force: true });
+      if (!options?.keep) fs.rmSync(dir, { recursive: true, force: true });
     },
   };
 }
