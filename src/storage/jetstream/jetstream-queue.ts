@@ -19,6 +19,8 @@ const MAX_EARLY = 10_000;
 const SHARED_WINDOW = 64;
 /** A node taking a session over waits this long for the previous holder to acknowledge what it finished. */
 const HANDOVER_WAIT_MS = 1000;
+/** Acknowledged entries are purged from the stream at most this often per queue (see queue-stream.ts, retention). */
+const TRIM_MS = 2000;
 
 /** What the engine gives a queue: its durable consumer, and where to report failures. */
 export interface QueueBackend {
@@ -27,6 +29,8 @@ export interface QueueBackend {
   /** Drops this queue's entries up to `throughSeq` from the stream (a clear); guarded by the caller. */
   purge(throughSeq: number): Promise<void>;
   reportFailure(err: unknown, what: string): void;
+  /** Purges the entries up to the consumer's ack floor (acknowledged ones stay in the stream until then). */
+  trim(): Promise<void>;
   /** Entries the consumer handed out and nobody acknowledged yet (another node may still hold them). */
   ackPending(): Promise<number>;
   /** Deletes and recreates the consumer: what it had handed out and not had acknowledged comes again, in order. */
@@ -77,6 +81,7 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
   private highestSeen = 0;
   private refilling: Promise<number> | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
+  private trimTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private closed = false;
   /** Read new entries as they are stored (a client of this queue is connected on this node; they may come from any node). */
@@ -333,6 +338,7 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
     this.sweep();
     this.closed = true;
     clearTimeout(this.sweepTimer);
+    clearTimeout(this.trimTimer);
     clearTimeout(this.retryTimer);
   }
 
@@ -371,7 +377,23 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
       } catch (err) {
         this.backend.reportFailure(err, `${this.name}: ack`);
       }
+      this.trimSoon();
     }
+  }
+
+  /**
+   * Acknowledged entries are purged in the background up to the consumer's ack floor: the server's
+   * view, right across nodes (a group's entries another node still holds are above it). What is not
+   * purged before a stop is purged at the next open.
+   */
+  private trimSoon(): void {
+    if (this.trimTimer || this.closed) return;
+    this.trimTimer = setTimeout(() => {
+      this.trimTimer = undefined;
+      if (this.closed) return;
+      this.backend.trim().catch((err: unknown) => this.backend.reportFailure(err, `${this.name}: trim`));
+    }, TRIM_MS);
+    this.trimTimer.unref();
   }
 
   private refillSoon(): void {

@@ -17,7 +17,7 @@ import { JetStreamSessionQueue } from './jetstream-queue.js';
 import { ensureBucket, ensureStoreLayout } from './layout.js';
 import { publishConfirmed } from './publish.js';
 import { JetStreamNodeFabric } from './node-fabric.js';
-import { consumerInfoOrUndefined, dropQueue, ensureQueueConsumer, ensureQueueStream, queueConsumerName, queueLengths, queueSubject, resumeQueueConsumer, type QueueKind } from './queue-stream.js';
+import { consumerInfoOrUndefined, dropQueue, ensureQueueConsumer, ensureQueueStream, queueConsumerName, queueLengths, queueSubject, resumeQueueConsumer, trimAcknowledged, trimQueue, type QueueKind } from './queue-stream.js';
 import { RetainedStore } from './retained-store.js';
 import { waitForCaughtUpReplicas } from './replica-catch-up.js';
 import { clusterStatus, type ClusterStatus } from './status.js';
@@ -210,7 +210,12 @@ export class JetStreamStorage implements Storage {
       for await (const info of conn.jsm.consumers.list(this.names.queues)) infos.push(info);
       // Recreating a replicated consumer takes a Raft election (a few hundred ms): several at once.
       for (let i = 0; i < infos.length; i += RESUME_PARALLEL) {
-        await Promise.all(infos.slice(i, i + RESUME_PARALLEL).map((info) => resumeQueueConsumer(conn, this.names.queues, info)));
+        await Promise.all(
+          infos.slice(i, i + RESUME_PARALLEL).map(async (info) => {
+            await trimQueue(conn, this.names.queues, info);
+            await resumeQueueConsumer(conn, this.names.queues, info);
+          }),
+        );
       }
       for (const [subject, count] of await queueLengths(conn, this.names.queues, this.ns)) this.restoredCounts.set(subject, count);
       await this.operations.open(conn);
@@ -464,6 +469,7 @@ export class JetStreamStorage implements Storage {
           await this.connection().jsm.streams.purge(this.names.queues, { filter: subject, seq: throughSeq + 1 });
         },
         reportFailure: (err, what) => this.reportFailure(err, what),
+        trim: () => trimAcknowledged(this.connection(), this.names.queues, durable, subject),
         ackPending: async () => (await consumerInfoOrUndefined(this.connection(), this.names.queues, durable))?.num_ack_pending ?? 0,
         recreate: async () => {
           const conn = this.connection();

@@ -29,9 +29,14 @@ export function queueStreamConfig(name: string, root: string, replicas: number):
   return {
     name,
     subjects: [`${root}.q.>`],
-    // Work queue: an acknowledged entry is deleted, so the stream holds exactly what is still owed
-    // (its per-subject counts are the queues' lengths), and JetStream allows one consumer per subject.
-    retention: RetentionPolicy.Workqueue,
+    // Limits, not work-queue retention: in a work-queue stream every ack is a replicated delete, and
+    // nats-server before the fix of nats-io/nats-server#7308 (2025) resets a stream's replicated
+    // state when a replica applies the delete of a message it does not have (after a kill -9): on
+    // 2.9.10 the cluster crash harness lost confirmed entries that way ("stream store EOF",
+    // "Resetting stream cluster state"). Here an ack only moves the consumer's ack floor, and the
+    // queue purges its subject up to that floor now and then (trimAcknowledged): a purge is one
+    // operation on a range, and purging what is gone is no error.
+    retention: RetentionPolicy.Limits,
     storage: StorageType.File,
     num_replicas: replicas,
     duplicate_window: nanos(120_000),
@@ -69,7 +74,8 @@ export function queueConsumerName(kind: QueueKind, name: string): string {
   return `eddy_${kind}_${createHash('sha256').update(name).digest('hex').slice(0, 32)}`;
 }
 
-function consumerConfig(durable: string, subject: string): Partial<ConsumerConfig> {
+function consumerConfig(durable: string, subject: string, fromSeq?: number): Partial<ConsumerConfig> {
+  const start: Partial<ConsumerConfig> = fromSeq && fromSeq > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq } : { deliver_policy: DeliverPolicy.All };
   return {
     durable_name: durable,
     filter_subject: subject,
@@ -79,8 +85,8 @@ function consumerConfig(durable: string, subject: string): Partial<ConsumerConfi
     // The memory window bounds what Eddy holds; JetStream must not stop delivering below it (in flight, held).
     max_ack_pending: -1,
     replay_policy: ReplayPolicy.Instant,
-    // Everything still in the work queue is owed: acknowledged entries are gone.
-    deliver_policy: DeliverPolicy.All,
+    // A new queue is owed every entry on its subject; a recreated one, everything after its ack floor.
+    ...start,
   };
 }
 
@@ -109,10 +115,26 @@ export async function resumeQueueConsumer(conn: ClusterConnection, stream: strin
   const durable = info.config.durable_name ?? info.name;
   const subject = info.config.filter_subject ?? '>';
   await conn.jsm.consumers.delete(stream, durable);
-  await conn.jsm.consumers.add(stream, consumerConfig(durable, subject));
+  await conn.jsm.consumers.add(stream, consumerConfig(durable, subject, info.ack_floor.stream_seq + 1));
 }
 
-/** Entries per queue subject, from the stream leader: with work-queue retention, what each queue still owes. */
+/** At open: purges what a consumer had acknowledged (its subject up to the ack floor in the info listed). */
+export async function trimQueue(conn: ClusterConnection, stream: string, info: ConsumerInfo): Promise<void> {
+  const floor = info.ack_floor.stream_seq;
+  if (floor > 0 && info.config.filter_subject) await conn.jsm.streams.purge(stream, { filter: info.config.filter_subject, seq: floor + 1 });
+}
+
+/** Purges a queue's subject up to its consumer's ack floor: every entry at or below it is acknowledged. */
+export async function trimAcknowledged(conn: ClusterConnection, stream: string, durable: string, subject: string): Promise<void> {
+  const info = await consumerInfoOrUndefined(conn, stream, durable);
+  if (info) await trimQueue(conn, stream, info);
+}
+
+/**
+ * Entries per queue subject, from the stream leader. Called at open after every consumer's subject
+ * was purged up to its ack floor (trimQueue): what remains is what each queue still owes (entries
+ * acknowledged after the first unacknowledged one included: they come again).
+ */
 export async function queueLengths(conn: ClusterConnection, stream: string, root: string): Promise<Map<string, number>> {
   const info = await conn.jsm.streams.info(stream, { subjects_filter: `${root}.q.>` });
   return new Map(Object.entries(info.state.subjects ?? {}));
