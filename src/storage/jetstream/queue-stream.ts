@@ -102,7 +102,21 @@ export async function consumerInfoOrUndefined(conn: ClusterConnection, stream: s
 /** Creates the queue's durable consumer if it does not exist (from the first entry on its subject). */
 export async function ensureQueueConsumer(conn: ClusterConnection, stream: string, durable: string, subject: string): Promise<void> {
   if (await consumerInfoOrUndefined(conn, stream, durable)) return;
-  await conn.jsm.consumers.add(stream, consumerConfig(durable, subject));
+  await addConsumer(conn, stream, consumerConfig(durable, subject));
+}
+
+/**
+ * Adds a queue consumer. Another node may create the same one at the same moment (a group's first
+ * members, a takeover while the old holder restarts), with another start: then the one that exists
+ * is the queue's consumer, and the add's refusal ("can not be updated", "already in use") is no error.
+ */
+async function addConsumer(conn: ClusterConnection, stream: string, config: Partial<ConsumerConfig>): Promise<void> {
+  try {
+    await conn.jsm.consumers.add(stream, config);
+  } catch (err) {
+    if (err instanceof JetStreamApiError && (await consumerInfoOrUndefined(conn, stream, config.durable_name!))) return;
+    throw err;
+  }
 }
 
 /**
@@ -114,8 +128,12 @@ export async function resumeQueueConsumer(conn: ClusterConnection, stream: strin
   if (info.num_ack_pending === 0) return;
   const durable = info.config.durable_name ?? info.name;
   const subject = info.config.filter_subject ?? '>';
-  await conn.jsm.consumers.delete(stream, durable);
-  await conn.jsm.consumers.add(stream, consumerConfig(durable, subject, info.ack_floor.stream_seq + 1));
+  try {
+    await conn.jsm.consumers.delete(stream, durable);
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError && err.code === API_CONSUMER_NOT_FOUND)) throw err;
+  }
+  await addConsumer(conn, stream, consumerConfig(durable, subject, info.ack_floor.stream_seq + 1));
 }
 
 /** At open: purges what a consumer had acknowledged (its subject up to the ack floor in the info listed). */
