@@ -138,8 +138,13 @@ export async function resumeQueueConsumer(conn: ClusterConnection, stream: strin
 
 /** At open: purges what a consumer had acknowledged (its subject up to the ack floor in the info listed). */
 export async function trimQueue(conn: ClusterConnection, stream: string, info: ConsumerInfo): Promise<void> {
-  const floor = info.ack_floor.stream_seq;
-  if (floor > 0 && info.config.filter_subject) await conn.jsm.streams.purge(stream, { filter: info.config.filter_subject, seq: floor + 1 });
+  const floor = info.ack_floor;
+  // Only a floor this consumer has reached by its own acks: nats-server 2.9 reports a consumer
+  // recreated from a start seq with a stream-seq floor that is not where its acks are (before its
+  // first ack), and purging to it dropped entries never delivered (the cluster crash harness lost
+  // messages confirmed just after an Eddy restart that way).
+  if (floor.consumer_seq === 0 || floor.stream_seq <= 0 || floor.stream_seq > info.delivered.stream_seq) return;
+  if (info.config.filter_subject) await conn.jsm.streams.purge(stream, { filter: info.config.filter_subject, seq: floor.stream_seq + 1 });
 }
 
 /** Purges a queue's subject up to its consumer's ack floor: every entry at or below it is acknowledged. */
