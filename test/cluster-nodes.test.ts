@@ -201,4 +201,35 @@ describe('two Eddy nodes on one JetStream cluster', () => {
     await sleep(100);
     assert.deepEqual(text(inbox.messages), ['marker']);
   });
+
+  // Last: it kills node A.
+  test('node A is killed holding group deliveries nobody acknowledged: the member on node B gets them', async () => {
+    // The member on A never acknowledges (mqtt.js then takes no further message), so A holds every
+    // job: the first in flight, the rest fetched from the group's queue and waiting behind it.
+    const held: string[] = [];
+    const stuck = await client(0, persistent('held-member-a', { customHandleAcks: (_t, payload, _packet) => void held.push(payload.toString()) }));
+    await stuck.subscribeAsync('$share/held/held/#', { qos: 1 });
+    await propagated();
+    const pub = await client(1, { clientId: 'held-pub' });
+    const jobs = Array.from({ length: 10 }, (_, i) => `held-${i}`);
+    for (const job of jobs) assert.equal((await publishWithAck(pub, 'held/job', job)).reasonCode, 0);
+    const deadline = Date.now() + 10_000;
+    while (held.length === 0 && Date.now() < deadline) await sleep(50);
+    assert.deepEqual(held, ['held-0'], 'the member on A has the first job, unacknowledged');
+    await sleep(200); // A's fetch of the rest
+    nodes[0]!.run.child.kill('SIGKILL');
+    const m = await client(1, persistent('held-member-b'));
+    const inbox = collect(m);
+    await m.subscribeAsync('$share/held/held/#', { qos: 1 });
+    // They come again after the group's ack wait (10 s), then the marker behind them.
+    assert.equal((await publishWithAck(pub, 'held/job', 'marker')).reasonCode, 0);
+    const got = new Set<string>();
+    const until = Date.now() + 30_000;
+    while (!(jobs.every((j) => got.has(j)) && got.has('marker')) && Date.now() < until) {
+      for (const p of inbox.messages.splice(0)) got.add(p.payload.toString());
+      await sleep(100);
+    }
+    assert.deepEqual([...got].filter((j) => j !== 'marker').sort(), [...jobs].sort(), 'every job A held reached the member on B');
+    assert.ok(got.has('marker'));
+  });
 });

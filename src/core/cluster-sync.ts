@@ -91,6 +91,7 @@ export class ClusterSync {
       session.queue.disown?.();
     }
     session ??= this.host.newSession(record.clientId, this.host.restoredIdentity(record));
+    const wasHere = session.heldBy === undefined;
     session.heldBy = record.owner ?? 'unknown';
     session.expiryInterval = record.expiryInterval;
     const wanted = new Map(record.subscriptions.map((s) => [s.filter, s]));
@@ -103,6 +104,8 @@ export class ClusterSync {
       const have = session.subscriptions.get(sub.filter);
       if (!have || JSON.stringify(have) !== JSON.stringify(sub)) this.host.subscriptions.add(session, sub);
     }
+    // Its groups are read by another node now too.
+    if (wasHere) for (const group of session.groups) group.membersChanged();
     // Every node times an offline session's expiry: its holder may be gone for good.
     this.host.setExpiry(session, record.disconnectedAt === undefined ? undefined : expiryLeftMs(record, Date.now()));
   }

@@ -153,6 +153,9 @@ export class ConsumerGroup {
    */
   membersChanged(): void {
     if (!this.queue.listen) return;
+    let remote = false;
+    for (const session of this.members.keys()) if (session.heldBy !== undefined) remote = true;
+    this.queue.soleReader?.(!remote);
     const want = this.hasLocalMember;
     if (want === this.listening) return;
     this.listening = want;

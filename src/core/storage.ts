@@ -176,6 +176,8 @@ export interface SessionQueue {
   listen?(on: boolean): void;
   /** Another node delivers the queue now: what this node holds in memory is forgotten (a group's is handed back), nothing is read any more. */
   disown?(): void;
+  /** A group's queue: whether no member is held by another node (this node alone reads it). */
+  soleReader?(sole: boolean): void;
 }
 
 /**

@@ -48,7 +48,7 @@ export interface ClusterCrashOptions {
   natsDownMs?: [number, number];
   /** Longest wait, per kill, for a publish sent after it to be confirmed. Default 60000. */
   recoverTimeoutMs?: number;
-  /** The drain ends after this long without a new message. Default 5000. */
+  /** The drain ends after this long without a new message. Default 15000: longer than the ack wait of a group's entries (10 s), after which one a node lost comes again. */
   quietMs?: number;
   drainTimeoutMs?: number;
   readyTimeoutMs?: number;
@@ -90,7 +90,7 @@ export async function runClusterCrash(options: ClusterCrashOptions): Promise<Clu
   const window = options.window ?? 8;
   const rate = options.rate ?? 100;
   const recoverTimeoutMs = options.recoverTimeoutMs ?? 60_000;
-  const quietMs = options.quietMs ?? 5000;
+  const quietMs = options.quietMs ?? 15_000;
   const drainTimeoutMs = options.drainTimeoutMs ?? 180_000;
   const readyTimeoutMs = options.readyTimeoutMs ?? 90_000;
   const log = options.log ?? (() => {});
@@ -249,7 +249,17 @@ export async function runClusterCrash(options: ClusterCrashOptions): Promise<Clu
     const drainStart = Date.now();
     const everyone = [...subs, ...(control ? [control] : [])];
     while (everyone.some((s) => !s.client?.connected) && Date.now() - drainStart < 30_000) await sleep(50);
-    const complete = (): boolean => subs.every((s) => s.tracker.spec.group !== undefined || s.tracker.counts.size >= ledger.confirmed.size);
+    // Every confirmed message received (by each durable subscriber; by some member for the group).
+    // Not a count: unconfirmed messages that arrived would make up for missing ones.
+    const has = (s: SubscriberAgent, key: number): boolean => s.tracker.counts.has(key);
+    const groupAgents = subs.filter((s) => s.tracker.spec.group !== undefined);
+    const complete = (): boolean => {
+      for (const key of ledger.confirmed.keys()) {
+        for (const s of subs) if (s.tracker.spec.group === undefined && !has(s, key)) return false;
+        if (groupAgents.length > 0 && !groupAgents.some((m) => has(m, key))) return false;
+      }
+      return true;
+    };
     const quietSince = (): number => Math.max(drainStart, ...everyone.map((s) => s.tracker.lastMessageAt));
     // Done once nothing new came for quietMs (or for 1 s when everyone has everything, to still see late duplicates).
     while (Date.now() - quietSince() < (complete() ? 1000 : quietMs)) {
@@ -344,7 +354,7 @@ message reached every durable subscriber and the group. Exit status: 0 nothing c
   --min-traffic-ms MS   shortest traffic time before a kill (default 1000)
   --max-traffic-ms MS   longest (default 4000)
   --max-nats-down-ms MS longest a killed NATS node stays down (default 2000)
-  --quiet-ms MS         the final drain ends after this long without a new message (default 5000)
+  --quiet-ms MS         the final drain ends after this long without a new message (default 15000: longer than a group entry's ack wait, 10 s)
   --negative-control    add a clean-session subscriber that never resubscribes (reported apart;
                         it must miss messages once an Eddy node was killed)
   --broker-arg ARG      extra eddy broker argument (repeatable)
@@ -398,7 +408,7 @@ async function main(argv: string[]): Promise<number> {
     window: Math.max(1, num(values.window, 8)),
     trafficMs: [num(values['min-traffic-ms'], 1000), num(values['max-traffic-ms'], 4000)],
     natsDownMs: [0, num(values['max-nats-down-ms'], 2000)],
-    quietMs: num(values['quiet-ms'], 5000),
+    quietMs: num(values['quiet-ms'], 15_000),
     brokerArgs: values['broker-arg'],
     keepStoreOnLoss: values['keep-on-loss'] ?? false,
     log: values.quiet ? undefined : (line) => process.stderr.write(`${line}\n`),

@@ -11,7 +11,8 @@ export type ClusterStoreErrorCode =
   | 'publish-timeout'
   | 'publish-refused'
   | 'connection-closed'
-  | 'unsupported-server';
+  | 'unsupported-server'
+  | 'consumer-start-skipped';
 
 export abstract class ClusterStoreError extends Error {
   abstract readonly code: ClusterStoreErrorCode;
@@ -99,5 +100,22 @@ export class UnsupportedServerError extends ClusterStoreError {
     readonly actual: string,
   ) {
     super(`${feature} needs nats-server ${required} or newer; connected server is ${actual}`);
+  }
+}
+
+/**
+ * A queue consumer recreated from a start seq began after it: nats-server 2.9 places a new consumer
+ * on a replica that may still be catching up after a restart, and starts it past entries that
+ * replica does not have yet. The consumer is deleted again, and the queue tries later.
+ */
+export class ConsumerStartSkippedError extends ClusterStoreError {
+  override readonly name = 'ConsumerStartSkippedError';
+  readonly code = 'consumer-start-skipped' as const;
+  constructor(
+    readonly consumer: string,
+    readonly wanted: number,
+    readonly started: number,
+  ) {
+    super(`queue consumer ${consumer} asked to start at entry ${wanted} started at ${started}; deleted, to be tried again`);
   }
 }

@@ -3,6 +3,7 @@ import type { Message } from '../../core/message.js';
 import type { InflightDelivery, QueuedDelivery } from '../../core/storage.js';
 import { MemorySessionQueue } from '../memory-queue.js';
 import { decodeDelivery } from './envelope.js';
+import { queueTrace, queueTraceOn, tracePayload } from './queue-trace.js';
 
 /** Pending deliveries kept in memory per queue (as the disk engine: by count and payload bytes); the rest wait in the queue stream. */
 const MEMORY_WINDOW = 1000;
@@ -19,8 +20,10 @@ const MAX_EARLY = 10_000;
 const SHARED_WINDOW = 64;
 /** A node taking a session over waits this long for the previous holder to acknowledge what it finished. */
 const HANDOVER_WAIT_MS = 1000;
-/** Acknowledged entries are purged from the stream at most this often per queue (see queue-stream.ts, retention). */
-const TRIM_MS = 2000;
+/** A queue recreates its consumer to get back entries lost to a failed fetch at most this often. */
+const RECOVER_MS = 2000;
+/** A group's queue tells the server it still works on entries it holds this long (well within GROUP_ACK_WAIT_MS). */
+const GROUP_TOUCH_MS = 3000;
 
 /** What the engine gives a queue: its durable consumer, and where to report failures. */
 export interface QueueBackend {
@@ -29,18 +32,18 @@ export interface QueueBackend {
   /** Drops this queue's entries up to `throughSeq` from the stream (a clear); guarded by the caller. */
   purge(throughSeq: number): Promise<void>;
   reportFailure(err: unknown, what: string): void;
-  /** Purges the entries up to the consumer's ack floor (acknowledged ones stay in the stream until then). */
-  trim(): Promise<void>;
   /** Entries the consumer handed out and nobody acknowledged yet (another node may still hold them). */
   ackPending(): Promise<number>;
-  /** Deletes and recreates the consumer: what it had handed out and not had acknowledged comes again, in order. */
-  recreate(): Promise<void>;
+  /** Deletes and recreates the consumer: what it had handed out and not had acknowledged (and from `fromSeq`, if lower) comes again, in order. */
+  recreate(fromSeq?: number): Promise<void>;
 }
 
 /** A fetched entry not yet acknowledged to JetStream: the delivery is pending, in flight or held. */
 interface Outstanding {
   msg: JsMsg;
   message: Message;
+  /** When the server last heard of it (fetched, or told in progress). */
+  touchedAt: number;
 }
 
 /**
@@ -81,7 +84,6 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
   private highestSeen = 0;
   private refilling: Promise<number> | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
-  private trimTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private closed = false;
   /** Read new entries as they are stored (a client of this queue is connected on this node; they may come from any node). */
@@ -90,6 +92,25 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
   private disowned = false;
   /** A takeover under way (claim): fetches wait for it. */
   private claiming: Promise<void> | undefined;
+  /**
+   * Entries may have been handed out to nobody (a fetch failed, or went past entries this process
+   * appended): the next fetch first recreates the consumer, from `recoverFrom` if set (recover).
+   */
+  private lost = false;
+  private recoverFrom: number | undefined;
+  private lastRecovery = 0;
+  /** Appended entries a recovery was already asked to bring back: if a fetch passes them again, they are gone (cleared). */
+  private readonly retried = new Set<number>();
+  /**
+   * This node is the only one reading the queue (always, for a session's; for a group's, while no
+   * member is held by another node): then an entry passed, or a gap in delivery seqs, is an entry
+   * lost, brought back by recreating the consumer. A group's queue read by several nodes cannot tell
+   * (another node took it), and relies on the ack wait.
+   */
+  private sole: boolean;
+  /** The last consumer delivery seq seen: with one reader, a gap is a delivery lost. */
+  private lastDelivery = 0;
+  private touchTimer: NodeJS.Timeout | undefined;
 
   constructor(
     id: number,
@@ -100,6 +121,7 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
     private readonly shared = false,
   ) {
     super(id);
+    this.sole = !shared;
     this.restored = restored.count;
     this.restoredUntil = restored.untilSeq;
   }
@@ -129,6 +151,7 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
 
   /** Called by the engine when this queue's entry for `message` is confirmed (PubAck of the queue stream). */
   noteEntry(message: Message, entrySeq: number): void {
+    if (queueTraceOn) queueTrace(this.name, 'note', `${entrySeq} ${tracePayload(message.payload)}`);
     this.noted.set(message, entrySeq);
   }
 
@@ -140,12 +163,14 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
       return;
     }
     this.noted.delete(delivery.message);
-    if (seq <= this.barrier) return; // appended before a clear that has already dropped it
-    if (this.acceptedBeforePush.delete(seq)) return; // already fetched into memory
+    if (seq <= this.barrier) return void (queueTraceOn && queueTrace(this.name, 'push-barrier', `${seq}`)); // appended before a clear that has already dropped it
+    if (this.acceptedBeforePush.delete(seq)) return void (queueTraceOn && queueTrace(this.name, 'push-early', `${seq}`)); // already fetched into memory
     if (this.stored === 0 && super.pendingCount < MEMORY_WINDOW && super.pendingBytes < MEMORY_WINDOW_BYTES) {
+      if (queueTraceOn) queueTrace(this.name, 'push-direct', `${seq}`);
       super.push(delivery, durable);
       this.direct.set(seq, delivery.message);
     } else {
+      if (queueTraceOn) queueTrace(this.name, 'push-stored', `${seq}`);
       this.pushed.set(seq, delivery.message.payload.length);
       this.pushedBytes += delivery.message.payload.length;
     }
@@ -187,6 +212,7 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
    * is then one that went straight to memory (`direct`), attached to its consumer delivery for the ack.
    */
   override setInflight(delivery: InflightDelivery): void {
+    if (queueTraceOn) queueTrace(this.name, 'inflight', `${delivery.packetId} ${delivery.released ? 'released' : 'sent'} ${tracePayload(delivery.message.payload)}`);
     super.setInflight(delivery);
     const seq = this.noted.get(delivery.message);
     if (seq === undefined) return;
@@ -210,6 +236,7 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
   }
 
   override deleteInflight(packetId: number): void {
+    if (queueTraceOn) queueTrace(this.name, 'done', `${packetId}`);
     super.deleteInflight(packetId);
     this.sweepSoon();
   }
@@ -221,6 +248,7 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
   }
 
   override clear(): void {
+    if (queueTraceOn) queueTrace(this.name, 'clear', `highest ${this.highestSeen}`);
     super.clear();
     this.barrier = Math.max(this.barrier, this.highestSeen);
     for (const seq of this.pushedSeqs()) if (seq > this.barrier) this.barrier = seq;
@@ -243,8 +271,9 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
    * come here now instead of after the ack wait.
    */
   claim(): void {
+    if (queueTraceOn) queueTrace(this.name, 'claim', `outstanding ${this.outstanding.size} ${[...this.outstanding.keys()].join(',')}`);
     this.disowned = false;
-    this.forget();
+    this.forget(true);
     const claiming = (async () => {
       const until = Date.now() + HANDOVER_WAIT_MS;
       let pending = await this.backend.ackPending();
@@ -252,6 +281,7 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
         await new Promise((r) => setTimeout(r, 100));
         pending = await this.backend.ackPending();
       }
+      if (queueTraceOn) queueTrace(this.name, 'claim-pending', `${pending}`);
       if (pending > 0) await this.backend.recreate();
     })()
       .catch((err: unknown) => this.backend.reportFailure(err, `${this.name}: takeover`))
@@ -260,6 +290,14 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
       });
     this.claiming = claiming;
     this.refillSoon();
+  }
+
+  /** A group's queue: whether this node is the only one reading it (see `sole`). */
+  soleReader(sole: boolean): void {
+    if (!this.shared || sole === this.sole) return;
+    if (queueTraceOn) queueTrace(this.name, 'sole', `${sole}`);
+    this.sole = sole;
+    this.lastDelivery = 0;
   }
 
   listen(on: boolean): void {
@@ -275,12 +313,13 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
    * what is in flight here is handed back as it returns.
    */
   disown(): void {
+    if (queueTraceOn) queueTrace(this.name, 'disown', `outstanding ${this.outstanding.size}`);
     this.listening = false;
     this.disowned = true;
     if (!this.shared) {
       this.sweep();
       for (const o of this.outstanding.values()) this.handBack(o.msg);
-      this.forget();
+      this.forget(false);
       return;
     }
     const kept: QueuedDelivery[] = [];
@@ -300,6 +339,7 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
   }
 
   private handBack(msg: JsMsg): void {
+    if (queueTraceOn) queueTrace(this.name, 'nak', `${msg.seq}`);
     try {
       msg.nak();
     } catch (err) {
@@ -308,14 +348,25 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
   }
 
   /** Drops memory without acknowledging anything (the entries stay in the stream for whoever reads next). */
-  private forget(): void {
+  private forget(keepBacklog: boolean): void {
+    if (keepBacklog) {
+      // What memory held is in the stream again (not acknowledged): this node reads it next, and counts it.
+      this.restored += this.outstanding.size + this.pushed.size + this.direct.size;
+      let until = Math.max(this.restoredUntil, this.highestSeen);
+      for (const seq of this.pushedSeqs()) if (seq > until) until = seq;
+      this.restoredUntil = until;
+    } else {
+      this.restored = 0;
+    }
+    if (queueTraceOn) queueTrace(this.name, 'forget', `outstanding ${[...this.outstanding.keys()].join(',')} pending ${super.pendingCount} inflight ${this.inflight.size}`);
     super.clear();
     this.outstanding.clear();
     this.pushed.clear();
     this.pushedBytes = 0;
     this.direct.clear();
     this.acceptedBeforePush.clear();
-    this.restored = 0;
+    this.retried.clear();
+    this.recoverFrom = undefined;
   }
 
   /**
@@ -338,8 +389,16 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
     this.sweep();
     this.closed = true;
     clearTimeout(this.sweepTimer);
-    clearTimeout(this.trimTimer);
     clearTimeout(this.retryTimer);
+    clearTimeout(this.touchTimer);
+  }
+
+  /** The lowest entry this process holds or waits for: the stream is never purged past it, whatever the server's ack floor says. */
+  owedFrom(): number | undefined {
+    let low: number | undefined;
+    for (const seq of this.outstanding.keys()) if (low === undefined || seq < low) low = seq;
+    for (const seq of this.pushedSeqs()) if (low === undefined || seq < low) low = seq;
+    return low;
   }
 
   private *pushedSeqs(): IterableIterator<number> {
@@ -358,7 +417,7 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
 
   /**
    * Acknowledges fetched entries whose deliveries are no longer pending, in flight or held, oldest
-   * first, up to the first one still owed: the work queue deletes what is acknowledged, and a queue's
+   * first, up to the first one still owed: that moves the consumer's ack floor, and a queue's
    * position is a cursor (as on the disk engine), so after a restart everything from the oldest one
    * still owed comes back, in order, including deliveries done after it (MQTT allows the duplicate).
    */
@@ -372,28 +431,13 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
     for (const [seq, o] of this.outstanding) {
       if (live.has(o.message)) break;
       this.outstanding.delete(seq);
+      if (queueTraceOn) queueTrace(this.name, 'ack', `${seq} ${tracePayload(o.message.payload)}`);
       try {
         o.msg.ack(); // buffered by the client while reconnecting; a lost ack means a redelivery, never a loss
       } catch (err) {
         this.backend.reportFailure(err, `${this.name}: ack`);
       }
-      this.trimSoon();
     }
-  }
-
-  /**
-   * Acknowledged entries are purged in the background up to the consumer's ack floor: the server's
-   * view, right across nodes (a group's entries another node still holds are above it). What is not
-   * purged before a stop is purged at the next open.
-   */
-  private trimSoon(): void {
-    if (this.trimTimer || this.closed) return;
-    this.trimTimer = setTimeout(() => {
-      this.trimTimer = undefined;
-      if (this.closed) return;
-      this.backend.trim().catch((err: unknown) => this.backend.reportFailure(err, `${this.name}: trim`));
-    }, TRIM_MS);
-    this.trimTimer.unref();
   }
 
   private refillSoon(): void {
@@ -449,29 +493,117 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
 
   private async fetchOnce(room: number, ignoreWindow: boolean): Promise<number> {
     if (this.claiming) await this.claiming;
+    if (this.lost && Date.now() - this.lastRecovery >= RECOVER_MS) await this.recover();
     const want = this.toFetch(room, ignoreWindow);
     if (want <= 0) return 0;
     const consumer = await this.backend.consumer();
+    if (queueTraceOn) queueTrace(this.name, 'fetch', `${want}`);
     const batch = await consumer.fetch({ max_messages: want, expires: FETCH_EXPIRES_MS });
     let received = 0;
     let added = 0;
-    for await (const msg of batch) {
-      received++;
-      if (this.accept(msg)) added++;
-      if (added > 0 && added % 200 === 0) this.wakeOwner();
+    try {
+      for await (const msg of batch) {
+        received++;
+        if (this.accept(msg)) added++;
+        if (added > 0 && added % 200 === 0) this.wakeOwner();
+      }
+    } catch (err) {
+      // What the server sent this request after nats.js gave up on it went nowhere, and stays handed out.
+      if (queueTraceOn) queueTrace(this.name, 'fetch-failed', `received ${received} ${(err as Error).message}`);
+      this.lost = true;
+      this.findPassed();
+      throw err;
     }
-    if (received < want) {
-      // The server had less than asked: everything stored before this fetch began has been fetched.
-      this.restored = 0;
-      for (const seq of [...this.pushed.keys()]) if (seq <= this.highestSeen) this.unpush(seq);
-      for (const seq of this.direct.keys()) if (seq <= this.highestSeen) this.direct.delete(seq);
-    }
+    if (queueTraceOn) queueTrace(this.name, 'fetched', `${received} of ${want}`);
+    this.findPassed();
+    if (received < want) this.restored = 0; // the server had less than asked: everything stored before this fetch began has been fetched
     return added;
+  }
+
+  /**
+   * Entries come in stream order, so an entry this process appended (pushed or direct) below the
+   * highest one fetched was passed: handed out to an abandoned fetch, or lost by the server at a
+   * leader change (see resumeQueueConsumer). The next fetch recovers it, once; passed again, it is
+   * gone (cleared) and no longer counted. A group's queue read by several nodes is passed by design
+   * (another node took the entry): there the server's ack wait and the holders' hand-backs apply.
+   */
+  private findPassed(): void {
+    for (const seq of [...this.pushedSeqs()]) {
+      if (seq >= this.highestSeen) continue;
+      if (!this.sole || this.retried.has(seq)) {
+        this.unpush(seq);
+        this.direct.delete(seq);
+        this.retried.delete(seq);
+        continue;
+      }
+      this.retried.add(seq);
+      this.lost = true;
+      this.recoverFrom = Math.min(this.recoverFrom ?? seq, seq);
+    }
+  }
+
+  /**
+   * A session's queue is read by one reader, so consumer delivery seqs come without gaps: a gap is a
+   * delivery the server made that never arrived (to an abandoned fetch, or lost at a NATS leader
+   * change, which no fetch error shows). The next fetch recovers it. A lower seq is a new consumer.
+   */
+  private checkDeliverySeq(msg: JsMsg): void {
+    if (!this.sole) {
+      this.lastDelivery = 0;
+      return;
+    }
+    const dseq = msg.info.deliverySequence;
+    if (this.lastDelivery > 0 && dseq > this.lastDelivery + 1) {
+      if (queueTraceOn) queueTrace(this.name, 'delivery-gap', `${this.lastDelivery} -> ${dseq}`);
+      this.lost = true;
+    }
+    this.lastDelivery = dseq;
+  }
+
+  /** While a group's queue holds entries, it tells the server now and then that it still works on them. */
+  private touchSoon(): void {
+    if (this.touchTimer || this.closed) return;
+    this.touchTimer = setTimeout(() => {
+      this.touchTimer = undefined;
+      if (this.closed) return;
+      const now = Date.now();
+      for (const o of this.outstanding.values()) {
+        if (now - o.touchedAt < GROUP_TOUCH_MS) continue;
+        o.touchedAt = now;
+        try {
+          o.msg.working();
+        } catch (err) {
+          this.backend.reportFailure(err, `${this.name}: in progress`);
+        }
+      }
+      if (this.outstanding.size > 0) this.touchSoon();
+    }, GROUP_TOUCH_MS);
+    this.touchTimer.unref();
+  }
+
+  /** Recreates the consumer so that entries handed out to nobody come again (duplicates of what is held are dropped by `accept`). */
+  private async recover(): Promise<void> {
+    const from = this.recoverFrom;
+    this.lost = false;
+    this.recoverFrom = undefined;
+    this.lastRecovery = Date.now();
+    this.lastDelivery = 0;
+    if (queueTraceOn) queueTrace(this.name, 'recover', `from ${from ?? 'floor'}`);
+    // Read by several nodes, a group's entries come again by themselves after the short ack wait (queue-stream.ts, GROUP_ACK_WAIT_MS).
+    if (!this.sole) return;
+    try {
+      await this.backend.recreate(from);
+    } catch (err) {
+      this.lost = true;
+      this.recoverFrom = from;
+      throw err;
+    }
   }
 
   /** Takes one fetched entry into memory; false when it was cleared or is a redelivery of one already held. */
   private accept(msg: JsMsg): boolean {
     const seq = msg.seq;
+    if (queueTraceOn) queueTrace(this.name, 'accept', `${seq} r${msg.info.deliveryCount} ${this.disowned ? 'disowned' : seq <= this.barrier ? 'barrier' : this.closed ? 'closed' : this.direct.has(seq) ? 'direct' : this.outstanding.has(seq) ? 'known' : 'new'}`);
     if (this.disowned) {
       // A fetch that was under way when another node took over: the entry goes back at once, for the new holder.
       this.handBack(msg);
@@ -482,10 +614,13 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
       if (seq <= this.barrier) msg.ack();
       return false;
     }
+    this.retried.delete(seq);
+    this.checkDeliverySeq(msg);
+    if (this.shared) this.touchSoon();
     const inMemory = this.direct.get(seq);
     if (inMemory) {
       this.direct.delete(seq);
-      this.outstanding.set(seq, { msg, message: inMemory });
+      this.outstanding.set(seq, { msg, message: inMemory, touchedAt: Date.now() });
       this.sweepSoon(); // it may be done already
       return false;
     }
@@ -493,6 +628,7 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
     if (known) {
       // JetStream redelivered it (ack wait passed): the delivery is still owed once, ack the newer copy.
       known.msg = msg;
+      known.touchedAt = Date.now();
       return false;
     }
     let delivery: QueuedDelivery;
@@ -512,7 +648,7 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
       this.acceptedBeforePush.add(seq);
       if (this.acceptedBeforePush.size > MAX_EARLY) this.acceptedBeforePush.delete(this.acceptedBeforePush.values().next().value!);
     }
-    this.outstanding.set(seq, { msg, message: delivery.message });
+    this.outstanding.set(seq, { msg, message: delivery.message, touchedAt: Date.now() });
     this.pending.push(delivery);
     this.memoryBytes += delivery.message.payload.length;
     return true;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Consumer } from '@nats-io/jetstream';
+import { JetStreamApiError, type Consumer } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { Message } from '../../core/message.js';
 import type { ChannelPolicyLookup, DurableDelivery, HistoryQuery, HistoryReader, NodeDescription, SessionQueue, SessionRecord, Storage, StorageContext } from '../../core/storage.js';
@@ -11,13 +11,14 @@ import { NO_CHANNEL_POLICIES } from '../read-batch.js';
 import { ClusterConnection } from './connection.js';
 import { ClusterOperations } from './cluster-operations.js';
 import { encodeDelivery, encodeMessage } from './envelope.js';
-import { ClusterStoreError } from './errors.js';
+import { ClusterStoreError, ConsumerStartSkippedError } from './errors.js';
 import { historyReader } from './history.js';
 import { JetStreamSessionQueue } from './jetstream-queue.js';
+import { queueTrace } from './queue-trace.js';
 import { ensureBucket, ensureStoreLayout } from './layout.js';
 import { publishConfirmed } from './publish.js';
 import { JetStreamNodeFabric } from './node-fabric.js';
-import { consumerInfoOrUndefined, dropQueue, ensureQueueConsumer, ensureQueueStream, queueConsumerName, queueLengths, queueSubject, resumeQueueConsumer, trimAcknowledged, trimQueue, type QueueKind } from './queue-stream.js';
+import { compactQueueStream, consumerInfoOrUndefined, dropQueue, ensureQueueConsumer, ensureQueueStream, queueBacklogs, queueConsumerName, queueSubject, resumeQueueConsumer, type QueueKind } from './queue-stream.js';
 import { RetainedStore } from './retained-store.js';
 import { waitForCaughtUpReplicas } from './replica-catch-up.js';
 import { clusterStatus, type ClusterStatus } from './status.js';
@@ -38,6 +39,8 @@ export interface JetStreamStorageOptions {
   publishTimeoutMs?: number;
   /** How long `open` waits for restarted NATS replicas to catch up before it reads (default 15 s). */
   catchUpTimeoutMs?: number;
+  /** How long opening retries JetStream requests that time out while the cluster elects leaders (default 30 s). */
+  openRetryMs?: number;
   /** Deadline of the first connection (default 10 s). */
   connectTimeoutMs?: number;
   logger?: Logger;
@@ -46,6 +49,18 @@ export interface JetStreamStorageOptions {
 /** The broker's refusal code for a publish that needs the cluster while it cannot be reached (core/refusals.ts). */
 export const CLUSTER_UNAVAILABLE = 'EDDY_CLUSTER_UNAVAILABLE';
 
+/** How long `open` retries JetStream API requests that time out or are refused as temporarily unavailable. */
+const OPEN_RETRY_MS = 30_000;
+/** JetStream API error code "JetStream system temporarily unavailable". */
+const API_TEMPORARILY_UNAVAILABLE = 10008;
+
+function isTransientApiError(err: unknown): boolean {
+  if (err instanceof JetStreamApiError) return err.code === API_TEMPORARILY_UNAVAILABLE;
+  return err instanceof Error && err.name === 'TimeoutError';
+}
+
+/** The queue stream drops what no queue owes any more this often (compactQueueStream). */
+const COMPACT_MS = 5000;
 /** Queue consumers resumed at once at open. */
 const RESUME_PARALLEL = 16;
 
@@ -88,6 +103,8 @@ export class JetStreamStorage implements Storage {
   /** Queues by id; `creating` is the consumer creation under way, which a drop must wait for (or it would race it). */
   private readonly byId = new Map<number, { queue: JetStreamSessionQueue; kind: QueueKind; name: string; creating: () => Promise<unknown> }>();
   private nextQueueId = 1;
+  private compactTimer: NodeJS.Timeout | undefined;
+  private compacting = false;
   /** Entries each queue subject held at open (work queue: exactly what is owed), the restored count. */
   private readonly restoredCounts = new Map<string, number>();
   private queueStreamSeqAtOpen = 0;
@@ -159,7 +176,19 @@ export class JetStreamStorage implements Storage {
 
   async open(context?: StorageContext): Promise<void> {
     try {
-      await this.connectAndLoad(context);
+      // While the cluster elects leaders (a NATS node just restarted), JetStream API requests time
+      // out or answer "temporarily unavailable" for a few seconds: the open waits that out.
+      const until = Date.now() + (this.options.openRetryMs ?? OPEN_RETRY_MS);
+      for (;;) {
+        try {
+          await this.connectAndLoad(context);
+          break;
+        } catch (err) {
+          if (!isTransientApiError(err) || Date.now() > until) throw err;
+          this.logger.warn({ err: (err as Error).message }, 'cluster: JetStream not ready yet; opening again');
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
     } catch (err) {
       // One line for `eddy broker` (an EddyError), the typed cluster error kept as the cause.
       if (err instanceof ClusterStoreError) throw new StorageError('EDDY_CLUSTER_UNREACHABLE', `cluster store not opened: ${err.message}`, err);
@@ -212,12 +241,17 @@ export class JetStreamStorage implements Storage {
       for (let i = 0; i < infos.length; i += RESUME_PARALLEL) {
         await Promise.all(
           infos.slice(i, i + RESUME_PARALLEL).map(async (info) => {
-            await trimQueue(conn, this.names.queues, info);
-            await resumeQueueConsumer(conn, this.names.queues, info);
+            try {
+              await resumeQueueConsumer(conn, this.names.queues, info);
+            } catch (err) {
+              // The consumer was deleted again (a replica still catching up): the queue's first fetch creates it, checked the same way.
+              if (!(err instanceof ConsumerStartSkippedError)) throw err;
+              this.logger.warn({ err: err.message }, 'cluster: queue consumer not resumed at open; its first fetch will create it');
+            }
           }),
         );
       }
-      for (const [subject, count] of await queueLengths(conn, this.names.queues, this.ns)) this.restoredCounts.set(subject, count);
+      for (const [subject, count] of await queueBacklogs(conn, this.names.queues)) this.restoredCounts.set(subject, count);
       await this.operations.open(conn);
     } catch (err) {
       await conn.close().catch(() => undefined);
@@ -225,6 +259,25 @@ export class JetStreamStorage implements Storage {
     }
     this.conn = conn;
     this.state = 'connected';
+    this.compactTimer = setInterval(() => void this.compact(), COMPACT_MS);
+    this.compactTimer.unref();
+    // Once soon after open, too: a node that restarts often must still compact.
+    setTimeout(() => void this.compact(), 1000).unref();
+  }
+
+  /** Removes what no queue owes any more from the queue stream (queue-stream.ts, compactQueueStream); one at a time. */
+  private async compact(): Promise<void> {
+    if (this.compacting || !this.conn || this.state !== 'connected') return;
+    this.compacting = true;
+    try {
+      let owedFrom = Infinity;
+      for (const q of [...this.queues.values(), ...this.groups.values()]) owedFrom = Math.min(owedFrom, q.owedFrom() ?? Infinity);
+      await compactQueueStream(this.conn, this.names.queues, owedFrom);
+    } catch (err) {
+      if (this.state === 'connected') this.reportFailure(err, 'queue stream compaction');
+    } finally {
+      this.compacting = false;
+    }
   }
 
   /**
@@ -246,6 +299,7 @@ export class JetStreamStorage implements Storage {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.compactTimer);
     await this.settled();
     this.fabric.stop();
     this.retained?.stopFollowing();
@@ -451,6 +505,7 @@ export class JetStreamStorage implements Storage {
     const creating = (): Promise<unknown> => consumer ?? Promise.resolve();
     const restored = this.restoredCounts.get(subject) ?? 0;
     this.restoredCounts.delete(subject);
+    queueTrace(`${kind === 's' ? 'session' : 'group'} ${name}`, 'open', `${durable} restored ${restored} until ${this.queueStreamSeqAtOpen}`);
     queue = new JetStreamSessionQueue(
       this.nextQueueId++,
       `${kind === 's' ? 'session' : 'group'} ${name}`,
@@ -469,12 +524,11 @@ export class JetStreamStorage implements Storage {
           await this.connection().jsm.streams.purge(this.names.queues, { filter: subject, seq: throughSeq + 1 });
         },
         reportFailure: (err, what) => this.reportFailure(err, what),
-        trim: () => trimAcknowledged(this.connection(), this.names.queues, durable, subject),
         ackPending: async () => (await consumerInfoOrUndefined(this.connection(), this.names.queues, durable))?.num_ack_pending ?? 0,
-        recreate: async () => {
+        recreate: async (fromSeq) => {
           const conn = this.connection();
           const info = await consumerInfoOrUndefined(conn, this.names.queues, durable);
-          if (info) await resumeQueueConsumer(conn, this.names.queues, info);
+          if (info) await resumeQueueConsumer(conn, this.names.queues, info, { force: true, fromSeq });
           consumer = undefined; // the next fetch gets the new consumer
         },
       },
@@ -505,8 +559,9 @@ export class JetStreamStorage implements Storage {
   }
 }
 
+/** A bucket's keys, each once: nats.js lists a key again when it is written while the listing runs. */
 async function keysOf(kv: KV): Promise<string[]> {
-  const keys: string[] = [];
-  for await (const key of await kv.keys()) keys.push(key);
-  return keys;
+  const keys = new Set<string>();
+  for await (const key of await kv.keys()) keys.add(key);
+  return [...keys];
 }

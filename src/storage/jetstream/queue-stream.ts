@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { AckPolicy, DeliverPolicy, JetStreamApiError, ReplayPolicy, RetentionPolicy, StorageType, type ConsumerConfig, type ConsumerInfo, type StreamConfig } from '@nats-io/jetstream';
 import type { ClusterConnection } from './connection.js';
-import { StreamConfigConflictError } from './errors.js';
+import { ConsumerStartSkippedError, StreamConfigConflictError } from './errors.js';
 import { encodeKeyToken } from './subjects.js';
+import { queueTrace } from './queue-trace.js';
 
 /**
  * The queue stream: one entry per durable delivery (a message routed to a persistent session's or a
@@ -24,6 +25,13 @@ const API_CONSUMER_NOT_FOUND = 10014;
  * the wait is long; Eddy drops a redelivered copy of an entry it already holds (queue, `accept`).
  */
 const ACK_WAIT_MS = 24 * 3600 * 1000;
+/**
+ * A group's entries are read by every node with a member, each entry by one node: what a node took
+ * and lost (it was killed, or the delivery never reached it: an abandoned fetch, a NATS leader
+ * change) comes again after this, to any node. A node tells the server it is still working on what
+ * it keeps longer (jetstream-queue.ts, GROUP_TOUCH_MS).
+ */
+export const GROUP_ACK_WAIT_MS = 10_000;
 
 export function queueStreamConfig(name: string, root: string, replicas: number): StreamConfig {
   return {
@@ -34,8 +42,8 @@ export function queueStreamConfig(name: string, root: string, replicas: number):
     // state when a replica applies the delete of a message it does not have (after a kill -9): on
     // 2.9.10 the cluster crash harness lost confirmed entries that way ("stream store EOF",
     // "Resetting stream cluster state"). Here an ack only moves the consumer's ack floor, and the
-    // queue purges its subject up to that floor now and then (trimAcknowledged): a purge is one
-    // operation on a range, and purging what is gone is no error.
+    // engine purges the stream below what every queue still owes now and then (compactQueueStream):
+    // a purge is one operation on a range, and purging what is gone is no error.
     retention: RetentionPolicy.Limits,
     storage: StorageType.File,
     num_replicas: replicas,
@@ -74,13 +82,22 @@ export function queueConsumerName(kind: QueueKind, name: string): string {
   return `eddy_${kind}_${createHash('sha256').update(name).digest('hex').slice(0, 32)}`;
 }
 
+/** The kind of queue a consumer reads, from its name (queueConsumerName). */
+function kindOf(durable: string): QueueKind {
+  return durable.startsWith('eddy_g_') ? 'g' : 's';
+}
+
+function ackWaitOf(durable: string): number {
+  return nanos(kindOf(durable) === 'g' ? GROUP_ACK_WAIT_MS : ACK_WAIT_MS);
+}
+
 function consumerConfig(durable: string, subject: string, fromSeq?: number): Partial<ConsumerConfig> {
   const start: Partial<ConsumerConfig> = fromSeq && fromSeq > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq } : { deliver_policy: DeliverPolicy.All };
   return {
     durable_name: durable,
     filter_subject: subject,
     ack_policy: AckPolicy.Explicit,
-    ack_wait: nanos(ACK_WAIT_MS),
+    ack_wait: ackWaitOf(durable),
     max_deliver: -1,
     // The memory window bounds what Eddy holds; JetStream must not stop delivering below it (in flight, held).
     max_ack_pending: -1,
@@ -101,8 +118,14 @@ export async function consumerInfoOrUndefined(conn: ClusterConnection, stream: s
 
 /** Creates the queue's durable consumer if it does not exist (from the first entry on its subject). */
 export async function ensureQueueConsumer(conn: ClusterConnection, stream: string, durable: string, subject: string): Promise<void> {
-  if (await consumerInfoOrUndefined(conn, stream, durable)) return;
-  await addConsumer(conn, stream, consumerConfig(durable, subject));
+  const have = await consumerInfoOrUndefined(conn, stream, durable);
+  if (have) {
+    // A consumer made by an older Eddy (a group's with the long ack wait) takes the current one.
+    const ackWait = ackWaitOf(durable);
+    if (have.config.ack_wait !== ackWait) await conn.jsm.consumers.update(stream, durable, { ack_wait: ackWait });
+    return;
+  }
+  await createQueueConsumer(conn, stream, durable, subject, 1);
 }
 
 /**
@@ -110,57 +133,118 @@ export async function ensureQueueConsumer(conn: ClusterConnection, stream: strin
  * members, a takeover while the old holder restarts), with another start: then the one that exists
  * is the queue's consumer, and the add's refusal ("can not be updated", "already in use") is no error.
  */
-async function addConsumer(conn: ClusterConnection, stream: string, config: Partial<ConsumerConfig>): Promise<void> {
+/** The created consumer's info; undefined when another node's creation won (its consumer is the queue's). */
+async function addConsumer(conn: ClusterConnection, stream: string, config: Partial<ConsumerConfig>): Promise<ConsumerInfo | undefined> {
   try {
-    await conn.jsm.consumers.add(stream, config);
+    return await conn.jsm.consumers.add(stream, config);
   } catch (err) {
-    if (err instanceof JetStreamApiError && (await consumerInfoOrUndefined(conn, stream, config.durable_name!))) return;
+    if (err instanceof JetStreamApiError && (await consumerInfoOrUndefined(conn, stream, config.durable_name!))) return undefined;
     throw err;
   }
 }
 
 /**
- * At open, after the previous Eddy process ended (closed or killed): entries it had fetched and not
- * acknowledged would come back only after the ack wait, so the consumer is recreated and delivers
- * them now, in order (what was acknowledged is no longer in the work queue).
+ * Recreates a queue's consumer from its ack floor, so that every entry it handed out and nobody
+ * acknowledged comes again now, in order, rather than after the ack wait (or never). Used:
+ *  - at open, after the previous Eddy process ended (closed or killed): what it had fetched;
+ *  - after a fetch failed (nats.js gives up a pull request whose heartbeats it missed, and what the
+ *    server still sends to it is dropped: the entries stay handed out, to nobody);
+ *  - when a fetch went past entries this process knows it appended (`fromSeq`: the lowest of them).
+ * nats-server 2.9 can also lose a consumer's pending entries at a leader change: after a NATS kill
+ * the cluster crash harness saw `num_ack_pending` 0 with the ack floor below what was delivered,
+ * and those entries never came again. A floor below the delivered position is therefore treated as
+ * entries owed, and a floor above it as no floor (from the first entry on the subject).
+ * Unless `force`, nothing is done when the consumer owes nothing.
  */
-export async function resumeQueueConsumer(conn: ClusterConnection, stream: string, info: ConsumerInfo): Promise<void> {
-  if (info.num_ack_pending === 0) return;
+export async function resumeQueueConsumer(conn: ClusterConnection, stream: string, info: ConsumerInfo, options: { force?: boolean; fromSeq?: number } = {}): Promise<void> {
+  const floor = info.ack_floor.stream_seq;
+  const delivered = info.delivered.stream_seq;
+  // (A consumer that never delivered anything has a delivered position but owes nothing.)
+  if (!options.force && info.num_ack_pending === 0 && (floor >= delivered || info.delivered.consumer_seq === 0)) return;
+  let start = floor <= delivered ? floor + 1 : 1;
+  if (options.fromSeq !== undefined) start = Math.min(start, options.fromSeq);
   const durable = info.config.durable_name ?? info.name;
+  // (A group's consumer is recreated too: what the stopped process held comes again now rather than
+  // after the ack wait; what other nodes hold comes again as well, a duplicate among the group.)
   const subject = info.config.filter_subject ?? '>';
+  await deleteConsumer(conn, stream, durable);
+  queueTrace(durable, 'recreate', `from ${start} floor ${info.ack_floor.consumer_seq}/${floor} delivered ${info.delivered.consumer_seq}/${delivered} ackp ${info.num_ack_pending}`);
+  await createQueueConsumer(conn, stream, durable, subject, start);
+}
+
+/**
+ * Creates a queue consumer reading from entry `start`, and checks where it starts. A new consumer's
+ * delivered position is just before its first entry; past `start` (and past the stream's first
+ * entry: below it there is nothing to skip), it would skip entries nobody has acknowledged, which
+ * nats-server 2.9.10 did after NATS kills (a consumer placed on a replica still catching up). Such a
+ * consumer is deleted before anyone reads from it, and the error says to try again.
+ */
+async function createQueueConsumer(conn: ClusterConnection, stream: string, durable: string, subject: string, start: number): Promise<void> {
+  const firstSeq = (await conn.jsm.streams.info(stream)).state.first_seq;
+  const created = await addConsumer(conn, stream, consumerConfig(durable, subject, start));
+  const expected = Math.max(start, firstSeq);
+  if (created && created.delivered.stream_seq > expected - 1) {
+    queueTrace(durable, 'create-skipped', `wanted ${expected} started ${created.delivered.stream_seq + 1}`);
+    await deleteConsumer(conn, stream, durable);
+    throw new ConsumerStartSkippedError(durable, expected, created.delivered.stream_seq + 1);
+  }
+}
+
+async function deleteConsumer(conn: ClusterConnection, stream: string, durable: string): Promise<void> {
   try {
     await conn.jsm.consumers.delete(stream, durable);
   } catch (err) {
     if (!(err instanceof JetStreamApiError && err.code === API_CONSUMER_NOT_FOUND)) throw err;
   }
-  await addConsumer(conn, stream, consumerConfig(durable, subject, info.ack_floor.stream_seq + 1));
-}
-
-/** At open: purges what a consumer had acknowledged (its subject up to the ack floor in the info listed). */
-export async function trimQueue(conn: ClusterConnection, stream: string, info: ConsumerInfo): Promise<void> {
-  const floor = info.ack_floor;
-  // Only a floor this consumer has reached by its own acks: nats-server 2.9 reports a consumer
-  // recreated from a start seq with a stream-seq floor that is not where its acks are (before its
-  // first ack), and purging to it dropped entries never delivered (the cluster crash harness lost
-  // messages confirmed just after an Eddy restart that way).
-  if (floor.consumer_seq === 0 || floor.stream_seq <= 0 || floor.stream_seq > info.delivered.stream_seq) return;
-  if (info.config.filter_subject) await conn.jsm.streams.purge(stream, { filter: info.config.filter_subject, seq: floor.stream_seq + 1 });
-}
-
-/** Purges a queue's subject up to its consumer's ack floor: every entry at or below it is acknowledged. */
-export async function trimAcknowledged(conn: ClusterConnection, stream: string, durable: string, subject: string): Promise<void> {
-  const info = await consumerInfoOrUndefined(conn, stream, durable);
-  if (info) await trimQueue(conn, stream, info);
 }
 
 /**
- * Entries per queue subject, from the stream leader. Called at open after every consumer's subject
- * was purged up to its ack floor (trimQueue): what remains is what each queue still owes (entries
- * acknowledged after the first unacknowledged one included: they come again).
+ * Drops the queue stream's entries that no queue owes any more: everything below the lowest entry
+ * any queue consumer still owes (its ack floor + 1, or nothing when it has nothing pending or in
+ * flight), and below `owedFrom` (the lowest entry this process holds or waits for). One purge of
+ * the whole stream up to a sequence, never a purge filtered by a queue's subject: on nats-server
+ * 2.9.10 a filtered purge up to a consumer's ack floor made that consumer lose entries it had
+ * handed out and not had acknowledged (the cluster crash harness lost confirmed messages that way,
+ * and none with purging off; nats-server 2.9.15 fixed "lose ack pending state during partial stream
+ * purge", nats-io/nats-server#3892). The price: a queue that owes an old entry (an offline session
+ * with a backlog) holds back the removal of every later one, until it catches up or ends.
+ * A subject with entries and no consumer (a queue being created, recreated or dropped) means the
+ * view is not whole: nothing is purged this time. Returns the sequence purged below, or 0.
  */
-export async function queueLengths(conn: ClusterConnection, stream: string, root: string): Promise<Map<string, number>> {
-  const info = await conn.jsm.streams.info(stream, { subjects_filter: `${root}.q.>` });
-  return new Map(Object.entries(info.state.subjects ?? {}));
+export async function compactQueueStream(conn: ClusterConnection, stream: string, owedFrom = Infinity): Promise<number> {
+  const consumers: ConsumerInfo[] = [];
+  for await (const info of conn.jsm.consumers.list(stream)) consumers.push(info);
+  const info = await conn.jsm.streams.info(stream, { subjects_filter: '>' });
+  const withConsumer = new Set(consumers.map((c) => c.config.filter_subject));
+  for (const subject of Object.keys(info.state.subjects ?? {})) {
+    if (withConsumer.has(subject)) continue;
+    queueTrace(stream, 'compact-skipped', `${subject} has entries and no consumer`);
+    return 0;
+  }
+  let below = Math.min(owedFrom, info.state.last_seq + 1);
+  for (const c of consumers) {
+    if (c.num_pending === 0 && c.num_ack_pending === 0) continue;
+    below = Math.min(below, Math.min(c.ack_floor.stream_seq, c.delivered.stream_seq) + 1);
+  }
+  if (below <= info.state.first_seq) return 0;
+  queueTrace(stream, 'compact', `below ${below} first ${info.state.first_seq} last ${info.state.last_seq}`);
+  await conn.jsm.streams.purge(stream, { seq: below });
+  return below;
+}
+
+/**
+ * What each queue still owes at open, by subject: its consumer's entries not yet delivered plus
+ * those handed out and not acknowledged. A subject without a consumer (its recreation at open was
+ * refused, see createQueueConsumer) counts every entry it has: its first fetch reads them all.
+ */
+export async function queueBacklogs(conn: ClusterConnection, stream: string): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  for await (const c of conn.jsm.consumers.list(stream)) {
+    if (c.config.filter_subject) counts.set(c.config.filter_subject, c.num_pending + c.num_ack_pending);
+  }
+  const info = await conn.jsm.streams.info(stream, { subjects_filter: '>' });
+  for (const [subject, n] of Object.entries(info.state.subjects ?? {})) if (!counts.has(subject)) counts.set(subject, n);
+  return counts;
 }
 
 /** Removes a queue: its consumer and its entries. */
