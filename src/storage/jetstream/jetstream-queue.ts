@@ -273,8 +273,16 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
   claim(): void {
     if (queueTraceOn) queueTrace(this.name, 'claim', `outstanding ${this.outstanding.size} ${[...this.outstanding.keys()].join(',')}`);
     this.disowned = false;
+    // What this process fetched itself (before the client came back) is dropped from memory unacknowledged:
+    // it must come again, whatever the server reports as pending (2.9.10 can lose that state).
+    const dropped = this.outstanding.size;
     this.forget(true);
     const claiming = (async () => {
+      if (dropped > 0) {
+        if (queueTraceOn) queueTrace(this.name, 'claim-dropped', `${dropped}`);
+        await this.backend.recreate();
+        return;
+      }
       const until = Date.now() + HANDOVER_WAIT_MS;
       let pending = await this.backend.ackPending();
       while (pending > 0 && Date.now() < until) {
@@ -284,7 +292,11 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
       if (queueTraceOn) queueTrace(this.name, 'claim-pending', `${pending}`);
       if (pending > 0) await this.backend.recreate();
     })()
-      .catch((err: unknown) => this.backend.reportFailure(err, `${this.name}: takeover`))
+      .catch((err: unknown) => {
+        // Unsure what is handed out where: the next fetch recreates the consumer from its ack floor.
+        this.lost = true;
+        this.backend.reportFailure(err, `${this.name}: takeover`);
+      })
       .finally(() => {
         if (this.claiming === claiming) this.claiming = undefined;
       });
