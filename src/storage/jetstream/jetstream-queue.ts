@@ -3,6 +3,7 @@ import type { Message } from '../../core/message.js';
 import type { InflightDelivery, QueuedDelivery } from '../../core/storage.js';
 import { MemorySessionQueue } from '../memory-queue.js';
 import { decodeDelivery } from './envelope.js';
+import { LostEntries } from './lost-entries.js';
 import { queueTrace, queueTraceOn, tracePayload } from './queue-trace.js';
 
 /** Pending deliveries kept in memory per queue (as the disk engine: by count and payload bytes); the rest wait in the queue stream. */
@@ -20,8 +21,6 @@ const MAX_EARLY = 10_000;
 const SHARED_WINDOW = 64;
 /** A node taking a session over waits this long for the previous holder to acknowledge what it finished. */
 const HANDOVER_WAIT_MS = 1000;
-/** A queue recreates its consumer to get back entries lost to a failed fetch at most this often. */
-const RECOVER_MS = 2000;
 /** A group's queue tells the server it still works on entries it holds this long (well within GROUP_ACK_WAIT_MS). */
 const GROUP_TOUCH_MS = 3000;
 
@@ -92,24 +91,8 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
   private disowned = false;
   /** A takeover under way (claim): fetches wait for it. */
   private claiming: Promise<void> | undefined;
-  /**
-   * Entries may have been handed out to nobody (a fetch failed, or went past entries this process
-   * appended): the next fetch first recreates the consumer, from `recoverFrom` if set (recover).
-   */
-  private lost = false;
-  private recoverFrom: number | undefined;
-  private lastRecovery = 0;
-  /** Appended entries a recovery was already asked to bring back: if a fetch passes them again, they are gone (cleared). */
-  private readonly retried = new Set<number>();
-  /**
-   * This node is the only one reading the queue (always, for a session's; for a group's, while no
-   * member is held by another node): then an entry passed, or a gap in delivery seqs, is an entry
-   * lost, brought back by recreating the consumer. A group's queue read by several nodes cannot tell
-   * (another node took it), and relies on the ack wait.
-   */
-  private sole: boolean;
-  /** The last consumer delivery seq seen: with one reader, a gap is a delivery lost. */
-  private lastDelivery = 0;
+  /** Entries handed out to nobody, and when to recreate the consumer to get them back (lost-entries.ts). */
+  private readonly lostEntries: LostEntries;
   private touchTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -121,7 +104,7 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
     private readonly shared = false,
   ) {
     super(id);
-    this.sole = !shared;
+    this.lostEntries = new LostEntries(!shared, (event, detail) => queueTraceOn && queueTrace(this.name, event, detail));
     this.restored = restored.count;
     this.restoredUntil = restored.untilSeq;
   }
@@ -294,7 +277,7 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
     })()
       .catch((err: unknown) => {
         // Unsure what is handed out where: the next fetch recreates the consumer from its ack floor.
-        this.lost = true;
+        this.lostEntries.markLost();
         this.backend.reportFailure(err, `${this.name}: takeover`);
       })
       .finally(() => {
@@ -306,10 +289,9 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
 
   /** A group's queue: whether this node is the only one reading it (see `sole`). */
   soleReader(sole: boolean): void {
-    if (!this.shared || sole === this.sole) return;
+    if (!this.shared || sole === this.lostEntries.sole) return;
     if (queueTraceOn) queueTrace(this.name, 'sole', `${sole}`);
-    this.sole = sole;
-    this.lastDelivery = 0;
+    this.lostEntries.setSole(sole);
   }
 
   listen(on: boolean): void {
@@ -377,8 +359,7 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
     this.pushedBytes = 0;
     this.direct.clear();
     this.acceptedBeforePush.clear();
-    this.retried.clear();
-    this.recoverFrom = undefined;
+    this.lostEntries.reset();
   }
 
   /**
@@ -505,7 +486,8 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
 
   private async fetchOnce(room: number, ignoreWindow: boolean): Promise<number> {
     if (this.claiming) await this.claiming;
-    if (this.lost && Date.now() - this.lastRecovery >= RECOVER_MS) await this.recover();
+    const recovery = this.lostEntries.due();
+    if (recovery) await this.recover(recovery.from);
     const want = this.toFetch(room, ignoreWindow);
     if (want <= 0) return 0;
     const consumer = await this.backend.consumer();
@@ -522,7 +504,7 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
     } catch (err) {
       // What the server sent this request after nats.js gave up on it went nowhere, and stays handed out.
       if (queueTraceOn) queueTrace(this.name, 'fetch-failed', `received ${received} ${(err as Error).message}`);
-      this.lost = true;
+      this.lostEntries.markLost();
       this.findPassed();
       throw err;
     }
@@ -532,44 +514,12 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
     return added;
   }
 
-  /**
-   * Entries come in stream order, so an entry this process appended (pushed or direct) below the
-   * highest one fetched was passed: handed out to an abandoned fetch, or lost by the server at a
-   * leader change (see resumeQueueConsumer). The next fetch recovers it, once; passed again, it is
-   * gone (cleared) and no longer counted. A group's queue read by several nodes is passed by design
-   * (another node took the entry): there the server's ack wait and the holders' hand-backs apply.
-   */
+  /** Appended entries a fetch went past (lost-entries.ts): the ones to forget are no longer counted. */
   private findPassed(): void {
-    for (const seq of [...this.pushedSeqs()]) {
-      if (seq >= this.highestSeen) continue;
-      if (!this.sole || this.retried.has(seq)) {
-        this.unpush(seq);
-        this.direct.delete(seq);
-        this.retried.delete(seq);
-        continue;
-      }
-      this.retried.add(seq);
-      this.lost = true;
-      this.recoverFrom = Math.min(this.recoverFrom ?? seq, seq);
+    for (const seq of this.lostEntries.passed([...this.pushedSeqs()], this.highestSeen)) {
+      this.unpush(seq);
+      this.direct.delete(seq);
     }
-  }
-
-  /**
-   * A session's queue is read by one reader, so consumer delivery seqs come without gaps: a gap is a
-   * delivery the server made that never arrived (to an abandoned fetch, or lost at a NATS leader
-   * change, which no fetch error shows). The next fetch recovers it. A lower seq is a new consumer.
-   */
-  private checkDeliverySeq(msg: JsMsg): void {
-    if (!this.sole) {
-      this.lastDelivery = 0;
-      return;
-    }
-    const dseq = msg.info.deliverySequence;
-    if (this.lastDelivery > 0 && dseq > this.lastDelivery + 1) {
-      if (queueTraceOn) queueTrace(this.name, 'delivery-gap', `${this.lastDelivery} -> ${dseq}`);
-      this.lost = true;
-    }
-    this.lastDelivery = dseq;
   }
 
   /** While a group's queue holds entries, it tells the server now and then that it still works on them. */
@@ -594,20 +544,11 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
   }
 
   /** Recreates the consumer so that entries handed out to nobody come again (duplicates of what is held are dropped by `accept`). */
-  private async recover(): Promise<void> {
-    const from = this.recoverFrom;
-    this.lost = false;
-    this.recoverFrom = undefined;
-    this.lastRecovery = Date.now();
-    this.lastDelivery = 0;
-    if (queueTraceOn) queueTrace(this.name, 'recover', `from ${from ?? 'floor'}`);
-    // Read by several nodes, a group's entries come again by themselves after the short ack wait (queue-stream.ts, GROUP_ACK_WAIT_MS).
-    if (!this.sole) return;
+  private async recover(from: number | undefined): Promise<void> {
     try {
       await this.backend.recreate(from);
     } catch (err) {
-      this.lost = true;
-      this.recoverFrom = from;
+      this.lostEntries.failed(from);
       throw err;
     }
   }
@@ -626,8 +567,7 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
       if (seq <= this.barrier) msg.ack();
       return false;
     }
-    this.retried.delete(seq);
-    this.checkDeliverySeq(msg);
+    this.lostEntries.accepted(seq, msg.info.deliverySequence);
     if (this.shared) this.touchSoon();
     const inMemory = this.direct.get(seq);
     if (inMemory) {

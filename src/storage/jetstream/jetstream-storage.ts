@@ -406,10 +406,7 @@ export class JetStreamStorage implements Storage {
   async loadSessions(): Promise<SessionRecord[]> {
     this.sessionsRevision = (await this.connection().jsm.streams.info(`KV_${this.names.sessions}`)).state.last_seq;
     const records: SessionRecord[] = [];
-    for (const key of await keysOf(this.sessionsKv)) {
-      const entry = await this.sessionsKv.get(key);
-      if (entry?.operation === 'PUT' && entry.value.length > 0) records.push(entry.json<SessionRecord>());
-    }
+    for (const { value } of await leaderEntries(this.connection(), this.names.sessions)) records.push(JSON.parse(new TextDecoder().decode(value)) as SessionRecord);
     return records;
   }
 
@@ -462,7 +459,7 @@ export class JetStreamStorage implements Storage {
   }
 
   async loadGroups(): Promise<string[]> {
-    return (await keysOf(this.groupsKv)).map(clientIdOfKey);
+    return (await leaderEntries(this.connection(), this.names.groups)).map((e) => clientIdOfKey(e.key));
   }
 
   groupQueue(name: string): SessionQueue {
@@ -559,9 +556,24 @@ export class JetStreamStorage implements Storage {
   }
 }
 
-/** A bucket's keys, each once: nats.js lists a key again when it is written while the listing runs. */
-async function keysOf(kv: KV): Promise<string[]> {
-  const keys = new Set<string>();
-  for await (const key of await kv.keys()) keys.add(key);
-  return [...keys];
+/**
+ * A bucket's live entries, read from its stream's leader (stream info by subject, then the last
+ * message of each), not through the KV's direct gets: right after a NATS restart, a direct get or
+ * a key listing can be answered by a replica still catching up, which does not have every key yet
+ * (the cluster crash harness saw every session missing at one Eddy start that way, and a group
+ * with no members left was then dropped with its queue).
+ */
+async function leaderEntries(conn: ClusterConnection, bucket: string): Promise<Array<{ key: string; value: Uint8Array }>> {
+  const stream = `KV_${bucket}`;
+  const prefix = `$KV.${bucket}.`;
+  const info = await conn.jsm.streams.info(stream, { subjects_filter: `${prefix}>` });
+  const entries: Array<{ key: string; value: Uint8Array }> = [];
+  for (const subject of Object.keys(info.state.subjects ?? {})) {
+    const m = await conn.jsm.streams.getMessage(stream, { last_by_subj: subject });
+    if (!m || m.data.length === 0) continue;
+    const op = m.header?.get('KV-Operation');
+    if (op === 'DEL' || op === 'PURGE') continue;
+    entries.push({ key: subject.slice(prefix.length), value: m.data });
+  }
+  return entries;
 }
