@@ -105,7 +105,9 @@ describe('cluster operations: node registry, cluster view, drain', () => {
           const view = await getJson<ClusterView>(node, '/v1/admin/cluster');
           return view.nodes.filter((n) => n.alive).length === 2 ? view : undefined;
         },
-        10_000,
+        // A heartbeat every 5 s and a view cached 2 s; under CI's parallel load a first read of the
+        // registry has taken longer than 10 s.
+        20_000,
       );
     const fromA = await both(a);
     const fromB = await both(b);
