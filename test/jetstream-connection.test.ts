@@ -192,7 +192,9 @@ describe('JetStream connection on a 3-node cluster', () => {
   test('a KV value put before a node kill is read after it, and a put with one node down is kept', async () => {
     await wholeCluster();
     const kv = layout.retained;
-    const rev = await kv.put('m.sensors.kitchen', encode('21.5'));
+    // The node this connection is on may have been restarted by the test before, and answer "jetstream
+    // is not enabled" for a moment after its cluster is whole again.
+    const rev = await waitUntil(async () => kv.put('m.sensors.kitchen', encode('21.5')), 'a KV put on the whole cluster');
     const info = await conn.jsm.streams.info('KV_eddy-retained');
     const leader = nodeIndex(info.cluster?.leader);
     await cluster.kill(leader, 'SIGKILL');
