@@ -233,18 +233,14 @@ export async function compactQueueStream(conn: ClusterConnection, stream: string
 }
 
 /**
- * What each queue still owes at open, by subject: its consumer's entries not yet delivered plus
- * those handed out and not acknowledged. A subject without a consumer (its recreation at open was
- * refused, see createQueueConsumer) counts every entry it has: its first fetch reads them all.
+ * What each queue may still owe at open, by subject: its entries in the stream, from the stream
+ * leader (an over-estimate: acknowledged entries above the last compaction count too, until a short
+ * fetch resets it). Not the consumers' own counts: a consumer led by a replica still catching up
+ * reports fewer, and the queue would stop reading before its last entries.
  */
 export async function queueBacklogs(conn: ClusterConnection, stream: string): Promise<Map<string, number>> {
-  const counts = new Map<string, number>();
-  for await (const c of conn.jsm.consumers.list(stream)) {
-    if (c.config.filter_subject) counts.set(c.config.filter_subject, c.num_pending + c.num_ack_pending);
-  }
   const info = await conn.jsm.streams.info(stream, { subjects_filter: '>' });
-  for (const [subject, n] of Object.entries(info.state.subjects ?? {})) if (!counts.has(subject)) counts.set(subject, n);
-  return counts;
+  return new Map(Object.entries(info.state.subjects ?? {}));
 }
 
 /** Removes a queue: its consumer and its entries. */
