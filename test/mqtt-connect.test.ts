@@ -1,6 +1,7 @@
 import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { MqttClient } from 'mqtt';
+import mqttPacket from 'mqtt-packet';
 import type { IConnackPacket, IDisconnectPacket, IPublishPacket, ISubackPacket, Packet } from 'mqtt-packet';
 import type { EddyServer } from '../src/server.js';
 import { startBroker } from './helpers/broker.js';
@@ -38,6 +39,25 @@ describe('MQTT CONNECT / CONNACK', () => {
   });
   afterEach(() => t.closeAll());
   after(() => server.stop());
+
+  it('a 3.1.1 SUBSCRIBE sent in the same write as its CONNECT keeps the session at 3.1.1 (its topic length is no protocol level)', async () => {
+    // Framed while the CONNECT is being authenticated. The topic is 5 bytes long: read at the
+    // CONNECT's level offset, its length once said "MQTT 5", and the 3.1.1 subscriber got MQTT 5
+    // PUBLISH packets (a property length byte at the front of every payload).
+    const client = t.track(await RawClient.connect(server.mqtt.port, 4));
+    client.writeRaw(
+      Buffer.concat([
+        mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'same-write', clean: true, keepalive: 60 } as Packet),
+        mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'five!', qos: 0 }] } as Packet),
+      ]),
+    );
+    await client.next('connack');
+    await client.next('suback');
+    const pub = t.track(await connectClient(server.mqttUrl, { protocolVersion: 4 }));
+    await pub.publishAsync('five!', Buffer.from('payload'), { qos: 0 });
+    const message = (await client.next('publish')) as IPublishPacket;
+    assert.equal(message.payload.toString(), 'payload');
+  });
 
   it('v3.1.1: accepts a CONNECT with return code 0 and no session present', async () => {
     const { client, connack } = await RawClient.open(server.mqtt.port, { clientId: 'c-v4-ok', clean: true }, 4);

@@ -48,6 +48,9 @@ function fixedHeaderBytes(packet: Buffer): number {
   return i + 1;
 }
 
+/** A CONNECT's first byte: packet type 1, no flags (others are refused by mqtt-packet). */
+const CONNECT_FIRST_BYTE = 0x10;
+
 /** The protocol level of a whole CONNECT packet (after "MQTT" or "MQIsdp"), or undefined when it is too short. */
 function connectLevel(packet: Buffer): number | undefined {
   const h = fixedHeaderBytes(packet);
@@ -240,8 +243,11 @@ export class MqttConnection implements SessionLink {
   frame(bytes: Buffer): void {
     if (this.closed) return;
     if (this.connectSeen && isFastPathType(bytes[0]!)) return this.onPacket(decodeFast(bytes, this.protocolVersion));
-    if (!this.session) {
-      // The CONNECT's protocol level decides how a refusal of it is encoded (a v5 CONNACK carries the reason).
+    if (!this.connectSeen && bytes[0] === CONNECT_FIRST_BYTE) {
+      // The CONNECT's protocol level decides how a refusal of it is encoded (a v5 CONNACK carries the
+      // reason). Only a CONNECT's: a SUBSCRIBE sent right behind it, framed while the CONNECT is
+      // still being authenticated, has other bytes there (its topic length read as level 5 once
+      // made a 3.1.1 subscriber get MQTT 5 PUBLISH packets).
       const level = connectLevel(bytes);
       if (level === 5) this.protocolVersion = this.encoder.protocolVersion = 5;
     }
