@@ -5,6 +5,7 @@ import { MemorySessionQueue } from '../memory-queue.js';
 import { decodeDelivery } from './envelope.js';
 import { LostEntries } from './lost-entries.js';
 import { queueTrace, queueTraceOn, tracePayload } from './queue-trace.js';
+import { SkipCheck } from './skip-check.js';
 
 /** Pending deliveries kept in memory per queue (as the disk engine: by count and payload bytes); the rest wait in the queue stream. */
 const MEMORY_WINDOW = 1000;
@@ -35,6 +36,8 @@ export interface QueueBackend {
   ackPending(): Promise<number>;
   /** Deletes and recreates the consumer: what it had handed out and not had acknowledged (and from `fromSeq`, if lower) comes again, in order. */
   recreate(fromSeq?: number): Promise<void>;
+  /** The stream leader's first entry on this queue's subject above `after` and above the consumer's ack floor (skip-check.ts). */
+  leaderNext(after: number): Promise<number | undefined>;
 }
 
 /** A fetched entry not yet acknowledged to JetStream: the delivery is pending, in flight or held. */
@@ -93,6 +96,8 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
   private claiming: Promise<void> | undefined;
   /** Entries handed out to nobody, and when to recreate the consumer to get them back (lost-entries.ts). */
   private readonly lostEntries: LostEntries;
+  /** Whether the consumer went past entries after its leader moved (skip-check.ts). */
+  private readonly skipCheck: SkipCheck;
   private touchTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -105,6 +110,9 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
   ) {
     super(id);
     this.lostEntries = new LostEntries(!shared, (event, detail) => queueTraceOn && queueTrace(this.name, event, detail));
+    this.skipCheck = new SkipCheck((event, detail) => queueTraceOn && queueTrace(this.name, event, detail));
+    // A consumer restored at open may be led by a replica that went past entries: checked from the ack floor.
+    this.skipCheck.suspect(0, 'open');
     this.restored = restored.count;
     this.restoredUntil = restored.untilSeq;
   }
@@ -360,6 +368,7 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
     this.direct.clear();
     this.acceptedBeforePush.clear();
     this.lostEntries.reset();
+    this.skipCheck.reset();
   }
 
   /**
@@ -388,7 +397,8 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
 
   /** The lowest entry this process holds or waits for: the stream is never purged past it, whatever the server's ack floor says. */
   owedFrom(): number | undefined {
-    let low: number | undefined;
+    // While a skip check is due, entries the consumer may have gone past are owed too.
+    let low = this.skipCheck.owedFrom;
     for (const seq of this.outstanding.keys()) if (low === undefined || seq < low) low = seq;
     for (const seq of this.pushedSeqs()) if (low === undefined || seq < low) low = seq;
     return low;
@@ -422,7 +432,7 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
     for (const d of this.held) live.add(d.message);
     // Map order is fetch order, which is stream order.
     for (const [seq, o] of this.outstanding) {
-      if (live.has(o.message)) break;
+      if (live.has(o.message) || this.skipCheck.holdsAck(seq)) break;
       this.outstanding.delete(seq);
       if (queueTraceOn) queueTrace(this.name, 'ack', `${seq} ${tracePayload(o.message.payload)}`);
       try {
@@ -505,11 +515,14 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
       // What the server sent this request after nats.js gave up on it went nowhere, and stays handed out.
       if (queueTraceOn) queueTrace(this.name, 'fetch-failed', `received ${received} ${(err as Error).message}`);
       this.lostEntries.markLost();
+      // A consumer deleted under a group's fetch was recreated by another node, from its ack floor: no leader moved.
+      if (!this.shared || !/consumer (deleted|not found)/i.test((err as Error).message)) this.skipCheck.suspect(this.highestSeen, 'fetch failed');
       this.findPassed();
       throw err;
     }
     if (queueTraceOn) queueTrace(this.name, 'fetched', `${received} of ${want}`);
     this.findPassed();
+    if (this.skipCheck.due) await this.checkSkipped();
     if (received < want) this.restored = 0; // the server had less than asked: everything stored before this fetch began has been fetched
     return added;
   }
@@ -543,6 +556,38 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
     this.touchTimer.unref();
   }
 
+  /**
+   * Makes the skip check that is due (skip-check.ts): when the consumer went past entries, it is
+   * recreated from the first of them. A session's queue checks the new consumer too; a group's does
+   * not (another node's member may have taken the entry that looked skipped). A failed check stays
+   * due; the acknowledgements it holds go out once it is made.
+   */
+  private async checkSkipped(): Promise<void> {
+    let after: number | undefined;
+    let from: number | undefined;
+    try {
+      from = await this.skipCheck.check((a) => {
+        after = a;
+        return this.backend.leaderNext(a);
+      });
+      if (from === undefined) return;
+      await this.backend.recreate(from);
+      if (!this.shared && after !== undefined) this.skipCheck.suspect(after, 'recreated');
+    } catch (err) {
+      if (from !== undefined && after !== undefined) this.skipCheck.suspect(Math.min(after, from - 1), 'recreation failed');
+      this.backend.reportFailure(err, `${this.name}: skip check`);
+    } finally {
+      this.sweepSoon();
+    }
+  }
+
+  /** Something may have moved the consumer's leader (an advisory, a reconnect to NATS): the next new entries are checked. */
+  suspectSkip(why: string): void {
+    if (this.closed) return;
+    this.skipCheck.suspect(this.highestSeen, why);
+    this.refillSoon();
+  }
+
   /** Recreates the consumer so that entries handed out to nobody come again (duplicates of what is held are dropped by `accept`). */
   private async recover(from: number | undefined): Promise<void> {
     try {
@@ -568,6 +613,7 @@ export class JetStreamSessionQueue extends MemorySessionQueue {
       return false;
     }
     this.lostEntries.accepted(seq, msg.info.deliverySequence);
+    this.skipCheck.delivered(seq, msg.info.deliveryCount);
     if (this.shared) this.touchSoon();
     const inMemory = this.direct.get(seq);
     if (inMemory) {

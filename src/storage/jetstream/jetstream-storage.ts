@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { JetStreamApiError, type Consumer } from '@nats-io/jetstream';
+import { JetStreamApiError, type Consumer, type MsgRequest } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { Message } from '../../core/message.js';
 import type { ChannelPolicyLookup, DurableDelivery, HistoryQuery, HistoryReader, NodeDescription, SessionQueue, SessionRecord, Storage, StorageContext } from '../../core/storage.js';
@@ -18,7 +18,8 @@ import { queueTrace } from './queue-trace.js';
 import { ensureBucket, ensureStoreLayout } from './layout.js';
 import { publishConfirmed } from './publish.js';
 import { JetStreamNodeFabric } from './node-fabric.js';
-import { compactQueueStream, consumerInfoOrUndefined, dropQueue, ensureQueueConsumer, ensureQueueStream, queueBacklogs, queueConsumerName, queueSubject, resumeQueueConsumer, type QueueKind } from './queue-stream.js';
+import { watchConsumerLeaders } from './leader-watch.js';
+import { ackFloorOf, compactQueueStream, consumerInfoOrUndefined, dropQueue, ensureQueueConsumer, ensureQueueStream, queueBacklogs, queueConsumerName, queueSubject, resumeQueueConsumer, type QueueKind } from './queue-stream.js';
 import { RetainedStore } from './retained-store.js';
 import { waitForCaughtUpReplicas } from './replica-catch-up.js';
 import { clusterStatus, type ClusterStatus } from './status.js';
@@ -104,7 +105,12 @@ export class JetStreamStorage implements Storage {
   private readonly byId = new Map<number, { queue: JetStreamSessionQueue; kind: QueueKind; name: string; creating: () => Promise<unknown> }>();
   private nextQueueId = 1;
   private compactTimer: NodeJS.Timeout | undefined;
+  private leaderWatch: { stop(): void } | undefined;
+  /** Open queues by consumer name (advisories name consumers). */
+  private readonly byDurable = new Map<string, JetStreamSessionQueue>();
   private compacting = false;
+  /** Each queue consumer's ack floor at the last compaction round. */
+  private readonly compactionFloors = new Map<string, number>();
   /** Entries each queue subject held at open (work queue: exactly what is owed), the restored count. */
   private readonly restoredCounts = new Map<string, number>();
   private queueStreamSeqAtOpen = 0;
@@ -208,6 +214,8 @@ export class JetStreamStorage implements Storage {
           this.logger.warn({ server: event.server }, 'cluster: NATS connection lost; reconnecting, durable publishes refused meanwhile');
         } else if (event.type === 'reconnect') {
           this.state = 'connected';
+          // Leader elected advisories sent meanwhile were lost: every queue checks its next entries.
+          for (const q of this.byDurable.values()) q.suspectSkip('reconnect');
           this.logger.info({ server: event.server }, 'cluster: NATS connection back');
         } else {
           this.logger.warn({ err: event.error.message }, 'cluster: NATS error');
@@ -259,6 +267,7 @@ export class JetStreamStorage implements Storage {
     }
     this.conn = conn;
     this.state = 'connected';
+    this.leaderWatch = watchConsumerLeaders(conn, this.names.queues, (durable) => this.byDurable.get(durable)?.suspectSkip('leader elected'), (err) => this.reportFailure(err, 'consumer leader advisory'));
     this.compactTimer = setInterval(() => void this.compact(), COMPACT_MS);
     this.compactTimer.unref();
     // Once soon after open, too: a node that restarts often must still compact.
@@ -272,7 +281,7 @@ export class JetStreamStorage implements Storage {
     try {
       let owedFrom = Infinity;
       for (const q of [...this.queues.values(), ...this.groups.values()]) owedFrom = Math.min(owedFrom, q.owedFrom() ?? Infinity);
-      await compactQueueStream(this.conn, this.names.queues, owedFrom);
+      await compactQueueStream(this.conn, this.names.queues, owedFrom, this.compactionFloors);
     } catch (err) {
       if (this.state === 'connected') this.reportFailure(err, 'queue stream compaction');
     } finally {
@@ -300,6 +309,7 @@ export class JetStreamStorage implements Storage {
 
   async close(): Promise<void> {
     clearInterval(this.compactTimer);
+    this.leaderWatch?.stop();
     await this.settled();
     this.fabric.stop();
     this.retained?.stopFollowing();
@@ -444,6 +454,7 @@ export class JetStreamStorage implements Storage {
     const creating = queue ? this.byId.get(queue.id)?.creating() : undefined;
     if (queue) this.byId.delete(queue.id);
     this.queues.delete(clientId);
+    this.byDurable.delete(queueConsumerName('s', clientId));
     try {
       await creating?.catch(() => undefined);
       this.fabric.trackDelete(clientId);
@@ -480,6 +491,7 @@ export class JetStreamStorage implements Storage {
     const creating = queue ? this.byId.get(queue.id)?.creating() : undefined;
     if (queue) this.byId.delete(queue.id);
     this.groups.delete(name);
+    this.byDurable.delete(queueConsumerName('g', name));
     try {
       await creating?.catch(() => undefined);
       await this.groupsKv.delete(clientKey(name));
@@ -522,6 +534,15 @@ export class JetStreamStorage implements Storage {
         },
         reportFailure: (err, what) => this.reportFailure(err, what),
         ackPending: async () => (await consumerInfoOrUndefined(this.connection(), this.names.queues, durable))?.num_ack_pending ?? 0,
+        leaderNext: async (after) => {
+          const conn = this.connection();
+          const info = await consumerInfoOrUndefined(conn, this.names.queues, durable);
+          const floor = info ? ackFloorOf(info) : 0;
+          // A message get (not a direct get) is answered by the stream's leader: it has every confirmed
+          // entry. nats-server takes next_by_subj there (2.9.10 too); nats.js types it for direct gets only.
+          const query = { seq: Math.max(after, floor) + 1, next_by_subj: subject } as unknown as MsgRequest;
+          return (await conn.jsm.streams.getMessage(this.names.queues, query))?.seq;
+        },
         recreate: async (fromSeq) => {
           const conn = this.connection();
           const info = await consumerInfoOrUndefined(conn, this.names.queues, durable);
@@ -533,6 +554,7 @@ export class JetStreamStorage implements Storage {
       kind === 'g',
     );
     map.set(name, queue);
+    this.byDurable.set(durable, queue);
     this.byId.set(queue.id, { queue, kind, name, creating });
     return queue;
   }

@@ -107,6 +107,17 @@ function consumerConfig(durable: string, subject: string, fromSeq?: number): Par
   };
 }
 
+/**
+ * The stream seq below which a queue consumer owes nothing: its ack floor, or, before anything was
+ * acknowledged, the entry before its configured start. (nats-server 2.9.10 reports an ack floor of 0
+ * for such a consumer after a restart or a leader change; taken as is, a recreation from it, or a
+ * skip check, would go back to the subject's first entry: duplicates of everything not yet purged.)
+ */
+export function ackFloorOf(info: ConsumerInfo): number {
+  if (info.ack_floor.consumer_seq > 0) return info.ack_floor.stream_seq;
+  return Math.max(info.ack_floor.stream_seq, (info.config.opt_start_seq ?? 1) - 1);
+}
+
 export async function consumerInfoOrUndefined(conn: ClusterConnection, stream: string, durable: string): Promise<ConsumerInfo | undefined> {
   try {
     return await conn.jsm.consumers.info(stream, durable);
@@ -157,7 +168,7 @@ async function addConsumer(conn: ClusterConnection, stream: string, config: Part
  * Unless `force`, nothing is done when the consumer owes nothing.
  */
 export async function resumeQueueConsumer(conn: ClusterConnection, stream: string, info: ConsumerInfo, options: { force?: boolean; fromSeq?: number } = {}): Promise<void> {
-  const floor = info.ack_floor.stream_seq;
+  const floor = ackFloorOf(info);
   const delivered = info.delivered.stream_seq;
   // (A consumer that never delivered anything has a delivered position but owes nothing.)
   if (!options.force && info.num_ack_pending === 0 && (floor >= delivered || info.delivered.consumer_seq === 0)) return;
@@ -211,7 +222,7 @@ async function deleteConsumer(conn: ClusterConnection, stream: string, durable: 
  * A subject with entries and no consumer (a queue being created, recreated or dropped) means the
  * view is not whole: nothing is purged this time. Returns the sequence purged below, or 0.
  */
-export async function compactQueueStream(conn: ClusterConnection, stream: string, owedFrom = Infinity): Promise<number> {
+export async function compactQueueStream(conn: ClusterConnection, stream: string, owedFrom = Infinity, previousFloors = new Map<string, number>()): Promise<number> {
   const consumers: ConsumerInfo[] = [];
   for await (const info of conn.jsm.consumers.list(stream)) consumers.push(info);
   const info = await conn.jsm.streams.info(stream, { subjects_filter: '>' });
@@ -222,10 +233,22 @@ export async function compactQueueStream(conn: ClusterConnection, stream: string
     return 0;
   }
   let below = Math.min(owedFrom, info.state.last_seq + 1);
+  const floors = new Map<string, number>();
   for (const c of consumers) {
-    if (c.num_pending === 0 && c.num_ack_pending === 0) continue;
-    below = Math.min(below, Math.min(c.ack_floor.stream_seq, c.delivered.stream_seq) + 1);
+    const floor = Math.min(ackFloorOf(c), c.delivered.stream_seq);
+    floors.set(c.name, floor);
+    // Never above the floor of the round before: a consumer whose new leader went past entries
+    // (skip-check.ts) moves its floor past them at the next ack, and owes nothing more once it acked
+    // all it handed out; the queue that finds them needs a moment to recreate the consumer from them.
+    const previous = previousFloors.get(c.name) ?? floor;
+    if (c.num_pending === 0 && c.num_ack_pending === 0) {
+      if (previous < floor) below = Math.min(below, previous + 1);
+      continue;
+    }
+    below = Math.min(below, Math.min(floor, previous) + 1);
   }
+  previousFloors.clear();
+  for (const [name, floor] of floors) previousFloors.set(name, floor);
   if (below <= info.state.first_seq) return 0;
   queueTrace(stream, 'compact', `below ${below} first ${info.state.first_seq} last ${info.state.last_seq}`);
   await conn.jsm.streams.purge(stream, { seq: below });
