@@ -18,6 +18,7 @@ import { queueTrace } from './queue-trace.js';
 import { ensureBucket, ensureStoreLayout } from './layout.js';
 import { publishConfirmed } from './publish.js';
 import { JetStreamNodeFabric } from './node-fabric.js';
+import { serverVersion, versionAtLeast } from './features.js';
 import { watchConsumerLeaders } from './leader-watch.js';
 import { ackFloorOf, compactQueueStream, consumerInfoOrUndefined, dropQueue, ensureQueueConsumer, ensureQueueStream, queueBacklogs, queueConsumerName, queueSubject, resumeQueueConsumer, type QueueKind } from './queue-stream.js';
 import { RetainedStore } from './retained-store.js';
@@ -235,6 +236,8 @@ export class JetStreamStorage implements Storage {
       this.queueStreamSeqAtOpen = await ensureQueueStream(conn, this.names.queues, this.ns, this.replicas);
       const streams = [this.names.messages, this.names.queues, `KV_${this.names.retained}`, `KV_${this.names.sessions}`, `KV_${this.names.groups}`];
       const behind = await waitForCaughtUpReplicas(conn, streams, this.options.catchUpTimeoutMs ?? 15_000);
+      const version = serverVersion(conn.nc);
+      if (!versionAtLeast(version, '2.10.0')) this.logger.warn({ version }, `cluster: nats-server ${version} is older than 2.10: after NATS node crashes it lost confirmed queue entries in Eddy's crash harness (docs/cluster.md, "Data safety on 2.9.10")`);
       if (behind.length > 0) this.logger.warn({ streams: behind }, 'cluster: opening with replicas still catching up; queue counts and replays may be short until they have');
       // Read after the catch-up: the leader's view of the stream, not a restarted replica's.
       this.seq = (await conn.jsm.streams.info(this.names.messages)).state.last_seq;
