@@ -243,7 +243,12 @@ export class JetStreamStorage implements Storage {
       this.seq = (await conn.jsm.streams.info(this.names.messages)).state.last_seq;
       this.queueStreamSeqAtOpen = (await conn.jsm.streams.info(this.names.queues)).state.last_seq;
       this.sessionsKv = layout.sessions;
-      this.retained = new RetainedStore(layout.retained);
+      const retainedBucket = this.names.retained;
+      this.retained = new RetainedStore(layout.retained, async (key) => {
+        const m = await conn.jsm.streams.getMessage(`KV_${retainedBucket}`, { last_by_subj: `$KV.${retainedBucket}.${key}` });
+        const op = m?.header?.get('KV-Operation');
+        return !m || op === 'DEL' || op === 'PURGE' ? undefined : { value: m.data, revision: m.seq };
+      });
       await this.retained.load();
       this.retained.follow((err) => this.reportFailure(err, 'retained watch'));
       const infos = [];

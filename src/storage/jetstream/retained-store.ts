@@ -39,7 +39,15 @@ export class RetainedStore {
    */
   private readonly revisions = new Map<string, number>();
 
-  constructor(private readonly kv: KV) {}
+  constructor(
+    private readonly kv: KV,
+    /**
+     * The newest value of a key as the bucket stream's leader has it (undefined: none, or deleted).
+     * A KV get is a direct get, which any replica answers, also one that has not applied this
+     * node's last write yet: a read right after a confirmed retain then missed it.
+     */
+    private readonly leaderGet: (key: string) => Promise<{ value: Uint8Array; revision: number } | undefined>,
+  ) {}
 
   async load(): Promise<void> {
     this.loadedRevision = (await this.kv.status()).streamInfo.state.last_seq;
@@ -144,9 +152,13 @@ export class RetainedStore {
           const size = this.index.get(topics[next]!)?.bytes ?? 0;
           if (batch.length > 0 && bytes + size > READ_BATCH_BYTES) break;
           const topic = topics[next++]!;
-          const entry = await this.kv.get(topicKey(topic));
-          if (!entry || entry.operation !== 'PUT' || entry.value.length === 0) continue;
-          const message = decodeStored(entry.value);
+          const key = topicKey(topic);
+          const entry = await this.kv.get(key);
+          let value = entry && entry.operation === 'PUT' ? entry.value : undefined;
+          // Older than what this node wrote or saw: the replica that answered is behind; ask the leader.
+          if ((entry?.revision ?? 0) < (this.revisions.get(topic) ?? 0)) value = (await this.leaderGet(key))?.value;
+          if (!value || value.length === 0) continue;
+          const message = decodeStored(value);
           if (expiredAt(message.expiresAt, Date.now())) continue;
           message.retain = true;
           bytes += message.payload.length;
