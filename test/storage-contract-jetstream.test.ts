@@ -7,6 +7,16 @@ import type { JetStreamStorage } from '../src/storage/jetstream/jetstream-storag
 import { storageContract } from './storage-contract/contract.js';
 import { appendTo, CONTRACT_CHANNELS, message, OpenStore, readAll, shiftAll } from './storage-contract/helpers.js';
 import { jetstreamFactory, sharedCluster, stopSharedCluster } from './storage-contract/jetstream-engine.js';
+import { natsServerVersion } from './helpers/nats-cluster.js';
+
+const version = natsServerVersion() ?? '0.0.0';
+const [major = 0, minor = 0] = version.split('.').map(Number);
+/**
+ * On nats-server before 2.10 (Debian's 2.9.10) a NATS node SIGKILLed under writes can come back
+ * without a range of what was confirmed while it was down (docs/cluster.md, "Data safety on
+ * 2.9.10"): this test lost one batch of 32 in 2 CI runs. It runs and reports there as a todo.
+ */
+const lossyServer = major < 2 || (major === 2 && minor < 10) ? `nats-server ${version} can lose confirmed entries when a NATS node is killed (docs/cluster.md, "Data safety on 2.9.10")` : false;
 
 after(stopSharedCluster);
 storageContract('jetstream engine', jetstreamFactory);
@@ -19,7 +29,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  * quorum) is in the history and in the queue afterwards, read by a new engine over the same streams.
  */
 describe('jetstream engine: the message stream leader SIGKILLed during appends', () => {
-  test('every confirmed append, before, during and after the kill, is in the history and in the queue after an engine restart', async () => {
+  test('every confirmed append, before, during and after the kill, is in the history and in the queue after an engine restart', { todo: lossyServer }, async () => {
     const nats = await sharedCluster();
     const open = await OpenStore.open(jetstreamFactory);
     try {
