@@ -18,13 +18,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runClusterCrash } from './crash/cluster-harness.js';
 import { summarize, type ClusterCrashReport } from './crash/cluster-report.js';
-import { natsServerVersion } from './helpers/nats-cluster.js';
+import { lossyNatsServer, natsServerVersion } from './helpers/nats-cluster.js';
 
 const seed = process.env.EDDY_CRASH_SEED ? Number(process.env.EDDY_CRASH_SEED) : undefined;
-const version = natsServerVersion();
-const noServer = version ? false : 'nats-server not installed';
-const major = version?.split('.').map(Number) ?? [0, 0];
-const before210 = major[0]! < 2 || (major[0] === 2 && major[1]! < 10);
+const noServer = natsServerVersion() ? false : 'nats-server not installed';
 
 /** Everything the report says went wrong: missing confirmed messages, lost sessions, harness errors. */
 function problemsOf(report: ClusterCrashReport): string[] {
@@ -59,7 +56,7 @@ test(
   {
     timeout: 240_000,
     skip: noServer,
-    todo: !noServer && before210 ? `nats-server ${version} loses queue entries after NATS restarts (docs/cluster.md, "Data safety on 2.9.10")` : false,
+    todo: lossyNatsServer(),
   },
   async (t) => {
     await crash(t, 2, 2);

@@ -18,6 +18,7 @@ import { queueTrace } from './queue-trace.js';
 import { ensureBucket, ensureStoreLayout } from './layout.js';
 import { publishConfirmed } from './publish.js';
 import { JetStreamNodeFabric } from './node-fabric.js';
+import { leaderEntries, leaderValue } from './bucket-reads.js';
 import { serverVersion, versionAtLeast } from './features.js';
 import { watchConsumerLeaders } from './leader-watch.js';
 import { ackFloorOf, compactQueueStream, consumerInfoOrUndefined, dropQueue, ensureQueueConsumer, ensureQueueStream, queueBacklogs, queueConsumerName, queueSubject, resumeQueueConsumer, type QueueKind } from './queue-stream.js';
@@ -244,11 +245,7 @@ export class JetStreamStorage implements Storage {
       this.queueStreamSeqAtOpen = (await conn.jsm.streams.info(this.names.queues)).state.last_seq;
       this.sessionsKv = layout.sessions;
       const retainedBucket = this.names.retained;
-      this.retained = new RetainedStore(layout.retained, async (key) => {
-        const m = await conn.jsm.streams.getMessage(`KV_${retainedBucket}`, { last_by_subj: `$KV.${retainedBucket}.${key}` });
-        const op = m?.header?.get('KV-Operation');
-        return !m || op === 'DEL' || op === 'PURGE' ? undefined : { value: m.data, revision: m.seq };
-      });
+      this.retained = new RetainedStore(layout.retained, (key) => leaderValue(conn, retainedBucket, key));
       await this.retained.load();
       this.retained.follow((err) => this.reportFailure(err, 'retained watch'));
       const infos = [];
@@ -584,26 +581,4 @@ export class JetStreamStorage implements Storage {
   async hasQueueConsumer(kind: QueueKind, name: string): Promise<boolean> {
     return (await consumerInfoOrUndefined(this.connection(), this.names.queues, queueConsumerName(kind, name))) !== undefined;
   }
-}
-
-/**
- * A bucket's live entries, read from its stream's leader (stream info by subject, then the last
- * message of each), not through the KV's direct gets: right after a NATS restart, a direct get or
- * a key listing can be answered by a replica still catching up, which does not have every key yet
- * (the cluster crash harness saw every session missing at one Eddy start that way, and a group
- * with no members left was then dropped with its queue).
- */
-async function leaderEntries(conn: ClusterConnection, bucket: string): Promise<Array<{ key: string; value: Uint8Array }>> {
-  const stream = `KV_${bucket}`;
-  const prefix = `$KV.${bucket}.`;
-  const info = await conn.jsm.streams.info(stream, { subjects_filter: `${prefix}>` });
-  const entries: Array<{ key: string; value: Uint8Array }> = [];
-  for (const subject of Object.keys(info.state.subjects ?? {})) {
-    const m = await conn.jsm.streams.getMessage(stream, { last_by_subj: subject });
-    if (!m || m.data.length === 0) continue;
-    const op = m.header?.get('KV-Operation');
-    if (op === 'DEL' || op === 'PURGE') continue;
-    entries.push({ key: subject.slice(prefix.length), value: m.data });
-  }
-  return entries;
 }
