@@ -202,6 +202,31 @@ describe('two Eddy nodes on one JetStream cluster', () => {
     assert.deepEqual(text(inbox.messages), ['marker']);
   });
 
+  test('a node that starts keeps the clean sessions of clients connected to the others', async () => {
+    // At start a node loads every session record; one with expiry 0 and no disconnect time is a
+    // client connected elsewhere right now, not an expired leftover (it was deleted, which cut the
+    // client off with 0x8E "taken over" on its node).
+    const sub = await client(0, { clientId: 'kept-clean' });
+    await sub.subscribeAsync('kept/#', { qos: 1 });
+    const inbox = collect(sub);
+    const reasons: number[] = [];
+    sub.on('disconnect', (packet) => reasons.push(packet.reasonCode ?? -1));
+    await propagated();
+    const third = start(['broker', '--cluster', nats.urls.join(','), '--port', '0', '--http-port', '0', '--log-level', 'warn']);
+    try {
+      const ports = await readyPorts(third, 30_000);
+      const pub = await connectClient(`mqtt://127.0.0.1:${ports.mqtt}`, { protocolVersion: 5, reconnectPeriod: 0, clientId: 'kept-pub' });
+      clients.push(pub);
+      assert.equal((await publishWithAck(pub, 'kept/1', 'after-start')).reasonCode, 0);
+      assert.deepEqual(text(await inbox.take(1, 10_000)), ['after-start']);
+      assert.deepEqual(reasons, []);
+      assert.ok(sub.connected, 'the client on node A is still connected');
+    } finally {
+      third.child.kill('SIGTERM');
+      await third.exited;
+    }
+  });
+
   // Last: it kills node A.
   test('node A is killed holding group deliveries nobody acknowledged: the member on node B gets them', async () => {
     // The member on A never acknowledges (mqtt.js then takes no further message), so A holds every

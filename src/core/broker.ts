@@ -253,7 +253,12 @@ export class Broker {
     const now = Date.now();
     for (const record of await this.storage.loadSessions()) {
       const left = expiryLeftMs(record, now);
-      if (left !== undefined && left <= 0) {
+      // A session another node may hold with its client connected is not timed here (its record says when it is not).
+      const connectedElsewhere = this.fabric !== undefined && record.disconnectedAt === undefined;
+      // Alone, a record without a disconnect time is the previous process's, and its clock runs from
+      // now. On a shared engine it may be a client connected to another node right now, whose
+      // session (expiry 0 included) has not begun to expire: deleting it would cut that client off.
+      if (left !== undefined && left <= 0 && !connectedElsewhere) {
         await this.storage.deleteSession(record.clientId);
         continue;
       }
@@ -263,8 +268,6 @@ export class Broker {
       session.expiryInterval = record.expiryInterval;
       session.disconnectedAt = record.disconnectedAt ?? now;
       for (const sub of record.subscriptions) this.subscriptions.add(session, sub);
-      // A session another node may hold with its client connected is not timed here (its record says when it is not).
-      const connectedElsewhere = this.fabric !== undefined && record.disconnectedAt === undefined;
       if (left !== undefined && !connectedElsewhere) this.scheduleExpiry(session, left);
     }
     await this.groups.settle();
