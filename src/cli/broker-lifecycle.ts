@@ -6,7 +6,7 @@ import { startedByNpm, watchAncestors } from './parent-watch.js';
 import { drainFarewell } from '../transport/farewell.js';
 
 /** Settings a reload cannot change on a running broker: a changed one is logged as waiting for a restart. */
-const RESTART_KEYS = ['host', 'port', 'httpPort', 'dataDir', 'memory', 'fsync', 'logLevel', 'limits', 'access', 'redelivery', 'strict', 'auth', 'quotas', 'tls', 'http', 'sys', 'cluster'] as const;
+const RESTART_KEYS = ['host', 'port', 'httpPort', 'dataDir', 'memory', 'fsync', 'logLevel', 'limits', 'access', 'redelivery', 'strict', 'auth', 'quotas', 'tls', 'http', 'sys', 'cluster', 'workers'] as const;
 
 /** The configuration keys whose values differ between two configurations. */
 function changedKeys(before: BrokerConfig, after: BrokerConfig): string[] {
@@ -22,7 +22,13 @@ const plural = (n: number, what: string): string => `${n} ${what}${n === 1 ? '' 
  * and the TLS certificate, key and CA from the files the broker started with (the server logs that part).
  * `readConfig` gives the configuration as it is now; it throws a ConfigError for a bad file.
  */
-export function runUntilStopped(server: EddyServer, logger: Logger, initial: BrokerConfig, readConfig: () => BrokerConfig): void {
+export function runUntilStopped(
+  server: EddyServer,
+  logger: Logger,
+  initial: BrokerConfig,
+  readConfig: () => BrokerConfig,
+  options: { watchParent?: boolean } = {},
+): (reason: string) => void {
   let stopping = false;
   let current = initial;
   const shutdown = (reason: string): void => {
@@ -81,11 +87,13 @@ export function runUntilStopped(server: EddyServer, logger: Logger, initial: Bro
     reloads = reloads.then(reload).catch((err: unknown) => logger.error({ err }, 'reload failed'));
   };
 
-  const stopWatching = startedByNpm() ? watchAncestors((what) => shutdown(`${what} (npm does not pass signals on)`)) : () => {};
+  // A worker of `--workers` is watched by its primary instead, which it follows (worker-link.ts).
+  const stopWatching = (options.watchParent ?? true) && startedByNpm() ? watchAncestors((what) => shutdown(`${what} (npm does not pass signals on)`)) : () => {};
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGHUP', onHangup);
   keepRunningOnStrayErrors(server, logger);
+  return shutdown;
 }
 
 /**

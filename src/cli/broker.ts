@@ -8,11 +8,13 @@ import { ConfigError, EddyError } from '../util/errors.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../util/logger.js';
 import type { BrokerLimits } from '../core/limits.js';
 import { parseFlags, parseInteger } from './args.js';
-import { loadConfigFile, parseClusterServers, parseServerReference, type BrokerConfig } from './config.js';
+import { loadConfigFile, MAX_WORKERS, parseClusterServers, parseServerReference, type BrokerConfig } from './config.js';
 import { runUntilStopped } from './broker-lifecycle.js';
 import { LIMIT_FLAGS, LIMIT_OPTIONS, limitFlagsHelp } from './limit-flags.js';
 import { TLS_FLAGS, TLS_HELP, checkTlsSettings, mergeTlsFlags } from './tls-config.js';
 import { parseSysInterval } from './sys-config.js';
+import { runWorkers } from './workers.js';
+import { linkWorker, workerIndex } from './worker-link.js';
 
 export const BROKER_HELP = `Usage: eddy broker [options]
 
@@ -35,6 +37,8 @@ Options:
   --server-reference REF    with --cluster: at SIGTERM/SIGINT, tell MQTT 5 clients to use REF instead
                             (DISCONNECT 0x9C with Server Reference; host[:port], several space-separated;
                             config cluster.serverReference); without it they are told 0x8B
+  --workers N               with --cluster: run N worker processes on the same ports, each a node of
+                            the cluster, to use N cores (config workers; default 1; docs/performance.md)
   --fsync POLICY            always (default; group commit) | interval:<ms> | off
   --log-level LEVEL         fatal|error|warn|info|debug|trace|silent (default info)
 ${limitFlagsHelp()}
@@ -60,6 +64,7 @@ const FLAGS = {
   'data-dir': { type: 'string' },
   cluster: { type: 'string' },
   'server-reference': { type: 'string' },
+  workers: { type: 'string' },
   fsync: { type: 'string' },
   'log-level': { type: 'string' },
   ...LIMIT_OPTIONS,
@@ -99,6 +104,11 @@ export function brokerConfigFromArgs(args: string[]): BrokerConfig | 'help' {
     // A redirect is the drain of a cluster node: a node of its own has no other server holding its sessions.
     if (!config.cluster) throw new ConfigError('--server-reference applies to --cluster only (a draining cluster node sends its clients there)');
     config.cluster = { ...config.cluster, serverReference: parseServerReference(values['server-reference'], '--server-reference') };
+  }
+  config.workers = parseInteger(values.workers, '--workers', 1, MAX_WORKERS) ?? config.workers;
+  if ((config.workers ?? 1) > 1 && !config.cluster) {
+    // Workers share one broker's state through JetStream; a data directory belongs to one process.
+    throw new ConfigError('--workers needs --cluster: the workers are nodes of one JetStream cluster (the disk and memory engines belong to one process)');
   }
   if (values['log-level'] !== undefined) {
     if (!LOG_LEVELS.includes(values['log-level'] as LogLevel)) throw new ConfigError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
@@ -141,6 +151,11 @@ export async function runBroker(args: string[]): Promise<number | 'forever'> {
     return 0;
   }
   const logger = createLogger(config.logLevel ?? 'info');
+  const worker = workerIndex();
+  if (worker === undefined && (config.workers ?? 1) > 1) {
+    runWorkers(config.workers!, logger, (line) => process.stdout.write(`${line}\n`));
+    return 'forever';
+  }
   const fsync = parseFsyncPolicy(config.fsync ?? 'always')!;
   const storage = config.cluster
     ? new JetStreamStorage({ servers: config.cluster.servers, replicas: config.cluster.replicas, logger })
@@ -170,8 +185,9 @@ export async function runBroker(args: string[]): Promise<number | 'forever'> {
     }
     throw err;
   });
-  logger.info({ mqtt: server.mqtt, http: server.http, storage: server.broker.storage.kind }, 'broker started');
-  process.stdout.write(`${readyLine(server)}\n`);
-  runUntilStopped(server, logger, config, () => brokerConfigFromArgs(args) as BrokerConfig);
+  logger.info({ mqtt: server.mqtt, http: server.http, storage: server.broker.storage.kind, ...(worker ? { worker } : {}) }, 'broker started');
+  const stopper = runUntilStopped(server, logger, config, () => brokerConfigFromArgs(args) as BrokerConfig, { watchParent: worker === undefined });
+  if (worker !== undefined) linkWorker(server, readyLine(server), logger, () => stopper('the primary process exited'));
+  else process.stdout.write(`${readyLine(server)}\n`);
   return 'forever';
 }

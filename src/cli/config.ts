@@ -43,6 +43,8 @@ export interface BrokerConfig {
   sys?: SysConfig;
   /** `cluster: { servers: [nats://H:P, ...], replicas: 3 }`: the JetStream engine (docs/cluster.md). */
   cluster?: ClusterConfig;
+  /** With `cluster`: worker processes on the same ports, each a node (`--workers`). */
+  workers?: number;
 }
 
 export interface ClusterConfig {
@@ -54,6 +56,9 @@ export interface ClusterConfig {
    */
   serverReference?: string;
 }
+
+/** Most worker processes of one broker (`workers`): well past the cores of one machine. */
+export const MAX_WORKERS = 64;
 
 /** Longest MQTT UTF-8 string (two length bytes), the Server Reference's bound. */
 const MAX_MQTT_STRING_BYTES = 65_535;
@@ -109,7 +114,7 @@ function parseCluster(raw: unknown, source: string): ClusterConfig {
 
 const CLUSTER_KEYS = ['servers', 'replicas', 'serverReference'];
 
-const TOP_KEYS = new Set(['asyncapi', 'strict', 'host', 'port', 'httpPort', 'dataDir', 'memory', 'fsync', 'logLevel', 'limits', 'access', 'channels', 'redelivery', 'auth', 'quotas', 'tls', 'http', 'sys', 'cluster']);
+const TOP_KEYS = new Set(['asyncapi', 'strict', 'host', 'port', 'httpPort', 'dataDir', 'memory', 'fsync', 'logLevel', 'limits', 'access', 'channels', 'redelivery', 'auth', 'quotas', 'tls', 'http', 'sys', 'cluster', 'workers']);
 const ACCESS_KEYS = new Set(['denySubscribe', 'denyPublish']);
 
 export function loadConfigFile(path: string): BrokerConfig {
@@ -150,6 +155,7 @@ export function validateConfig(raw: unknown, source: string): BrokerConfig {
   for (const key of ['port', 'httpPort'] as const) {
     if (config[key] !== undefined && !isIntIn(config[key], 0, 65535)) throw new ConfigError(`${source}: ${key} must be a port number 0..65535`);
   }
+  if (config.workers !== undefined && !isIntIn(config.workers, 1, MAX_WORKERS)) throw new ConfigError(`${source}: workers must be a whole number 1..${MAX_WORKERS}`);
   if (config.logLevel !== undefined && !LOG_LEVELS.includes(config.logLevel as LogLevel)) {
     throw new ConfigError(`${source}: logLevel must be one of ${LOG_LEVELS.join(', ')}`);
   }

@@ -121,8 +121,14 @@ export class BrokerMetrics implements MessageObserver {
     }));
   }
 
-  /** The Prometheus text format of every metric. */
-  scrape(): Promise<string> {
+  /**
+   * What `GET /metrics` answers: this broker's own metrics, or, in a worker of `eddy broker
+   * --workers N`, every worker's, merged (set by the worker link, src/cli/worker-link.ts).
+   */
+  scrape: () => Promise<string> = () => this.scrapeOwn();
+
+  /** The Prometheus text format of this process's metrics. */
+  scrapeOwn(): Promise<string> {
     return this.registry.metrics();
   }
 
