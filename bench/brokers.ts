@@ -10,9 +10,9 @@ import { startNatsCluster, type NatsCluster } from '../test/helpers/nats-cluster
 import type { BrokerProcesses } from './cpu.js';
 import { repoRoot } from './paths.js';
 
-export type BrokerName = 'eddy' | 'eddy-disk' | 'eddy-jetstream' | 'eddy-jetstream-2' | 'mosquitto' | 'aedes';
+export type BrokerName = 'eddy' | 'eddy-disk' | 'eddy-jetstream' | 'eddy-jetstream-2' | 'eddy-jetstream-workers' | 'mosquitto' | 'aedes';
 /** Every broker, in the table's column order. */
-export const BROKER_NAMES: readonly BrokerName[] = ['eddy', 'eddy-disk', 'eddy-jetstream', 'eddy-jetstream-2', 'mosquitto', 'aedes'];
+export const BROKER_NAMES: readonly BrokerName[] = ['eddy', 'eddy-disk', 'eddy-jetstream', 'eddy-jetstream-2', 'eddy-jetstream-workers', 'mosquitto', 'aedes'];
 /** What runs without --brokers: the cluster rows start 3 nats-servers and are asked for by name. */
 export const DEFAULT_BROKERS: readonly BrokerName[] = ['eddy', 'eddy-disk', 'mosquitto', 'aedes'];
 
@@ -43,6 +43,8 @@ export interface StartOptions {
   maxConnections?: number;
   /** Eddy: run bin/eddy.js of this (built) checkout instead of this one's. */
   eddyRoot?: string;
+  /** eddy-jetstream-workers: its --workers. */
+  workers?: number;
 }
 
 /** Thrown when a broker cannot be run here at all (not installed), as opposed to failing to start. */
@@ -65,6 +67,7 @@ export async function startBroker(name: BrokerName, opts: StartOptions): Promise
     case 'eddy-disk': return startEddy(opts, true);
     case 'eddy-jetstream': return startEddyCluster(opts, 1);
     case 'eddy-jetstream-2': return startEddyCluster(opts, 2);
+    case 'eddy-jetstream-workers': return startEddyCluster(opts, 1, opts.workers ?? 2);
     case 'aedes': return startAedes(opts);
     case 'mosquitto': return startMosquitto(opts);
   }
@@ -85,10 +88,11 @@ async function startEddy(opts: StartOptions, disk: boolean): Promise<RunningBrok
  * `eddy-jetstream`: one Eddy node `--cluster` on a 3-node NATS JetStream cluster started here on
  * free loopback ports (the tests' launcher); `eddy-jetstream-2`: two Eddy nodes on it, publishers
  * on the first and subscribers on the second (needs live fan-out between nodes). The row's CPU is
- * every Eddy node's plus the three nats-servers'.
+ * every Eddy node's plus the three nats-servers'. `eddy-jetstream-workers`: one Eddy with
+ * `--workers N` on it, every client on its one port; its CPU is the primary's and every worker's.
  */
-async function startEddyCluster(opts: StartOptions, nodes: 1 | 2): Promise<RunningBroker> {
-  const name: BrokerName = nodes === 1 ? 'eddy-jetstream' : 'eddy-jetstream-2';
+async function startEddyCluster(opts: StartOptions, nodes: 1 | 2, workers?: number): Promise<RunningBroker> {
+  const name: BrokerName = workers !== undefined ? 'eddy-jetstream-workers' : nodes === 1 ? 'eddy-jetstream' : 'eddy-jetstream-2';
   let nats: NatsCluster;
   try {
     nats = await startNatsCluster({ name: 'eddy-bench' });
@@ -104,7 +108,8 @@ async function startEddyCluster(opts: StartOptions, nodes: 1 | 2): Promise<Runni
   };
   try {
     // One after the other: the first creates the streams and buckets, the second finds them.
-    for (let i = 0; i < nodes; i++) eddies.push(await spawnEddy(name, opts, ['--cluster', nats.urls.join(',')]));
+    const workerFlags = workers !== undefined ? ['--workers', String(workers)] : [];
+    for (let i = 0; i < nodes; i++) eddies.push(await spawnEddy(name, opts, ['--cluster', nats.urls.join(','), ...workerFlags]));
   } catch (err) {
     await stopAll();
     throw err;
@@ -113,10 +118,19 @@ async function startEddyCluster(opts: StartOptions, nodes: 1 | 2): Promise<Runni
   return {
     ...first,
     ...(second ? { subscribeUrl: second.url } : {}),
-    version: `${first.version} on ${nats.urls.length} x nats-server ${nats.version}`,
-    processes: { broker: eddies.map((e) => e.pid), store: nats.pids() },
+    version: `${first.version}${workers !== undefined ? ` --workers ${workers}` : ''} on ${nats.urls.length} x nats-server ${nats.version}`,
+    processes: { broker: eddies.flatMap((e) => [e.pid, ...childrenOf(e.pid)]), store: nats.pids() },
     stop: stopAll,
   };
+}
+
+/** The child pids of `pid` (Linux: /proc/<pid>/task/<tid>/children); the workers of `--workers`. */
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
 }
 
 async function spawnEddy(name: BrokerName, opts: StartOptions, storage: string[]): Promise<RunningBroker> {

@@ -22,6 +22,8 @@ export interface Options {
   connSeconds: number;
   /** Another Eddy checkout (built) to run as `eddy`/`eddy-disk`, e.g. to compare a build before a change. */
   eddyRoot: string | undefined;
+  /** eddy-jetstream-workers: how many worker processes (`eddy broker --workers N`). */
+  workers: number;
   payloadBytes: number;
   timeoutMs: number;
   settleMs: number;
@@ -38,11 +40,13 @@ export const USAGE = `Usage: node dist/bench/run.js [options]
 
   --messages N        deliveries per workload (fan-out publishes N/subscribers)  [200000]
   --warmup N          unmeasured deliveries before each workload, 0 = none      [messages/10]
-  --brokers LIST      comma-separated: eddy,eddy-disk,eddy-jetstream,eddy-jetstream-2,mosquitto,aedes
+  --brokers LIST      comma-separated: eddy,eddy-disk,eddy-jetstream,eddy-jetstream-2,eddy-jetstream-workers,mosquitto,aedes
                       [eddy,eddy-disk,mosquitto,aedes]
                       (eddy = memory engine; eddy-disk = disk engine, fsync always, temp dir;
                       eddy-jetstream = 1 Eddy node --cluster on 3 nats-servers started here;
-                      eddy-jetstream-2 = 2 Eddy nodes, publishers on node 1, subscribers on node 2)
+                      eddy-jetstream-2 = 2 Eddy nodes, publishers on node 1, subscribers on node 2;
+                      eddy-jetstream-workers = 1 Eddy --workers N on them, one port)
+  --workers N         eddy-jetstream-workers: its worker processes                [2]
   --workloads LIST    comma-separated: qos0,qos1,fanout,fanin,pairs-qos1,pairs-qos0,conns [all]
   --window N          QoS 1 workload: most unacked publishes in flight           [100]
   --qos0-window N     QoS 0 workloads: most messages in flight to each subscriber [1000]
@@ -88,6 +92,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
       'conn-procs': { type: 'string' },
       'conn-seconds': { type: 'string' },
       'eddy-root': { type: 'string' },
+      workers: { type: 'string' },
       payload: { type: 'string' },
       timeout: { type: 'string' },
       settle: { type: 'string' },
@@ -119,6 +124,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
     connProcesses: int('conn-procs', values['conn-procs'], 4),
     connSeconds: int('conn-seconds', values['conn-seconds'], 10),
     eddyRoot: values['eddy-root'],
+    workers: int('workers', values.workers, 2),
     payloadBytes: Math.max(int('payload', values.payload, 100), 14),
     timeoutMs: seconds('timeout', values.timeout, 60),
     settleMs: seconds('settle', values.settle, 2),

@@ -63,7 +63,7 @@ export const METHOD = [
   'Every broker has TCP_NODELAY on its sockets (Eddy always; Mosquitto set_tcp_nodelay true; Aedes net/tls noDelay), as the bench clients do.',
   'conns: publishers on a timer at a fixed rate each, so msg/s is set by the bench; what it measures is broker CPU and memory with many connections, and latency.',
   'PUBACK latency (QoS 1 rows) = PUBLISH written -> PUBACK received at the publisher: how long a confirmed publish takes.',
-  'eddy-jetstream: one Eddy node --cluster on a 3-node nats-server JetStream cluster (R3 file streams) started by the bench on loopback; eddy-jetstream-2: two Eddy nodes on it, publishers connected to node 1 and subscribers to node 2. Their broker CPU is every Eddy node plus the 3 nats-server processes; peak RSS is the Eddy nodes only.',
+  'eddy-jetstream: one Eddy node --cluster on a 3-node nats-server JetStream cluster (R3 file streams) started by the bench on loopback; eddy-jetstream-2: two Eddy nodes on it, publishers connected to node 1 and subscribers to node 2; eddy-jetstream-workers: one Eddy with --workers N on it, every client on its one port (the primary hands each connection to the next worker). Their broker CPU is every Eddy node plus the 3 nats-server processes; peak RSS is the Eddy nodes only.',
   'A QoS 1 row that delivered fewer messages than were PUBACKed is reported as an error (a failed row).',
 ];
 

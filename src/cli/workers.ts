@@ -121,6 +121,8 @@ export function runWorkers(count: number, logger: Logger, print: (line: string) 
 
   const onExit = (slot: Slot, code: number | null, signal: string | null): void => {
     if (stopping) {
+      // A worker that did not drain cleanly makes the broker's exit code 1, as a single broker's would be.
+      if (code !== 0) exitCode = 1;
       slots.delete(slot.index);
       if (slots.size === 0) finish();
       return;
