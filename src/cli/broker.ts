@@ -150,8 +150,9 @@ export async function runBroker(args: string[]): Promise<number | 'forever'> {
     process.stdout.write(BROKER_HELP);
     return 0;
   }
-  const logger = createLogger(config.logLevel ?? 'info');
   const worker = workerIndex();
+  // A worker's every line names it, so that N workers' logs on one stderr can be told apart.
+  const logger = worker === undefined ? createLogger(config.logLevel ?? 'info') : createLogger(config.logLevel ?? 'info').child({ worker: Number(worker) });
   if (worker === undefined && (config.workers ?? 1) > 1) {
     runWorkers(config.workers!, logger, (line) => process.stdout.write(`${line}\n`));
     return 'forever';
@@ -185,7 +186,7 @@ export async function runBroker(args: string[]): Promise<number | 'forever'> {
     }
     throw err;
   });
-  logger.info({ mqtt: server.mqtt, http: server.http, storage: server.broker.storage.kind, ...(worker ? { worker } : {}) }, 'broker started');
+  logger.info({ mqtt: server.mqtt, http: server.http, storage: server.broker.storage.kind }, 'broker started');
   const stopper = runUntilStopped(server, logger, config, () => brokerConfigFromArgs(args) as BrokerConfig, { watchParent: worker === undefined });
   if (worker !== undefined) linkWorker(server, readyLine(server), logger, () => stopper('the primary process exited'));
   else process.stdout.write(`${readyLine(server)}\n`);

@@ -53,6 +53,16 @@ export function runWorkers(count: number, logger: Logger, print: (line: string) 
     return true;
   };
 
+  /**
+   * Scrapes that arrive while one runs share it: a client polling /metrics costs each worker one
+   * render per round, however many workers take its requests.
+   */
+  let runningScrape: Promise<string> | undefined;
+  const sharedMetrics = (): Promise<string> => {
+    runningScrape ??= mergedMetrics().finally(() => (runningScrape = undefined));
+    return runningScrape;
+  };
+
   /** Every answering worker's metrics, merged, with the primary's own two families. */
   const mergedMetrics = async (): Promise<string> => {
     const id = ++scrapeId;
@@ -103,7 +113,7 @@ export function runWorkers(count: number, logger: Logger, print: (line: string) 
       if (scrape.parts.length >= scrape.expected) scrape.done();
       return;
     }
-    mergedMetrics().then(
+    sharedMetrics().then(
       (text) => send(slot.worker, { eddy: 'merged', id: message.id, text }),
       (err: unknown) => logger.error({ err }, 'workers’ metrics not merged'),
     );
