@@ -9,6 +9,7 @@ import { createInterface } from 'node:readline';
 import { startNatsCluster, type NatsCluster } from '../test/helpers/nats-cluster.js';
 import type { BrokerProcesses } from './cpu.js';
 import { repoRoot } from './paths.js';
+import { CpuQuotaUnavailable, limitCpu, type CpuQuota } from './cpu-quota.js';
 
 export type BrokerName = 'eddy' | 'eddy-disk' | 'eddy-jetstream' | 'eddy-jetstream-2' | 'eddy-jetstream-workers' | 'mosquitto' | 'aedes';
 /** Every broker, in the table's column order. */
@@ -45,6 +46,8 @@ export interface StartOptions {
   eddyRoot?: string;
   /** eddy-jetstream-workers: its --workers. */
   workers?: number;
+  /** Every Eddy broker process (each worker of --workers) limited to this fraction of a core (cgroup quota). */
+  eddyCpu?: number;
 }
 
 /** Thrown when a broker cannot be run here at all (not installed), as opposed to failing to start. */
@@ -62,6 +65,21 @@ export function killAllBrokersSync(): void {
 }
 
 export async function startBroker(name: BrokerName, opts: StartOptions): Promise<RunningBroker> {
+  const broker = await startUnlimited(name, opts);
+  if (opts.eddyCpu === undefined || !name.startsWith('eddy')) return broker;
+  // The processes that run a broker: with --workers the workers, not the primary (it only accepts).
+  const limited = broker.processes.broker.filter((pid) => childrenOf(pid).length === 0);
+  let quota: CpuQuota;
+  try {
+    quota = limitCpu(limited, opts.eddyCpu);
+  } catch (err) {
+    await broker.stop();
+    throw err instanceof CpuQuotaUnavailable ? new BrokerUnavailable(err.message) : err;
+  }
+  return { ...broker, version: `${broker.version}, ${opts.eddyCpu} core each for ${limited.length} process(es)`, stop: () => broker.stop().finally(() => quota.release()) };
+}
+
+async function startUnlimited(name: BrokerName, opts: StartOptions): Promise<RunningBroker> {
   switch (name) {
     case 'eddy': return startEddy(opts, false);
     case 'eddy-disk': return startEddy(opts, true);

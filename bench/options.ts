@@ -24,6 +24,8 @@ export interface Options {
   eddyRoot: string | undefined;
   /** eddy-jetstream-workers: how many worker processes (`eddy broker --workers N`). */
   workers: number;
+  /** Each Eddy broker process (each worker) limited to this fraction of a core; undefined = no limit. */
+  eddyCpu: number | undefined;
   payloadBytes: number;
   timeoutMs: number;
   settleMs: number;
@@ -47,6 +49,8 @@ export const USAGE = `Usage: node dist/bench/run.js [options]
                       eddy-jetstream-2 = 2 Eddy nodes, publishers on node 1, subscribers on node 2;
                       eddy-jetstream-workers = 1 Eddy --workers N on them, one port)
   --workers N         eddy-jetstream-workers: its worker processes                [2]
+  --eddy-cpu CORES    limit each Eddy broker process (each worker) to CORES of a core, e.g. 0.4,
+                      with a cgroup CPU quota (root): scaling over cores simulated on 2 cores
   --workloads LIST    comma-separated: qos0,qos1,fanout,fanin,pairs-qos1,pairs-qos0,conns [all]
   --window N          QoS 1 workload: most unacked publishes in flight           [100]
   --qos0-window N     QoS 0 workloads: most messages in flight to each subscriber [1000]
@@ -93,6 +97,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
       'conn-seconds': { type: 'string' },
       'eddy-root': { type: 'string' },
       workers: { type: 'string' },
+      'eddy-cpu': { type: 'string' },
       payload: { type: 'string' },
       timeout: { type: 'string' },
       settle: { type: 'string' },
@@ -125,6 +130,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
     connSeconds: int('conn-seconds', values['conn-seconds'], 10),
     eddyRoot: values['eddy-root'],
     workers: int('workers', values.workers, 2),
+    eddyCpu: cores(values['eddy-cpu']),
     payloadBytes: Math.max(int('payload', values.payload, 100), 14),
     timeoutMs: seconds('timeout', values.timeout, 60),
     settleMs: seconds('settle', values.settle, 2),
@@ -134,6 +140,13 @@ export function parseOptions(argv: string[]): Options | 'help' {
     tls: values.tls ?? false,
     json: values.json,
   };
+}
+
+function cores(raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0 || n > 64) throw new Error(`--eddy-cpu must be a number of cores above 0, got ${raw}`);
+  return n;
 }
 
 function int(name: string, raw: string | undefined, dflt: number): number {

@@ -74,7 +74,7 @@ async function main(argv: string[]): Promise<number> {
     try {
       current = await startBroker(name, {
         cpuProf: opts.cpuProf, profDir, aclRules: opts.aclRules, ...(serverCert ? { tls: serverCert } : {}),
-        maxConnections: 2 * opts.connPairs + 100, workers: opts.workers, ...(opts.eddyRoot ? { eddyRoot: path.resolve(opts.eddyRoot) } : {}),
+        maxConnections: 2 * opts.connPairs + 100, workers: opts.workers, ...(opts.eddyCpu !== undefined ? { eddyCpu: opts.eddyCpu } : {}), ...(opts.eddyRoot ? { eddyRoot: path.resolve(opts.eddyRoot) } : {}),
       });
     } catch (err) {
       const skipped = err instanceof BrokerUnavailable;
