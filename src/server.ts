@@ -336,6 +336,7 @@ export class EddyServer {
     const redirected = farewell.reasonCode === USE_ANOTHER_SERVER ? count.told : 0;
     this.drainStats.redirected += redirected;
     await this.broker.stop();
+    this.metrics.stop();
     return { ...count, redirected };
   }
 }

@@ -116,6 +116,22 @@ describe('GET /metrics', () => {
     assert.equal(types.get('eddy_fsync_duration_seconds'), 'histogram');
   });
 
+  it('eddy_event_loop_delay_seconds shows a blocked event loop, and starts again from zero after each scrape', async () => {
+    const server = await start();
+    await sleep(100);
+    await scrape(server); // resets the window
+    await sleep(50);
+    const blockedAt = Date.now();
+    while (Date.now() - blockedAt < 120); // the broker's thread is this test's thread
+    await sleep(50);
+    const blocked = await scrape(server);
+    assert.ok(blocked.value('eddy_event_loop_delay_seconds', { quantile: 'max' })! >= 0.1, `max ${blocked.value('eddy_event_loop_delay_seconds', { quantile: 'max' })}`);
+    await sleep(150);
+    const calm = await scrape(server);
+    assert.ok(calm.value('eddy_event_loop_delay_seconds', { quantile: 'max' })! < 0.1, `after a scrape the window starts again: max ${calm.value('eddy_event_loop_delay_seconds', { quantile: 'max' })}`);
+    assert.ok(calm.value('eddy_event_loop_delay_seconds', { quantile: '0.5' })! < 0.05);
+  });
+
   it('counts messages and payload bytes in and out per channel family (first topic level), over MQTT, HTTP and SSE', async () => {
     const server = await start();
     const before = await scrape(server);

@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { Broker } from '../core/broker.js';
 import type { AdminModel, QueueTotals } from '../core/admin/model.js';
@@ -8,6 +9,8 @@ import type { HttpConnectionStats } from './connection-guard.js';
 import type { OriginStats } from './origin-policy.js';
 import { ChannelTraffic, FastHistogram, type ChannelCounts } from './metric-types.js';
 
+/** The event-loop monitor's timer, in ms. */
+const LOOP_RESOLUTION_MS = 10;
 /** Records per fsync: one alone up to the thousands a flood packs in. */
 const BATCH_BUCKETS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
 /** fdatasync durations, in seconds: from a fast NVMe (~50 µs) to a struggling disk. */
@@ -68,9 +71,39 @@ export class BrokerMetrics implements MessageObserver {
     return { fsync: this.fsyncDuration.countsNow(), delivery: this.deliveryLatency.countsNow() };
   }
 
+  /**
+   * How late the event loop ran its timers (perf_hooks' monitor, 10 ms resolution): one thread runs
+   * every connection, so a long turn (a burst of sockets, a GC pause, a slow synchronous call)
+   * delays every client's packets at once. Read and reset at each scrape: p50, p99 and max since
+   * the previous one. Stopped with the server.
+   */
+  private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+
+  /** Stops what samples in the background (the event-loop monitor). */
+  stop(): void {
+    this.loopDelay.disable();
+  }
+
   /** Registers the metrics read from the broker's state (its counters, and the admin model's views) at scrape time. */
   collectFrom(broker: Broker, admin: AdminModel): void {
     this.gauge('eddy_connections', 'Open client connections: MQTT over TCP and WebSocket, and SSE streams', () => broker.stats.connections);
+    const loop = this.loopDelay;
+    loop.enable();
+    new Gauge({
+      name: 'eddy_event_loop_delay_seconds',
+      help: 'How late the event loop ran a 10 ms timer since the previous scrape, by quantile (0.5, 0.99, max): the delay every connection shares',
+      labelNames: ['quantile'],
+      registers: [this.registry],
+      collect() {
+        // The monitor records each interval between its 10 ms timer's runs, in nanoseconds: the
+        // delay is what exceeds the 10 ms. With no sample yet its figures are NaN or huge.
+        const seconds = (ns: number): number => (Number.isFinite(ns) && loop.count > 0 ? Math.max(0, ns - LOOP_RESOLUTION_MS * 1e6) / 1e9 : 0);
+        this.set({ quantile: '0.5' }, seconds(loop.percentile(50)));
+        this.set({ quantile: '0.99' }, seconds(loop.percentile(99)));
+        this.set({ quantile: 'max' }, seconds(loop.max));
+        loop.reset();
+      },
+    });
     this.gauge('eddy_sessions', 'Sessions: connected, or persistent and waiting for their client', () => admin.sessionCount);
     this.gaugeByKind('eddy_queue_depth', 'Messages waiting to be sent, by queue kind (session or consumer group)', admin, (totals) => totals.waiting);
     this.gaugeByKind('eddy_messages_inflight', 'Messages sent and not yet acknowledged, by queue kind (session or consumer group)', admin, (totals) => totals.inflight);
