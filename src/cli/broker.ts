@@ -2,7 +2,6 @@ import { EddyServer, formatHost } from '../server.js';
 import path from 'node:path';
 import { MemoryStorage } from '../storage/memory.js';
 import { DiskStorage } from '../storage/disk/disk-storage.js';
-import { JetStreamStorage } from '../storage/jetstream/jetstream-storage.js';
 import { parseFsyncPolicy } from '../storage/disk/segmented-log.js';
 import { ConfigError, EddyError } from '../util/errors.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../util/logger.js';
@@ -158,8 +157,9 @@ export async function runBroker(args: string[]): Promise<number | 'forever'> {
     return 'forever';
   }
   const fsync = parseFsyncPolicy(config.fsync ?? 'always')!;
+  // The JetStream engine (and the NATS client under it) is loaded only for a cluster node.
   const storage = config.cluster
-    ? new JetStreamStorage({ servers: config.cluster.servers, replicas: config.cluster.replicas, logger })
+    ? new (await import('../storage/jetstream/jetstream-storage.js')).JetStreamStorage({ servers: config.cluster.servers, replicas: config.cluster.replicas, logger })
     : config.memory
       ? new MemoryStorage()
       : new DiskStorage({ dir: path.resolve(config.dataDir ?? './eddy-data'), fsync, logger });

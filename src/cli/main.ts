@@ -1,12 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { EddyError } from '../util/errors.js';
 import { runBroker } from './broker.js';
-import { runPub } from './pub.js';
-import { runSub } from './sub.js';
-import { runDlq } from './dlq.js';
-import { runAdmin } from './admin.js';
-import { runPasswd } from './passwd.js';
-import { runAsyncApiExport } from './asyncapi-export.js';
 import { exitCodeOf, reportError } from './report.js';
 import { nearest } from './suggest.js';
 
@@ -28,7 +22,11 @@ Options:
 
 const COMMANDS = ['broker', 'pub', 'sub', 'dlq', 'admin', 'passwd', 'asyncapi', 'version', 'help'];
 
-/** Runs one CLI command; returns the exit code, or 'forever' for a command that keeps running. */
+/**
+ * Runs one CLI command; returns the exit code, or 'forever' for a command that keeps running.
+ * Each command's module is loaded when it runs: the broker's start (and so its restart after a
+ * crash) does not wait for the MQTT client, the NATS client or the AsyncAPI tooling it never uses.
+ */
 export async function main(argv: string[]): Promise<number | undefined> {
   const [command, ...rest] = argv;
   try {
@@ -38,18 +36,17 @@ export async function main(argv: string[]): Promise<number | undefined> {
         return result === 'forever' ? undefined : result;
       }
       case 'pub':
-        return await runPub(rest);
+        return await (await import('./pub.js')).runPub(rest);
       case 'sub':
-        return await runSub(rest);
+        return await (await import('./sub.js')).runSub(rest);
       case 'dlq':
-        return await runDlq(rest);
+        return await (await import('./dlq.js')).runDlq(rest);
       case 'admin':
-        return await runAdmin(rest);
+        return await (await import('./admin.js')).runAdmin(rest);
       case 'passwd':
-        return await runPasswd(rest);
+        return await (await import('./passwd.js')).runPasswd(rest);
       case 'asyncapi':
-        // Loaded on demand: the AsyncAPI parser and generator would slow every other command's start.
-        return rest[0] === 'export' ? await runAsyncApiExport(rest.slice(1)) : await (await import('./asyncapi.js')).runAsyncApi(rest);
+        return rest[0] === 'export' ? await (await import('./asyncapi-export.js')).runAsyncApiExport(rest.slice(1)) : await (await import('./asyncapi.js')).runAsyncApi(rest);
       case '--version':
       case 'version': {
         const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
