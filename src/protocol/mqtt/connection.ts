@@ -16,6 +16,7 @@ import { decodeFast, isFastPathType } from './fast-path/decode.js';
 import type { PacketContext } from './handlers/context.js';
 import { PublishHandler } from './handlers/publish.js';
 import { SubscribeHandler } from './handlers/subscribe.js';
+import { AckHandler } from './handlers/acks.js';
 import { InboundReader } from './inbound-reader.js';
 import type { MqttIntake } from './intake.js';
 import type { PeerInfo } from '../../core/admission/peer.js';
@@ -94,6 +95,7 @@ export class MqttConnection implements SessionLink {
   private readonly context: PacketContext = this.contextForHandlers();
   private readonly publishes = new PublishHandler(this.context);
   private readonly subscriptions = new SubscribeHandler(this.context);
+  private readonly acks = new AckHandler(this.context);
   private corked = false;
   private publishWillOnClose = true;
   /** Counted where packets are read and written, for the admin API. */
@@ -278,16 +280,11 @@ export class MqttConnection implements SessionLink {
           return this.publishes.publish(packet);
         case 'puback':
         case 'pubrec':
-          if ((packet.reasonCode ?? 0) >= 0x80) {
-            this.session.rejected(packet.messageId!, this.describeRefusal(packet.reasonCode!, packet.properties?.reasonString));
-          } else if (packet.cmd === 'puback') this.session.completed(packet.messageId!);
-          else this.session.received(packet.messageId!);
-          return;
+          return this.acks.ack(packet);
         case 'pubrel':
           return this.publishes.pubrel(packet.messageId!);
         case 'pubcomp':
-          this.session.completed(packet.messageId!);
-          return;
+          return this.acks.pubcomp(packet);
         case 'subscribe':
           return this.subscriptions.subscribe(packet);
         case 'unsubscribe':
@@ -309,12 +306,6 @@ export class MqttConnection implements SessionLink {
       this.log.error({ err, clientId: this.clientId }, 'internal error while handling a packet');
       this.fail(new ProtocolError(RC.UnspecifiedError, 'internal error'));
     }
-  }
-
-  /** How a consumer's refusal reads in logs and in a dead letter's `eddy-dlq-reason`. */
-  private describeRefusal(reasonCode: number, reasonString: string | undefined): string {
-    const code = `0x${reasonCode.toString(16).padStart(2, '0')}`;
-    return `refused by ${this.clientId} with ${code}${reasonString ? `: ${reasonString}` : ''}`;
   }
 
   private onConnect(packet: IConnectPacket): void {
