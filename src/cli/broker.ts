@@ -151,7 +151,8 @@ export async function runBroker(args: string[]): Promise<number | 'forever'> {
   }
   const worker = workerIndex();
   // A worker's every line names it, so that N workers' logs on one stderr can be told apart.
-  const logger = worker === undefined ? createLogger(config.logLevel ?? 'info') : createLogger(config.logLevel ?? 'info').child({ worker: Number(worker) });
+  const base = createLogger(config.logLevel ?? 'info');
+  const logger = worker === undefined ? base : base.child({ worker: Number(worker) });
   if (worker === undefined && (config.workers ?? 1) > 1) {
     runWorkers(config.workers!, logger, (line) => process.stdout.write(`${line}\n`));
     return 'forever';

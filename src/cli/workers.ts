@@ -1,4 +1,5 @@
 import cluster, { type Worker } from 'node:cluster';
+import { Counter, Gauge, Registry } from 'prom-client';
 import type { Logger } from '../util/logger.js';
 import { mergeWorkerMetrics, type WorkerMetrics } from '../http/metrics-merge.js';
 import { startedByNpm, watchAncestors } from './parent-watch.js';
@@ -81,16 +82,31 @@ export function runWorkers(count: number, logger: Logger, print: (line: string) 
     });
     scrapes.delete(id);
     parts.sort((a, b) => Number(a.worker) - Number(b.worker));
-    return (
-      mergeWorkerMetrics(parts) +
-      '# HELP eddy_workers Worker processes of this broker (eddy broker --workers): configured, and answering this scrape\n' +
-      '# TYPE eddy_workers gauge\n' +
-      `eddy_workers{state="configured"} ${count}\neddy_workers{state="answering"} ${parts.length}\n` +
-      '# HELP eddy_worker_restarts_total Workers started again after they exited\n' +
-      '# TYPE eddy_worker_restarts_total counter\n' +
-      `eddy_worker_restarts_total ${restarts}\n`
-    );
+    answering = parts.length;
+    return mergeWorkerMetrics(parts) + (await primaryMetrics.metrics());
   };
+  // The primary's own metrics, in a registry of its own, rendered after the workers'.
+  let answering = 0;
+  const primaryMetrics = new Registry();
+  new Gauge({
+    name: 'eddy_workers',
+    help: 'Worker processes of this broker (eddy broker --workers): configured, and answering this scrape',
+    labelNames: ['state'],
+    registers: [primaryMetrics],
+    collect() {
+      this.set({ state: 'configured' }, count);
+      this.set({ state: 'answering' }, answering);
+    },
+  });
+  new Counter({
+    name: 'eddy_worker_restarts_total',
+    help: 'Workers started again after they exited',
+    registers: [primaryMetrics],
+    collect() {
+      this.reset();
+      this.inc(restarts);
+    },
+  });
 
   const onMessage = (slot: Slot, raw: unknown): void => {
     const message = asWorkerMessage(raw);
